@@ -1,0 +1,83 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+const (
+	// DefaultStream is the JetStream stream that holds every event.
+	DefaultStream = "STORELOOP"
+	// DefaultCommandPrefix is the first token of command subjects.
+	DefaultCommandPrefix = "store"
+
+	// EventSubjectPrefix is the first token of every event subject.
+	EventSubjectPrefix = "bucket"
+	// SchemaSubjectPrefix is where bucket definitions are appended, in the
+	// same stream as the events so that replay sees them in order.
+	SchemaSubjectPrefix = "storeloop.schema"
+)
+
+// Op is a mutation type, the last token of an event subject.
+type Op string
+
+const (
+	OpInserted Op = "inserted"
+	OpUpdated  Op = "updated"
+	OpDeleted  Op = "deleted"
+)
+
+// Valid reports whether op is one of the three event types.
+func (op Op) Valid() bool {
+	return op == OpInserted || op == OpUpdated || op == OpDeleted
+}
+
+var bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// MaxBucketNameLen is the longest bucket name accepted.
+const MaxBucketNameLen = 64
+
+// ValidBucketName reports whether name can be a bucket name: one NATS subject
+// token of letters, digits, '_' and '-', at most MaxBucketNameLen bytes.
+func ValidBucketName(name string) bool { return bucketNameRE.MatchString(name) }
+
+// EventSubject returns bucket.<bucket>.<op>.
+func EventSubject(bucket string, op Op) string {
+	return EventSubjectPrefix + "." + bucket + "." + string(op)
+}
+
+// SchemaSubject returns the subject a bucket's definition is appended on.
+func SchemaSubject(bucket string) string { return SchemaSubjectPrefix + "." + bucket }
+
+// ParseEventSubject splits bucket.<bucket>.<op>.
+func ParseEventSubject(subject string) (bucket string, op Op, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 3 || parts[0] != EventSubjectPrefix || !ValidBucketName(parts[1]) || !Op(parts[2]).Valid() {
+		return "", "", fmt.Errorf("events: %q is not an event subject (want bucket.<bucket>.<inserted|updated|deleted>)", subject)
+	}
+	return parts[1], Op(parts[2]), nil
+}
+
+// Command names, the last token of command subjects.
+const (
+	CmdDefine    = "define"
+	CmdBuckets   = "buckets"
+	CmdInsert    = "insert"
+	CmdGet       = "get"
+	CmdUpdate    = "update"
+	CmdUpsert    = "upsert"
+	CmdDelete    = "delete"
+	CmdQuery     = "query"
+	CmdCount     = "count"
+	CmdAggregate = "aggregate"
+	CmdTx        = "tx"
+	CmdStatus    = "status"
+)
+
+// Commands lists every command name, in documentation order.
+var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, CmdUpsert,
+	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus}
+
+// CommandSubject returns <prefix>.<cmd>.
+func CommandSubject(prefix, cmd string) string { return prefix + "." + cmd }
