@@ -174,3 +174,26 @@ func (b *Bucket) NextAutoincrement(field string) float64 { return b.autoinc[fiel
 
 // Index returns the index on field, or nil.
 func (b *Bucket) Index(field string) *Index { return b.indexes[field] }
+
+// Revert undoes an event applied last to its bucket: the store node uses it
+// to roll back the earlier operations of a transaction whose later operation
+// failed validation. Autoincrement high-water marks are not lowered (a
+// generated value is never reused).
+func (s *State) Revert(e *events.Event) {
+	b := s.buckets[e.Bucket]
+	if b == nil {
+		return
+	}
+	k, err := events.KeyString(e.Key)
+	if err != nil {
+		return
+	}
+	switch e.Type {
+	case events.OpInserted:
+		b.remove(k)
+	case events.OpUpdated:
+		b.put(k, e.OldRecord)
+	case events.OpDeleted:
+		b.put(k, e.Record)
+	}
+}

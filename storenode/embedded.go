@@ -1,0 +1,93 @@
+package storenode
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// FsyncMode chooses when appended events reach the disk.
+type FsyncMode string
+
+const (
+	// FsyncBatch: the node fsyncs the stream's files once per group-committed
+	// batch, before replying. Every acknowledged write is on disk. Default.
+	FsyncBatch FsyncMode = "batch"
+	// FsyncAlways: NATS's sync_interval "always": the server fsyncs after
+	// every message. Durable, slower (one fsync per event).
+	FsyncAlways FsyncMode = "always"
+	// FsyncPeriodic: NATS's periodic sync (every SyncInterval, 2 minutes by
+	// default). An acknowledged write survives a process kill (it is in the
+	// OS page cache) but not a power loss within the interval.
+	FsyncPeriodic FsyncMode = "periodic"
+)
+
+// ParseFsyncMode validates a mode name.
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch m := FsyncMode(s); m {
+	case FsyncBatch, FsyncAlways, FsyncPeriodic:
+		return m, nil
+	}
+	return "", fmt.Errorf("fsync mode %q: want batch, always or periodic", s)
+}
+
+// EmbeddedConfig configures the NATS server a store node embeds.
+type EmbeddedConfig struct {
+	DataDir string    // JetStream file storage directory
+	Listen  string    // host:port for clients; port 0 or -1 picks a free one
+	Fsync   FsyncMode // default FsyncBatch
+	Logs    bool      // let the server log to stderr
+}
+
+// StartEmbedded starts a JetStream-enabled NATS server for a store node and
+// returns it with the options the node needs for the chosen fsync mode.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
+	if cfg.DataDir == "" {
+		return nil, nil, fmt.Errorf("storenode: embedded server needs a data directory")
+	}
+	if cfg.Fsync == "" {
+		cfg.Fsync = FsyncBatch
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storenode: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storenode: listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	opts := &server.Options{
+		ServerName: "storeloop",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true,
+		NoLog:      !cfg.Logs,
+		SyncAlways: cfg.Fsync == FsyncAlways,
+		MaxPayload: 8 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storenode: embedded server: %w", err)
+	}
+	if cfg.Logs {
+		s.ConfigureLogger()
+	}
+	s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, nil, fmt.Errorf("storenode: embedded server not ready after 30s")
+	}
+	var nodeOpts []Option
+	if cfg.Fsync == FsyncBatch {
+		nodeOpts = append(nodeOpts, WithEmbeddedSync(cfg.DataDir))
+	}
+	return s, nodeOpts, nil
+}

@@ -1,0 +1,261 @@
+package storenode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/projections"
+)
+
+// Node is a running store node.
+type Node struct {
+	cfg    config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	svc    micro.Service
+	now    func() time.Time
+	queue  chan *pending
+	done   chan struct{}
+	stopMu sync.Mutex
+	closed bool
+
+	// Owned by the loop goroutine (and by Start before the loop runs).
+	state   *projections.State
+	schemas map[string]*schema
+	dedupe  *dedupeTable
+
+	inFlight atomic.Int64
+	lastSeq  atomic.Uint64
+	healthMu sync.Mutex
+	halted   string // why writes are refused; "" while healthy
+}
+
+// Start binds (or creates) the event stream on nc's JetStream, rebuilds the
+// state by replaying it, and serves commands until Stop.
+func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.syncer == nil && cfg.syncStoreDir != "" {
+		cfg.syncer = EmbeddedSyncer(cfg.syncStoreDir, cfg.stream)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("storenode: jetstream: %w", err)
+	}
+	n := &Node{
+		cfg:   cfg,
+		log:   cfg.logger.With("component", "storenode"),
+		nc:    nc,
+		js:    js,
+		now:   time.Now,
+		queue: make(chan *pending, 8192),
+		done:  make(chan struct{}),
+	}
+	if err := n.ensureStream(ctx); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	if err := n.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,
+		"buckets", len(n.state.Buckets()), "took", time.Since(started))
+	go n.loop()
+	if err := n.serve(); err != nil {
+		n.Stop(ctx)
+		return nil, err
+	}
+	return n, nil
+}
+
+// Stop stops serving: no new commands are taken, the ones taken are
+// committed and answered, then the loop ends.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopMu.Lock()
+	if n.closed {
+		n.stopMu.Unlock()
+		<-n.done
+		return nil
+	}
+	n.closed = true
+	n.stopMu.Unlock()
+	var err error
+	if n.svc != nil {
+		err = n.svc.Stop()
+	}
+	close(n.queue)
+	select {
+	case <-n.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
+	return err
+}
+
+// Status reports progress and health; safe from any goroutine.
+func (n *Node) Status() events.StatusResult {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
+	return events.StatusResult{LastSeq: n.lastSeq.Load(), InFlight: int(n.inFlight.Load()),
+		Healthy: n.halted == "", Reason: n.halted}
+}
+
+// Ready reports whether the node accepts writes.
+func (n *Node) Ready() error {
+	if st := n.Status(); !st.Healthy {
+		return errors.New(st.Reason)
+	}
+	return nil
+}
+
+func (n *Node) ensureStream(ctx context.Context) error {
+	_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:               n.cfg.stream,
+		Description:        "storeloop events: one message per bucket mutation",
+		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>"},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		MaxMsgSize:         4 << 20,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowAtomicPublish: true,
+		Duplicates:         time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
+	}
+	return nil
+}
+
+// rebuild replaces the state with the fold of the whole stream.
+func (n *Node) rebuild(ctx context.Context) error {
+	st := projections.NewState()
+	schemas := map[string]*schema{}
+	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
+	rr := newReplayReplies()
+	err := replay(ctx, n.js, n.cfg.stream, func(seq uint64, subject string, data []byte) error {
+		if err := st.ApplyMessage(seq, subject, data); err != nil {
+			return err
+		}
+		return rr.observe(subject, data, schemas, st)
+	})
+	if err != nil {
+		return err
+	}
+	rr.fill(dd, n.now())
+	n.state, n.schemas, n.dedupe = st, schemas, dd
+	n.lastSeq.Store(st.LastSeq)
+	return nil
+}
+
+// replay calls fn for every message of the stream, in order, up to the last
+// sequence the stream had when replay began.
+func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, subject string, data []byte) error) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("storenode: replay: %w", err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	if last == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("storenode: replay: %w", err)
+	}
+	it, err := c.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("storenode: replay: %w", err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("storenode: replay: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("storenode: replay: %w", err)
+		}
+		if err := fn(md.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
+			return err
+		}
+		if md.Sequence.Stream >= last {
+			return nil
+		}
+	}
+}
+
+// halt makes the node refuse writes, says why, and tries to resume from the
+// stream: a transient append failure leaves the stream consistent with
+// itself, so a rebuild restores a true state; a second writer does not.
+func (n *Node) halt(cause error) {
+	reason := fmt.Sprintf("append failed: %v", cause)
+	var apiErr *jetstream.APIError
+	secondWriter := errors.As(cause, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	if secondWriter {
+		reason = fmt.Sprintf("another process wrote to stream %s (wrong last sequence); refusing writes: stop the other writer and restart this node", n.cfg.stream)
+	}
+	n.setHalted(reason)
+	n.log.Error("store node halted", "reason", reason)
+	if secondWriter {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := n.rebuild(ctx); err != nil {
+		n.log.Error("rebuild after append failure failed; writes stay refused", "err", err)
+		return
+	}
+	n.setHalted("")
+	n.log.Warn("store node resumed after rebuilding state from the stream", "lastSeq", n.state.LastSeq)
+}
+
+func (n *Node) setHalted(reason string) {
+	n.healthMu.Lock()
+	n.halted = reason
+	n.healthMu.Unlock()
+}
+
+// asContractError returns err as an *events.Error, bad_request if it is not one.
+func asContractError(err error) *events.Error {
+	var e *events.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return events.Errorf(events.CodeBadRequest, "%v", err)
+}
+
+func marshalReply(result any, e *events.Error) []byte {
+	var r events.Reply
+	if e != nil {
+		r.Error = e
+	} else {
+		raw, err := json.Marshal(result)
+		if err != nil {
+			r.Error = events.Errorf(events.CodeInternal, "encode result: %v", err)
+		} else {
+			r.Result = raw
+		}
+	}
+	data, _ := json.Marshal(r)
+	return data
+}

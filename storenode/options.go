@@ -1,0 +1,118 @@
+package storenode
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// Option configures a Node.
+type Option func(*config) error
+
+type config struct {
+	prefix         string
+	stream         string
+	logger         *slog.Logger
+	syncer         Syncer
+	syncStoreDir   string
+	maxBatch       int
+	maxRecordBytes int
+	dedupeWindow   time.Duration
+	dedupeSize     int
+	appendTimeout  time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		prefix:         events.DefaultCommandPrefix,
+		stream:         events.DefaultStream,
+		logger:         slog.Default(),
+		maxBatch:       256,
+		maxRecordBytes: 256 << 10,
+		dedupeWindow:   24 * time.Hour,
+		dedupeSize:     1 << 20,
+		appendTimeout:  10 * time.Second,
+	}
+}
+
+// WithCommandPrefix sets the first token of command subjects (default "store").
+func WithCommandPrefix(prefix string) Option {
+	return func(c *config) error {
+		if !events.ValidBucketName(prefix) {
+			return fmt.Errorf("storenode: command prefix %q must be one subject token", prefix)
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithStream sets the JetStream stream name (default "STORELOOP").
+func WithStream(name string) Option {
+	return func(c *config) error {
+		if !events.ValidBucketName(name) {
+			return fmt.Errorf("storenode: stream name %q is not valid", name)
+		}
+		c.stream = name
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("storenode: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithSyncer makes the node call s after each appended batch and before it
+// replies: the group commit's fsync (see EmbeddedSyncer).
+func WithSyncer(s Syncer) Option {
+	return func(c *config) error { c.syncer = s; return nil }
+}
+
+// WithEmbeddedSync enables the group-commit fsync (EmbeddedSyncer) for the
+// node's stream in an embedded server whose JetStream StoreDir is storeDir.
+func WithEmbeddedSync(storeDir string) Option {
+	return func(c *config) error { c.syncStoreDir = storeDir; return nil }
+}
+
+// WithMaxBatch caps the commands group-committed together (default 256).
+func WithMaxBatch(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 900 {
+			return fmt.Errorf("storenode: max batch %d out of range 1..900", n)
+		}
+		c.maxBatch = n
+		return nil
+	}
+}
+
+// WithMaxRecordBytes caps the JSON size of one stored record (default 256 KiB).
+func WithMaxRecordBytes(n int) Option {
+	return func(c *config) error {
+		if n < 64 || n > 4<<20 {
+			return fmt.Errorf("storenode: max record bytes %d out of range 64..4MiB", n)
+		}
+		c.maxRecordBytes = n
+		return nil
+	}
+}
+
+// WithDedupe sets how long and how many command ids are remembered for
+// idempotency (default 24h, 1Mi ids). Ids are rebuilt from the stream at
+// start, within the same bounds.
+func WithDedupe(window time.Duration, size int) Option {
+	return func(c *config) error {
+		if window <= 0 || size <= 0 {
+			return fmt.Errorf("storenode: dedupe window and size must be positive")
+		}
+		c.dedupeWindow, c.dedupeSize = window, size
+		return nil
+	}
+}

@@ -1,0 +1,74 @@
+package storenode
+
+import (
+	"github.com/storeloop/storeloop/events"
+)
+
+// answerReads executes read commands against the committed state.
+func (n *Node) answerReads(reads []*pending) {
+	for _, p := range reads {
+		result, e := n.read(p)
+		p.req.Respond(marshalReply(result, e))
+	}
+}
+
+func (n *Node) read(p *pending) (any, *events.Error) {
+	switch body := p.body.(type) {
+	case *events.GetRequest:
+		b, sc, e := n.bucketFor(body.Bucket)
+		if e != nil {
+			return nil, e
+		}
+		k, e := keyFor(sc, b, body.Key)
+		if e != nil {
+			return nil, e
+		}
+		if r, ok := b.Get(k); ok {
+			return r, nil
+		}
+		return nil, nil
+	case *events.QueryRequest:
+		b, _, e := n.bucketFor(body.Bucket)
+		if e != nil {
+			return nil, e
+		}
+		recs, next, err := b.Query(body.Where, body.Limit, body.After)
+		if err != nil {
+			return nil, asContractError(err)
+		}
+		if recs == nil {
+			recs = []events.Record{}
+		}
+		return events.QueryResult{Records: recs, NextCursor: next}, nil
+	case *events.CountRequest:
+		b, _, e := n.bucketFor(body.Bucket)
+		if e != nil {
+			return nil, e
+		}
+		c, err := b.Count(body.Where)
+		if err != nil {
+			return nil, asContractError(err)
+		}
+		return c, nil
+	case *events.AggregateRequest:
+		b, _, e := n.bucketFor(body.Bucket)
+		if e != nil {
+			return nil, e
+		}
+		v, err := b.Aggregate(body.Fn, body.Field, body.Where)
+		if err != nil {
+			return nil, asContractError(err)
+		}
+		return v, nil
+	case *events.BucketsRequest:
+		out := []events.BucketInfo{}
+		for _, b := range n.state.Buckets() {
+			out = append(out, events.BucketInfo{BucketDef: b.Def, Count: b.Len()})
+		}
+		return out, nil
+	}
+	if p.cmd == events.CmdStatus {
+		return n.Status(), nil
+	}
+	return nil, events.Errorf(events.CodeInternal, "no reader for %s", p.cmd)
+}
