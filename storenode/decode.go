@@ -1,0 +1,97 @@
+package storenode
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// maxRequestBytes caps a command request body. NATS caps messages too (1 MiB
+// by default), but a server may be configured higher and the store should
+// not depend on it.
+const maxRequestBytes = 1 << 20
+
+// decodeRequest decodes a command request body into v strictly: the body
+// must be one JSON object with no fields v does not have and nothing after
+// it; an empty body is {}. Numbers decoded into an any are float64, as the
+// contract says. Every failure is a bad_request *events.Error whose message
+// names the field at fault when there is one.
+func decodeRequest(data []byte, v any) *events.Error {
+	if len(data) > maxRequestBytes {
+		return events.Errorf(events.CodeBadRequest, "request too large: %d bytes, at most %d", len(data), maxRequestBytes)
+	}
+	switch body := bytes.TrimLeft(data, " \t\r\n"); {
+	case len(body) == 0:
+		data = []byte("{}")
+	case body[0] != '{':
+		return events.Errorf(events.CodeBadRequest, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return events.Errorf(events.CodeBadRequest, "unexpected data after the request object")
+	}
+	return nil
+}
+
+// decodeError turns an encoding/json error into a readable bad_request.
+func decodeError(err error) *events.Error {
+	var (
+		syntax    *json.SyntaxError
+		typ       *json.UnmarshalTypeError
+		invalidTo *json.InvalidUnmarshalError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return events.Errorf(events.CodeBadRequest, "malformed JSON at byte %d: %s", syntax.Offset, syntax.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return events.Errorf(events.CodeBadRequest, "malformed JSON: unexpected end of input")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "request"
+		}
+		return events.Errorf(events.CodeBadRequest, "field %s: expected %s, got %s", field, jsonKindOf(typ.Type), typ.Value)
+	case errors.As(err, &invalidTo):
+		// The caller passed a non-pointer: a bug here, not in the request.
+		return events.Errorf(events.CodeInternal, "decode request: %v", err)
+	}
+	// Unknown fields and the rest carry no typed error; their text names
+	// the field ("json: unknown field \"foo\"").
+	return events.Errorf(events.CodeBadRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKindOf names the JSON kind a Go type decodes from.
+func jsonKindOf(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	}
+	return fmt.Sprintf("value of Go type %s", t)
+}
