@@ -1,0 +1,133 @@
+// Command storenode runs a storeloop store node: by default with an embedded
+// NATS server (JetStream file storage under --data, clients on --listen),
+// or against an external NATS server with --nats.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/storeloop/storeloop/internal/daemon"
+	"github.com/storeloop/storeloop/storenode"
+	"github.com/storeloop/storeloop/tracing"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "storenode:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	data, listen, natsURL, fsync, prefix, stream, http, otlp, logLevel, logFormat string
+	serverLogs                                                                  bool
+}
+
+func parseFlags(args []string) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("storenode", flag.ContinueOnError)
+	fs.StringVar(&f.data, "data", daemon.Env("STORELOOP_DATA", "./storeloop-data"), "JetStream data directory of the embedded NATS server (env STORELOOP_DATA)")
+	fs.StringVar(&f.listen, "listen", daemon.Env("STORELOOP_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env STORELOOP_LISTEN)")
+	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", ""), "use this external NATS server instead of an embedded one (env STORELOOP_NATS)")
+	fs.StringVar(&f.fsync, "fsync", daemon.Env("STORELOOP_FSYNC", string(storenode.FsyncBatch)), "embedded durability: batch (fsync per group commit), always (NATS fsyncs every message) or periodic (env STORELOOP_FSYNC)")
+	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", "store"), "command subject prefix (env STORELOOP_PREFIX)")
+	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", "STORELOOP"), "event stream name (env STORELOOP_STREAM)")
+	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
+	fs.StringVar(&f.otlp, "otlp", daemon.Env("STORELOOP_OTLP", ""), "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (OTEL_* variables work too)")
+	fs.StringVar(&f.logLevel, "log-level", daemon.Env("STORELOOP_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", daemon.Env("STORELOOP_LOG_FORMAT", "text"), "text or json")
+	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	return f, nil
+}
+
+func run(args []string) error {
+	f, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	mode, err := storenode.ParseFsyncMode(f.fsync)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := daemon.SignalContext()
+	defer cancel()
+
+	var traceOpts []tracing.Option
+	if f.otlp != "" {
+		traceOpts = append(traceOpts, tracing.WithOTLPEndpoint(f.otlp))
+	}
+	shutdownTracing, err := tracing.Setup(ctx, "storenode", traceOpts...)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+
+	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream)}
+	url := f.natsURL
+	var srv *server.Server
+	if url == "" {
+		var extra []storenode.Option
+		srv, extra, err = storenode.StartEmbedded(storenode.EmbeddedConfig{DataDir: f.data, Listen: f.listen, Fsync: mode, Logs: f.serverLogs})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}()
+		opts = append(opts, extra...)
+		url = srv.ClientURL()
+		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode)
+	}
+	nc, err := nats.Connect(url, nats.Name("storenode"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	defer nc.Close()
+
+	node, err := storenode.Start(ctx, nc, opts...)
+	if err != nil {
+		return err
+	}
+	if f.http != "" {
+		addr, stopHTTP, err := daemon.HTTP(f.http, node.Ready, tracing.MetricsHandler(), log)
+		if err != nil {
+			node.Stop(context.Background())
+			return err
+		}
+		defer stopHTTP(context.Background())
+		log.Info("http endpoints", "addr", addr)
+	}
+	log.Info("store node ready", "nats", url, "prefix", f.prefix, "stream", f.stream)
+	// The line tests and launchers wait for.
+	fmt.Fprintf(os.Stdout, "storenode ready nats=%s\n", url)
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelStop()
+	if err := node.Stop(stopCtx); err != nil {
+		log.Warn("stop", "err", err)
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	return nil
+}
