@@ -32,9 +32,9 @@ func (f SyncerFunc) Sync() error { return f() }
 type blockSyncer struct {
 	dir string
 
-	mu      sync.Mutex
-	last    int // highest block index synced so far
-	synced  int // number of block files present at the last directory sync
+	mu     sync.Mutex
+	last   int // highest block index synced so far
+	synced int // number of block files present at the last directory sync
 }
 
 // EmbeddedSyncer returns the Syncer for stream in an embedded server whose

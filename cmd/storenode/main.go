@@ -27,7 +27,7 @@ func main() {
 
 type flags struct {
 	data, listen, natsURL, fsync, prefix, stream, http, otlp, logLevel, logFormat string
-	serverLogs                                                                  bool
+	serverLogs                                                                    bool
 }
 
 func parseFlags(args []string) (*flags, error) {
