@@ -27,8 +27,10 @@ func TestSpanHelpers(t *testing.T) {
 		wantAttrs map[attribute.Key]attribute.Value
 	}{
 		{
-			name:     "command client",
-			start:    func(ctx context.Context) (context.Context, trace.Span) { return StartCommandClient(ctx, "insert", "orders") },
+			name: "command client",
+			start: func(ctx context.Context) (context.Context, trace.Span) {
+				return StartCommandClient(ctx, "insert", "orders")
+			},
 			wantName: "store.insert", wantKind: trace.SpanKindClient,
 			wantAttrs: map[attribute.Key]attribute.Value{
 				"rpc.system.name": attribute.StringValue("nats"), "rpc.method": attribute.StringValue("store.insert"),
@@ -47,8 +49,10 @@ func TestSpanHelpers(t *testing.T) {
 			},
 		},
 		{
-			name:     "append",
-			start:    func(ctx context.Context) (context.Context, trace.Span) { return StartAppend(ctx, "bucket.orders.updated") },
+			name: "append",
+			start: func(ctx context.Context) (context.Context, trace.Span) {
+				return StartAppend(ctx, "bucket.orders.updated")
+			},
 			wantName: "publish bucket.orders.updated", wantKind: trace.SpanKindProducer,
 			wantAttrs: map[attribute.Key]attribute.Value{
 				"messaging.system": attribute.StringValue("nats"), "messaging.destination.name": attribute.StringValue("bucket.orders.updated"),
