@@ -8,8 +8,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // loop is the single writer: it takes every command waiting (up to
@@ -45,6 +48,14 @@ type staged struct {
 	err  *events.Error
 	// result is kept to answer with; msgs carry the events.
 	result any
+	spans  []trace.Span // one PRODUCER span per message, ended on ack
+}
+
+func (s *staged) endSpans(err error) {
+	for _, sp := range s.spans {
+		tracing.RecordError(sp, err)
+		sp.End()
+	}
 }
 
 func (n *Node) process(batch []*pending) {
@@ -84,9 +95,11 @@ func (n *Node) process(batch []*pending) {
 			err = n.cfg.syncer.Sync()
 		}
 		if err != nil {
-			unavailable := marshalReply(nil, events.Errorf(events.CodeUnavailable, "append failed, retry: %v", err))
+			e := events.Errorf(events.CodeUnavailable, "append failed, retry: %v", err)
+			unavailable := marshalReply(nil, e)
 			for _, s := range writes {
-				s.p.req.Respond(unavailable)
+				s.endSpans(err)
+				n.respond(s.p, unavailable, e)
 			}
 			n.halt(err)
 			n.answerReads(reads)
@@ -98,6 +111,12 @@ func (n *Node) process(batch []*pending) {
 
 	now := n.now()
 	for _, s := range writes {
+		s.endSpans(nil)
+		for _, m := range s.msgs {
+			if bucket, op, err := events.ParseEventSubject(m.Subject); err == nil {
+				n.metrics.EventAppended(s.p.ctx, bucket, string(op))
+			}
+		}
 		p := s.p
 		if p.reply == nil {
 			if s.dup != nil {
@@ -109,7 +128,7 @@ func (n *Node) process(batch []*pending) {
 				}
 			}
 		}
-		p.req.Respond(p.reply)
+		n.respond(p, p.reply, s.err)
 	}
 	n.answerReads(reads)
 }
@@ -126,7 +145,7 @@ func (n *Node) stage(s *staged) {
 			s.result = events.DefineResult{Bucket: body.Bucket}
 			if def != nil {
 				def.Meta = n.meta(s.p, "")
-				s.msgs = []*nats.Msg{n.message(events.SchemaSubject(body.Bucket), def, def.Meta.EventID)}
+				s.add(n.message(events.SchemaSubject(body.Bucket), def, def.Meta.EventID))
 			}
 		}
 		s.err = e
@@ -161,8 +180,17 @@ func (n *Node) stage(s *staged) {
 		if i > 0 && s.p.cause.CorrelationID == "" {
 			ev.Meta.CorrelationID = m.events[0].Meta.CorrelationID
 		}
-		s.msgs = append(s.msgs, n.message(events.EventSubject(ev.Bucket, ev.Type), ev, ev.Meta.EventID))
+		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), ev, ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
 	}
+}
+
+// add stages msg with a PRODUCER span whose context travels in its headers,
+// so that consumers of the event continue the command's trace.
+func (s *staged) add(msg *nats.Msg, attrs ...attribute.KeyValue) {
+	ctx, span := tracing.StartAppend(s.p.ctx, msg.Subject, attrs...)
+	tracing.Inject(ctx, msg)
+	s.msgs = append(s.msgs, msg)
+	s.spans = append(s.spans, span)
 }
 
 // meta is the causal context of an event written by p. A command from

@@ -16,6 +16,7 @@ import (
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/projections"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // Node is a running store node.
@@ -35,6 +36,8 @@ type Node struct {
 	state   *projections.State
 	schemas map[string]*schema
 	dedupe  *dedupeTable
+
+	metrics *tracing.Metrics
 
 	inFlight atomic.Int64
 	lastSeq  atomic.Uint64
@@ -66,6 +69,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		now:   time.Now,
 		queue: make(chan *pending, 8192),
 		done:  make(chan struct{}),
+	}
+	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
+		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
 	if err := n.ensureStream(ctx); err != nil {
 		return nil, err

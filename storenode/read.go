@@ -8,7 +8,7 @@ import (
 func (n *Node) answerReads(reads []*pending) {
 	for _, p := range reads {
 		result, e := n.read(p)
-		p.req.Respond(marshalReply(result, e))
+		n.respond(p, marshalReply(result, e), e)
 	}
 }
 

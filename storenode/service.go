@@ -1,13 +1,18 @@
 package storenode
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // ServiceName is the NATS micro service name (`nats micro ls` shows it).
@@ -25,6 +30,8 @@ type pending struct {
 	cause    events.Meta // correlation, causation, hop and rule from the headers
 	received time.Time
 	reply    []byte
+	ctx      context.Context // carries the command's SERVER span
+	span     trace.Span
 }
 
 // mutating reports whether the command writes.
@@ -91,18 +98,72 @@ func (n *Node) serve() error {
 func (n *Node) handler(cmd string) micro.HandlerFunc {
 	return func(r micro.Request) {
 		p := &pending{cmd: cmd, req: r, received: time.Now()}
+		p.ctx, p.span = tracing.StartCommandServer(tracing.Extract(context.Background(), nats.Header(r.Headers())), cmd, "")
 		if e := p.decode(); e != nil {
-			r.Respond(marshalReply(nil, e))
+			n.respond(p, marshalReply(nil, e), e)
 			return
 		}
+		p.span.SetAttributes(p.attributes()...)
 		if p.mutating() {
 			if reason := n.Status().Reason; reason != "" {
-				r.Respond(marshalReply(nil, events.Errorf(events.CodeUnavailable, "%s", reason)))
+				e := events.Errorf(events.CodeUnavailable, "%s", reason)
+				n.respond(p, marshalReply(nil, e), e)
 				return
 			}
 		}
 		n.enqueue(p)
 	}
+}
+
+// respond sends the reply and closes the command's span and metrics.
+func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
+	var err error
+	if e != nil {
+		err = e
+		tracing.RecordError(p.span, e)
+	}
+	p.span.End()
+	n.metrics.Command(p.ctx, p.cmd, err, time.Since(p.received))
+	p.req.Respond(reply)
+}
+
+// attributes describe the command on its span.
+func (p *pending) attributes() []attribute.KeyValue {
+	attrs := []attribute.KeyValue{tracing.AttrHop.Int(p.cause.Hop)}
+	if b := bucketOf(p.body); b != "" {
+		attrs = append(attrs, tracing.AttrBucket.String(b))
+	}
+	for k, v := range map[attribute.Key]string{tracing.AttrCommandID: p.cmdID, tracing.AttrCorrelationID: p.cause.CorrelationID,
+		tracing.AttrCausationID: p.cause.CausationID, tracing.AttrRule: p.cause.RuleID} {
+		if v != "" {
+			attrs = append(attrs, k.String(v))
+		}
+	}
+	return attrs
+}
+
+func bucketOf(body any) string {
+	switch b := body.(type) {
+	case *events.DefineRequest:
+		return b.Bucket
+	case *events.InsertRequest:
+		return b.Bucket
+	case *events.GetRequest:
+		return b.Bucket
+	case *events.UpdateRequest:
+		return b.Bucket
+	case *events.UpsertRequest:
+		return b.Bucket
+	case *events.DeleteRequest:
+		return b.Bucket
+	case *events.QueryRequest:
+		return b.Bucket
+	case *events.CountRequest:
+		return b.Bucket
+	case *events.AggregateRequest:
+		return b.Bucket
+	}
+	return ""
 }
 
 func (p *pending) decode() *events.Error {
@@ -132,7 +193,8 @@ func (n *Node) enqueue(p *pending) {
 	n.stopMu.Lock()
 	defer n.stopMu.Unlock()
 	if n.closed {
-		p.req.Respond(marshalReply(nil, events.Errorf(events.CodeUnavailable, "store node is stopping")))
+		e := events.Errorf(events.CodeUnavailable, "store node is stopping")
+		n.respond(p, marshalReply(nil, e), e)
 		return
 	}
 	n.inFlight.Add(1)
