@@ -83,10 +83,11 @@ func Errorf(code Code, format string, args ...any) *Error {
 }
 
 // CodeOf returns the contract code of err, or CodeInternal when err is not
-// (and does not wrap) an *Error.
+// (and does not wrap) a non-nil *Error; a nil *Error held in an error
+// interface is no *Error, not a panic.
 func CodeOf(err error) Code {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e != nil {
 		return e.Code
 	}
 	return CodeInternal
