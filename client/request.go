@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // isMutation reports whether cmd changes state and so carries a command id
@@ -46,29 +46,26 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeBadRequest, "encode %s request", cmd), err)
 	}
 
-	ctx, span := c.tracer().Start(ctx, "store."+cmd,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", subject),
-			attribute.String("storeloop.op", cmd),
-		))
-	if bucket != "" {
-		span.SetAttributes(attribute.String("storeloop.bucket", bucket))
+	attrs := []attribute.KeyValue{
+		semconv.RPCSystemNameKey.String("nats"),
+		semconv.RPCMethod(subject),
+		tracing.AttrOp.String(cmd),
 	}
+	if bucket != "" {
+		attrs = append(attrs, tracing.AttrBucket.String(bucket))
+	}
+	ctx, span := c.tracer().Start(ctx, "store."+cmd,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-			span.SetAttributes(attribute.String("storeloop.error_code", string(events.CodeOf(err))))
-		}
+		tracing.RecordError(span, err)
 		span.End()
 	}()
 
-	msg := &nats.Msg{Subject: subject, Data: body, Header: c.headers(ctx, cmd)}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: causalHeaders(ctx, cmd)}
 	if id := msg.Header.Get(events.HeaderCommandID); id != "" {
-		span.SetAttributes(attribute.String("storeloop.command_id", id))
+		span.SetAttributes(tracing.AttrCommandID.String(id))
 	}
+	tracing.Inject(ctx, msg)
 
 	for attempt := 0; ; attempt++ {
 		err = c.attempt(ctx, msg, result)
@@ -162,9 +159,9 @@ func backoff(attempt int) time.Duration {
 	return ceil/2 + rand.N(ceil/2)
 }
 
-// headers builds the request headers of cmd from ctx: command id for
-// mutations, the causal chain, and the W3C trace context.
-func (c *Client) headers(ctx context.Context, cmd string) nats.Header {
+// causalHeaders builds the storeloop headers of cmd from ctx: the command id
+// of a mutation and the causal chain.
+func causalHeaders(ctx context.Context, cmd string) nats.Header {
 	h := nats.Header{}
 	if isMutation(cmd) {
 		id, ok := CommandIDFrom(ctx)
@@ -185,21 +182,5 @@ func (c *Client) headers(ctx context.Context, cmd string) nats.Header {
 			h.Set(events.HeaderRule, cause.RuleID)
 		}
 	}
-	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(h))
 	return h
-}
-
-// headerCarrier adapts nats.Header to propagation.TextMapCarrier without
-// canonicalising keys: NATS headers are case-sensitive and the W3C keys
-// are lowercase.
-type headerCarrier nats.Header
-
-func (h headerCarrier) Get(key string) string { return nats.Header(h).Get(key) }
-func (h headerCarrier) Set(key, value string) { nats.Header(h).Set(key, value) }
-func (h headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
 }
