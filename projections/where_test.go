@@ -113,7 +113,7 @@ func TestWhereOperators(t *testing.T) {
 				for _, id := range c.want {
 					want = append(want, mustKey(t, id))
 				}
-				if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+				if !slices.Equal(got, want) {
 					t.Errorf("where %s: got %v, want %v", c.where, got, want)
 				}
 			})
