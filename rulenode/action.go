@@ -1,0 +1,417 @@
+package rulenode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// Store is what rule actions need of the store: the Go client, adapted,
+// in production; anything that keeps the contract in tests. Every call's
+// context carries the action path of the call (see ActionPath).
+type Store interface {
+	Insert(ctx context.Context, bucket string, rec events.Record) (events.Record, error)
+	Update(ctx context.Context, bucket string, key any, changes events.Record, increment map[string]float64) (events.Record, error)
+	Upsert(ctx context.Context, bucket string, key any, rec events.Record, increment map[string]float64) (events.Record, error)
+	Delete(ctx context.Context, bucket string, key any) (bool, error)
+	Tx(ctx context.Context, ops []events.TxOp) ([]any, error)
+	// Query returns every record matching where.
+	Query(ctx context.Context, bucket string, where events.Where) ([]events.Record, error)
+	Publish(ctx context.Context, subject string, data []byte) error
+}
+
+// ActionKind names what an action does.
+type ActionKind string
+
+const (
+	KindInsert  ActionKind = "insert"
+	KindUpdate  ActionKind = "update"
+	KindUpsert  ActionKind = "upsert"
+	KindDelete  ActionKind = "delete"
+	KindTx      ActionKind = "tx"
+	KindForEach ActionKind = "forEach"
+	KindPublish ActionKind = "publish"
+	KindLog     ActionKind = "log"
+)
+
+// MaxForEachItems is the most records one forEach acts on; more is an
+// error rather than an unbounded fan-out.
+const MaxForEachItems = 10_000
+
+// Action is one compiled action of a YAML rule. Which fields are set
+// depends on Kind.
+type Action struct {
+	Kind ActionKind
+	Line int // in the rule file
+
+	// Bucket is the bucket written (insert, update, upsert, delete) or
+	// queried (forEach).
+	Bucket    string
+	Key       *Value // update, upsert, delete
+	Record    *Value // insert, upsert
+	Changes   *Value // update
+	Increment *Value // update, upsert
+
+	Ops []*Action // tx: insert, update, upsert, delete and forEach of those
+
+	Where   *Value    // forEach; nil matches all
+	As      string    // forEach loop variable
+	ItemKey string    // forEach: the record field naming an item in action paths
+	Do      []*Action // forEach
+
+	Subject *Value // publish
+	Data    *Value // publish; nil publishes an empty body
+	Message *Value // log
+	Level   slog.Level
+}
+
+// ActionError is a store call of an action that failed. Err keeps the
+// store's error (an *events.Error when the store answered).
+type ActionError struct {
+	RuleID string
+	Path   string
+	Kind   ActionKind
+	Err    error
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("rule %q action %s (%s): %v", e.RuleID, e.Path, e.Kind, e.Err)
+}
+
+func (e *ActionError) Unwrap() error { return e.Err }
+
+type pathKey struct{}
+
+// ActionPath returns the action path a Store call was made for: the index
+// of the action in the rule's then list, followed, inside a forEach, by
+// the item (its ItemKey value, else its index) and the index of the
+// sub-action: "2", "3.0.1", "3.n:17.0". The path is the same every time
+// the same rule runs on the same event against the same data, so
+// (rule set, rule id, event sequence, path) is an idempotent command id.
+func ActionPath(ctx context.Context) string {
+	p, _ := ctx.Value(pathKey{}).(string)
+	return p
+}
+
+func withPath(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, pathKey{}, path)
+}
+
+// Execute runs the rule's actions (or its Handler) for ev. It does not
+// check eligibility: call Eligible first. Actions run in order and the
+// first failure stops the rule; running it again for the same event
+// repeats the same calls with the same action paths.
+func (r *Rule) Execute(ctx context.Context, ev *events.Event, env Env) error {
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Handler != nil {
+		env.Store = &pathCounter{Store: env.Store}
+		return r.Handler(ctx, ev, &env)
+	}
+	vars, err := eventVars(ev)
+	if err != nil {
+		return &EvalError{RuleID: r.ID, Err: err}
+	}
+	x := &executor{rule: r, ev: ev, env: env}
+	for i, a := range r.Then {
+		if err := x.run(ctx, a, strconv.Itoa(i), vars); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type executor struct {
+	rule *Rule
+	ev   *events.Event
+	env  Env
+}
+
+// fail attaches the rule and path to an evaluation or store error.
+func (x *executor) fail(path string, kind ActionKind, err error) error {
+	var ee *EvalError
+	if errors.As(err, &ee) {
+		ee.RuleID, ee.Path = x.rule.ID, path
+		return ee
+	}
+	return &ActionError{RuleID: x.rule.ID, Path: path, Kind: kind, Err: err}
+}
+
+func (x *executor) run(ctx context.Context, a *Action, path string, vars map[string]any) error {
+	st := x.env.Store
+	cctx := withPath(ctx, path)
+	switch a.Kind {
+	case KindTx:
+		ops, err := x.txOps(ctx, a.Ops, path, vars)
+		if err != nil {
+			return err
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := st.Tx(cctx, ops); err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		return nil
+	case KindForEach:
+		return x.forEach(ctx, a, path, vars, func(ctx context.Context, sub *Action, path string, vars map[string]any) error {
+			return x.run(ctx, sub, path, vars)
+		})
+	case KindPublish:
+		subject, data, err := x.publishArgs(ctx, a, vars)
+		if err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		if err := st.Publish(cctx, subject, data); err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		return nil
+	case KindLog:
+		msg, err := a.Message.Eval(ctx, vars)
+		if err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		text, _ := formatText(msg)
+		x.env.Logger.Log(ctx, a.Level, text, "rule", x.rule.ID, "path", path,
+			"eventId", x.ev.Meta.EventID, "correlationId", x.ev.Meta.CorrelationID)
+		return nil
+	}
+	op, err := x.writeOp(ctx, a, vars)
+	if err != nil {
+		return x.fail(path, a.Kind, err)
+	}
+	switch a.Kind {
+	case KindInsert:
+		_, err = st.Insert(cctx, op.Bucket, op.Record)
+	case KindUpdate:
+		_, err = st.Update(cctx, op.Bucket, op.Key, op.Changes, op.Increment)
+	case KindUpsert:
+		_, err = st.Upsert(cctx, op.Bucket, op.Key, op.Record, op.Increment)
+	case KindDelete:
+		_, err = st.Delete(cctx, op.Bucket, op.Key)
+	}
+	if err != nil {
+		return x.fail(path, a.Kind, err)
+	}
+	return nil
+}
+
+// forEach queries the action's bucket and calls each for every sub-action
+// of every item, with the loop variable bound and the item's path.
+func (x *executor) forEach(ctx context.Context, a *Action, path string, vars map[string]any,
+	each func(context.Context, *Action, string, map[string]any) error) error {
+	var where events.Where
+	if a.Where != nil {
+		w, err := a.Where.Eval(ctx, vars)
+		if err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		m, ok := w.(map[string]any)
+		if !ok && w != nil {
+			return x.fail(path, a.Kind, fmt.Errorf("where is %s, want a map", jsonTypeName(w)))
+		}
+		where = m
+	}
+	items, err := x.env.Store.Query(withPath(ctx, path), a.Bucket, where)
+	if err != nil {
+		return x.fail(path, a.Kind, err)
+	}
+	if len(items) > MaxForEachItems {
+		return x.fail(path, a.Kind, fmt.Errorf("query matched %d records, more than %d", len(items), MaxForEachItems))
+	}
+	for i, item := range items {
+		seg, err := itemSegment(a, i, item)
+		if err != nil {
+			return x.fail(path, a.Kind, err)
+		}
+		inner := withVar(vars, a.As, map[string]any(item))
+		for j, sub := range a.Do {
+			if err := each(ctx, sub, path+"."+seg+"."+strconv.Itoa(j), inner); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// itemSegment names a forEach item in action paths: by its ItemKey field
+// when the action has one, so the path stays the same when a retry's query
+// returns fewer items (the first run deleted some), else by position.
+func itemSegment(a *Action, i int, item events.Record) (string, error) {
+	if a.ItemKey == "" {
+		return strconv.Itoa(i), nil
+	}
+	k, err := events.KeyString(item[a.ItemKey])
+	if err != nil {
+		return "", fmt.Errorf("item %d field %q: %w", i, a.ItemKey, err)
+	}
+	// Escape the separator so that keys cannot collide with nesting.
+	return strings.NewReplacer("%", "%25", ".", "%2E").Replace(k), nil
+}
+
+// txOps evaluates the operations of a tx, expanding forEach.
+func (x *executor) txOps(ctx context.Context, acts []*Action, path string, vars map[string]any) ([]events.TxOp, error) {
+	var ops []events.TxOp
+	for i, a := range acts {
+		p := path + "." + strconv.Itoa(i)
+		if a.Kind == KindForEach {
+			err := x.forEach(ctx, a, p, vars, func(ctx context.Context, sub *Action, p string, vars map[string]any) error {
+				more, err := x.txOps(ctx, []*Action{sub}, p, vars)
+				ops = append(ops, more...)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		op, err := x.writeOp(ctx, a, vars)
+		if err != nil {
+			return nil, x.fail(p, a.Kind, err)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// writeOp evaluates an insert, update, upsert or delete into a TxOp.
+func (x *executor) writeOp(ctx context.Context, a *Action, vars map[string]any) (events.TxOp, error) {
+	op := events.TxOp{Op: string(a.Kind), Bucket: a.Bucket}
+	var err error
+	if a.Key != nil {
+		if op.Key, err = evalKey(ctx, a.Key, vars); err != nil {
+			return op, err
+		}
+	}
+	if a.Record != nil {
+		if op.Record, err = evalMap(ctx, a.Record, vars, "record"); err != nil {
+			return op, err
+		}
+	}
+	if a.Changes != nil {
+		if op.Changes, err = evalMap(ctx, a.Changes, vars, "changes"); err != nil {
+			return op, err
+		}
+	}
+	if a.Increment != nil {
+		m, err := evalMap(ctx, a.Increment, vars, "increment")
+		if err != nil {
+			return op, err
+		}
+		op.Increment = make(map[string]float64, len(m))
+		for k, v := range m {
+			f, ok := v.(float64)
+			if !ok {
+				return op, fmt.Errorf("increment %q is %s, want a number", k, jsonTypeName(v))
+			}
+			op.Increment[k] = f
+		}
+	}
+	return op, nil
+}
+
+func evalKey(ctx context.Context, v *Value, vars map[string]any) (any, error) {
+	k, err := v.Eval(ctx, vars)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := events.KeyString(k); err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	return k, nil
+}
+
+func evalMap(ctx context.Context, v *Value, vars map[string]any, what string) (map[string]any, error) {
+	x, err := v.Eval(ctx, vars)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is %s, want a map", what, jsonTypeName(x))
+	}
+	return m, nil
+}
+
+func (x *executor) publishArgs(ctx context.Context, a *Action, vars map[string]any) (string, []byte, error) {
+	s, err := a.Subject.Eval(ctx, vars)
+	if err != nil {
+		return "", nil, err
+	}
+	subject, ok := s.(string)
+	if !ok {
+		return "", nil, fmt.Errorf("subject is %s, want a string", jsonTypeName(s))
+	}
+	if err := validPublishSubject(subject); err != nil {
+		return "", nil, err
+	}
+	if a.Data == nil {
+		return subject, nil, nil
+	}
+	d, err := a.Data.Eval(ctx, vars)
+	if err != nil {
+		return "", nil, err
+	}
+	data, err := json.Marshal(d)
+	return subject, data, err
+}
+
+// validPublishSubject refuses subjects that would forge events or
+// commands: rules change the store only through its commands.
+func validPublishSubject(s string) error {
+	if err := validSubject(s); err != nil {
+		return err
+	}
+	first, _, _ := strings.Cut(s, ".")
+	if first == events.EventSubjectPrefix || first == "storeloop" || strings.HasPrefix(first, "$") {
+		return fmt.Errorf("subject %q is reserved (bucket.>, storeloop.>, $...)", s)
+	}
+	return nil
+}
+
+// pathCounter gives a Go handler's store calls the paths "0", "1", … in
+// call order.
+type pathCounter struct {
+	Store
+	n atomic.Int64
+}
+
+func (p *pathCounter) next(ctx context.Context) context.Context {
+	return withPath(ctx, strconv.FormatInt(p.n.Add(1)-1, 10))
+}
+
+func (p *pathCounter) Insert(ctx context.Context, bucket string, rec events.Record) (events.Record, error) {
+	return p.Store.Insert(p.next(ctx), bucket, rec)
+}
+
+func (p *pathCounter) Update(ctx context.Context, bucket string, key any, changes events.Record, inc map[string]float64) (events.Record, error) {
+	return p.Store.Update(p.next(ctx), bucket, key, changes, inc)
+}
+
+func (p *pathCounter) Upsert(ctx context.Context, bucket string, key any, rec events.Record, inc map[string]float64) (events.Record, error) {
+	return p.Store.Upsert(p.next(ctx), bucket, key, rec, inc)
+}
+
+func (p *pathCounter) Delete(ctx context.Context, bucket string, key any) (bool, error) {
+	return p.Store.Delete(p.next(ctx), bucket, key)
+}
+
+func (p *pathCounter) Tx(ctx context.Context, ops []events.TxOp) ([]any, error) {
+	return p.Store.Tx(p.next(ctx), ops)
+}
+
+func (p *pathCounter) Query(ctx context.Context, bucket string, where events.Where) ([]events.Record, error) {
+	return p.Store.Query(p.next(ctx), bucket, where)
+}
+
+func (p *pathCounter) Publish(ctx context.Context, subject string, data []byte) error {
+	return p.Store.Publish(p.next(ctx), subject, data)
+}
