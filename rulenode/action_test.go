@@ -248,9 +248,9 @@ rules:
 		nCalls int
 	}{
 		{
-			name:  "store error keeps its code",
-			ev:    updated("x", 1.0, nil, events.Record{"k": "a"}),
-			fail:  map[string]error{"insert": events.Errorf(events.CodeUnique, "taken")},
+			name: "store error keeps its code",
+			ev:   updated("x", 1.0, nil, events.Record{"k": "a"}),
+			fail: map[string]error{"insert": events.Errorf(events.CodeUnique, "taken")},
 			check: func(err error) bool {
 				var ae *ActionError
 				return errors.Is(err, events.ErrUnique) && errors.As(err, &ae) && ae.Path == "0" && ae.Kind == KindInsert

@@ -290,28 +290,45 @@ func (l *loader) ruleSet(root *yaml.Node) *RuleSet {
 	return rs
 }
 
+// ruleIdentity checks a rule's id and returns it when it is valid and new.
+func (l *loader) ruleIdentity(n *yaml.Node, base string, seen map[string]int) string {
+	id, ok := l.str(n, join(base, "id"))
+	switch {
+	case !ok:
+	case !ruleIDRE.MatchString(id):
+		l.errf(n, join(base, "id"), "%q is not a valid rule id (1-128 of A-Z a-z 0-9 _ . : -)", id)
+	case seen[id] != 0:
+		l.errf(n, join(base, "id"), "duplicate rule id %q (first on line %d)", id, seen[id])
+	default:
+		seen[id] = n.Line
+		return id
+	}
+	return ""
+}
+
 func (l *loader) rule(n *yaml.Node, i int, seen map[string]int) *Rule {
 	l.ruleID, l.actions = "", 0
 	defer func() { l.ruleID = "" }()
 	base := index("rules", i)
+	r := &Rule{}
+	// The id comes first so that every other error can name the rule.
+	if n.Kind == yaml.MappingNode {
+		for k := 0; k+1 < len(n.Content); k += 2 {
+			if n.Content[k].Value == "id" {
+				r.ID = l.ruleIdentity(n.Content[k+1], base, seen)
+				break
+			}
+		}
+	}
+	if r.ID != "" {
+		l.ruleID, base = r.ID, ""
+	}
 	f := l.fields(n, base, "id", "on", "when", "noLoop", "then")
 	if f == nil {
 		return nil
 	}
-	r := &Rule{}
-	if idn := f["id"]; idn == nil {
+	if f["id"] == nil {
 		l.errf(n, join(base, "id"), "required")
-	} else if id, ok := l.str(idn, join(base, "id")); ok {
-		switch {
-		case !ruleIDRE.MatchString(id):
-			l.errf(idn, join(base, "id"), "%q is not a valid rule id (1-128 of A-Z a-z 0-9 _ . : -)", id)
-		case seen[id] != 0:
-			l.errf(idn, join(base, "id"), "duplicate rule id %q (first on line %d)", id, seen[id])
-		default:
-			seen[id] = idn.Line
-			l.ruleID, base = id, ""
-		}
-		r.ID = id
 	}
 	if on := f["on"]; on == nil {
 		l.errf(n, join(base, "on"), "required")

@@ -108,9 +108,14 @@ func (rs *RuleSet) Add(rules ...*Rule) error {
 		if len(r.On) == 0 {
 			fail("on", "at least one subject filter is required")
 		}
-		for _, f := range append(slices.Clone(r.On), r.Writes...) {
+		for _, f := range r.On {
 			if err := validFilter(f); err != nil {
 				fail("on", "%v", err)
+			}
+		}
+		for _, f := range r.Writes {
+			if err := validFilter(f); err != nil {
+				fail("writes", "%v", err)
 			}
 		}
 		if r.Handler == nil || len(r.Then) != 0 {

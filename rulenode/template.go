@@ -14,11 +14,11 @@ import (
 // literal "${". Maps and lists are templated element by element.
 type Value struct {
 	kind  valueKind
-	lit   any        // valueLiteral: nil, bool, float64 or string
-	expr  *program   // valueExpr
-	parts []tplPart  // valueText
-	keys  []string   // valueMap, in source order
-	elems []*Value   // valueMap (parallel to keys) and valueList
+	lit   any       // valueLiteral: nil, bool, float64 or string
+	expr  *program  // valueExpr
+	parts []tplPart // valueText
+	keys  []string  // valueMap, in source order
+	elems []*Value  // valueMap (parallel to keys) and valueList
 }
 
 type valueKind int
