@@ -69,7 +69,6 @@ func TestHeaderCarrierKeys(t *testing.T) {
 }
 
 func TestExtract(t *testing.T) {
-	clearOTELEnv(t)
 	setup(t)
 	tests := []struct {
 		name   string
@@ -98,7 +97,6 @@ func TestExtract(t *testing.T) {
 }
 
 func TestInjectWithoutSpanLeavesHeaderNil(t *testing.T) {
-	clearOTELEnv(t)
 	setup(t)
 	msg := &nats.Msg{Subject: "bucket.orders.inserted"}
 	Inject(context.Background(), msg)
@@ -108,7 +106,6 @@ func TestInjectWithoutSpanLeavesHeaderNil(t *testing.T) {
 }
 
 func TestInjectKeepsOtherHeaders(t *testing.T) {
-	clearOTELEnv(t)
 	setup(t)
 	msg := nats.NewMsg("store.insert")
 	msg.Header.Set("Storeloop-Hop", "3")

@@ -18,16 +18,16 @@ var otelEnv = []string{
 	"OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 }
 
-// clearOTELEnv unsets the OTEL_* variables for the test, restoring them after.
-func clearOTELEnv(t *testing.T) {
-	t.Helper()
+// TestMain runs the tests without the OTEL_* variables of the environment;
+// a test that sets one with t.Setenv gets it unset again afterwards.
+func TestMain(m *testing.M) {
 	for _, k := range otelEnv {
-		t.Setenv(k, "") // registers the restore
 		os.Unsetenv(k)
 	}
+	os.Exit(m.Run())
 }
 
-// setup runs Setup in a clean environment and shuts it down after the test.
+// setup runs Setup and shuts it down after the test.
 func setup(t *testing.T, opts ...Option) {
 	t.Helper()
 	shutdown, err := Setup(context.Background(), "test-service", opts...)
@@ -45,7 +45,6 @@ func setup(t *testing.T, opts ...Option) {
 // it ends.
 func record(t *testing.T, opts ...Option) *tracetest.InMemoryExporter {
 	t.Helper()
-	clearOTELEnv(t)
 	exp := tracetest.NewInMemoryExporter()
 	setup(t, append([]Option{WithExporter(exp)}, opts...)...)
 	return exp

@@ -3,6 +3,7 @@ package tracing
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -27,7 +29,8 @@ var metricsReader atomic.Pointer[sdkmetric.ManualReader]
 
 // MetricsHandler serves the metrics of the MeterProvider installed by [Setup]
 // in the Prometheus text exposition format, collecting them on each request.
-// Before Setup (or after its shutdown) it answers 503.
+// Before Setup (or after its shutdown) it answers 503. A gauge callback that
+// fails is reported to the OpenTelemetry error handler and left out.
 func MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reader := metricsReader.Load()
@@ -37,8 +40,13 @@ func MetricsHandler() http.Handler {
 		}
 		var rm metricdata.ResourceMetrics
 		if err := reader.Collect(r.Context(), &rm); err != nil {
-			http.Error(w, "tracing: collect metrics: "+err.Error(), http.StatusInternalServerError)
-			return
+			if errors.Is(err, sdkmetric.ErrReaderShutdown) {
+				http.Error(w, "tracing: metrics are shut down", http.StatusServiceUnavailable)
+				return
+			}
+			// A failing gauge callback must not hide every other metric:
+			// report it and serve what was collected.
+			otel.Handle(err)
 		}
 		var buf bytes.Buffer
 		writePrometheus(&buf, &rm)
@@ -52,6 +60,9 @@ type family struct {
 	name, help, typ string
 	samples         []sample
 }
+
+// suffixOrder lays out a histogram as Prometheus does: buckets, sum, count.
+var suffixOrder = map[string]int{"_bucket": 1, "_sum": 2, "_count": 3}
 
 type sample struct {
 	suffix string // "", "_bucket", "_sum", "_count"
@@ -87,7 +98,7 @@ func writePrometheus(w io.Writer, rm *metricdata.ResourceMetrics) {
 	for _, name := range names {
 		f := families[name]
 		slices.SortStableFunc(f.samples, func(a, b sample) int {
-			return cmp.Or(strings.Compare(a.labels, b.labels), strings.Compare(a.suffix, b.suffix), cmp.Compare(a.le, b.le))
+			return cmp.Or(strings.Compare(a.labels, b.labels), cmp.Compare(suffixOrder[a.suffix], suffixOrder[b.suffix]), cmp.Compare(a.le, b.le))
 		})
 		if f.help != "" {
 			fmt.Fprintf(w, "# HELP %s %s\n", f.name, escapeHelp(f.help))
