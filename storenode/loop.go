@@ -1,7 +1,6 @@
 package storenode
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
@@ -15,14 +14,27 @@ import (
 	"github.com/storeloop/storeloop/tracing"
 )
 
-// loop is the single writer: it takes every command waiting (up to
-// maxBatch), executes them in arrival order against the state, appends all
-// their events in one pipelined batch, syncs once, and only then replies.
+// loop is the single writer. It takes every command waiting (up to
+// maxBatch), executes them in arrival order against the state (writes apply
+// speculatively), publishes the batch's events pipelined, and hands the batch
+// to the committer, which waits for the stream's acks, syncs, and only then
+// replies. While one batch is being acknowledged and synced the loop already
+// stages the next one: that pipelining, plus one fsync for every batch
+// acknowledged at the time, is the group commit.
 func (n *Node) loop() {
-	defer close(n.done)
+	defer close(n.flights)
 	batch := make([]*pending, 0, n.cfg.maxBatch)
-	for p := range n.queue {
-		batch = append(batch[:0], p)
+	for {
+		select {
+		case p, ok := <-n.queue:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], p)
+		case <-n.wake:
+			n.recover()
+			continue
+		}
 	fill:
 		for len(batch) < n.cfg.maxBatch {
 			select {
@@ -35,20 +47,37 @@ func (n *Node) loop() {
 				break fill
 			}
 		}
-		n.process(batch)
-		n.inFlight.Add(-int64(len(batch)))
+		n.recover()
+		n.flights <- n.stageBatch(batch)
 	}
 }
 
-// staged is a write of the current batch with the messages it appends.
+// recover handles a batch that failed to commit, if any: the speculative
+// state is wrong, so the committer fails everything staged on it, then the
+// state is rebuilt from the stream.
+func (n *Node) recover() {
+	if err := n.failure(); err != nil {
+		n.barrier()
+		n.halt(err)
+	}
+}
+
+// flight is a staged batch on its way through the committer.
+type flight struct {
+	writes  []*staged
+	reads   []*pending
+	futures []jetstream.PubAckFuture
+	last    uint64 // the stream sequence after this batch
+	pubErr  error  // publishing failed before any ack was awaited
+	barrier chan struct{}
+}
+
+// staged is a write of a batch with the messages it appends.
 type staged struct {
-	p    *pending
-	msgs []*nats.Msg
-	dup  *staged // same command id as an earlier write of this batch
-	err  *events.Error
-	// result is kept to answer with; msgs carry the events.
-	result any
-	spans  []trace.Span // one PRODUCER span per message, ended on ack
+	p     *pending
+	msgs  []*nats.Msg
+	err   *events.Error
+	spans []trace.Span // one PRODUCER span per message, ended on ack
 }
 
 func (s *staged) endSpans(err error) {
@@ -58,98 +87,69 @@ func (s *staged) endSpans(err error) {
 	}
 }
 
-func (n *Node) process(batch []*pending) {
-	var writes []*staged
-	var reads []*pending
-	byID := map[string]*staged{}
+// stageBatch executes a batch against the state and publishes its events.
+// Replies are computed now and sent by the committer once the batch (and
+// every batch before it) is durable.
+func (n *Node) stageBatch(batch []*pending) *flight {
+	f := &flight{}
+	now := n.now()
+	halted := n.Status().Reason
 	for _, p := range batch {
 		if !p.mutating() {
-			reads = append(reads, p)
+			result, e := n.read(p)
+			p.reply, p.err = marshalReply(result, e), e
+			f.reads = append(f.reads, p)
 			continue
 		}
 		s := &staged{p: p}
-		writes = append(writes, s)
-		if p.cmdID != "" {
-			if reply, ok := n.dedupe.get(p.cmdID); ok {
-				p.reply = reply
-				continue
+		f.writes = append(f.writes, s)
+		switch {
+		case halted != "":
+			s.err = events.Errorf(events.CodeUnavailable, "%s", halted)
+			p.reply, p.err = marshalReply(nil, s.err), s.err
+		case p.cmdID != "" && n.dedupe.has(p.cmdID):
+			// A duplicate: the first reply, sent no earlier than this batch's
+			// commit, which follows the first command's.
+			p.reply, _ = n.dedupe.get(p.cmdID)
+		default:
+			result := n.stage(s)
+			p.reply, p.err = marshalReply(result, s.err), s.err
+			if p.cmdID != "" {
+				n.dedupe.put(p.cmdID, p.reply, now)
 			}
-			if first, ok := byID[p.cmdID]; ok {
-				s.dup = first
-				continue
-			}
-			byID[p.cmdID] = s
 		}
-		n.stage(s)
 	}
-
-	var msgs [][]*nats.Msg
-	for _, s := range writes {
+	var groups [][]*nats.Msg
+	for _, s := range f.writes {
 		if len(s.msgs) > 0 {
-			msgs = append(msgs, s.msgs)
+			groups = append(groups, s.msgs)
 		}
 	}
-	if len(msgs) > 0 {
-		last, err := n.append(msgs)
-		if err == nil && n.cfg.syncer != nil {
-			err = n.cfg.syncer.Sync()
-		}
-		if err != nil {
-			e := events.Errorf(events.CodeUnavailable, "append failed, retry: %v", err)
-			unavailable := marshalReply(nil, e)
-			for _, s := range writes {
-				s.endSpans(err)
-				n.respond(s.p, unavailable, e)
-			}
-			n.halt(err)
-			n.answerReads(reads)
-			return
-		}
-		n.state.LastSeq = last
-		n.lastSeq.Store(last)
+	f.last = n.state.LastSeq
+	if len(groups) > 0 {
+		f.futures, f.last, f.pubErr = n.publish(groups)
+		n.state.LastSeq = f.last
 	}
-
-	now := n.now()
-	for _, s := range writes {
-		s.endSpans(nil)
-		for _, m := range s.msgs {
-			if bucket, op, err := events.ParseEventSubject(m.Subject); err == nil {
-				n.metrics.EventAppended(s.p.ctx, bucket, string(op))
-			}
-		}
-		p := s.p
-		if p.reply == nil {
-			if s.dup != nil {
-				p.reply = s.dup.p.reply
-			} else {
-				p.reply = marshalReply(s.result, s.err)
-				if p.cmdID != "" && events.CodeOf(s.err) != events.CodeUnavailable {
-					n.dedupe.put(p.cmdID, p.reply, now)
-				}
-			}
-		}
-		n.respond(p, p.reply, s.err)
-	}
-	n.answerReads(reads)
+	return f
 }
 
-// stage executes one write against the state and prepares its messages.
-func (n *Node) stage(s *staged) {
+// stage executes one write against the state, prepares its messages and
+// returns its result (nil with s.err set when it failed).
+func (n *Node) stage(s *staged) any {
 	var m *mutation
 	var e *events.Error
 	switch body := s.p.body.(type) {
 	case *events.DefineRequest:
 		var def *events.SchemaEvent
-		def, e = n.define(*body)
-		if e == nil {
-			s.result = events.DefineResult{Bucket: body.Bucket}
-			if def != nil {
-				def.Meta = n.meta(s.p, "")
-				s.add(n.message(events.SchemaSubject(body.Bucket), def, def.Meta.EventID))
-			}
+		if def, e = n.define(*body); e != nil {
+			s.err = e
+			return nil
 		}
-		s.err = e
-		return
+		if def != nil {
+			def.Meta = n.meta(s.p, "")
+			s.add(n.message(events.SchemaSubject(body.Bucket), def, def.Meta.EventID))
+		}
+		return events.DefineResult{Bucket: body.Bucket}
 	case *events.InsertRequest:
 		m, e = n.insert(body.Bucket, body.Record)
 	case *events.UpdateRequest:
@@ -165,9 +165,8 @@ func (n *Node) stage(s *staged) {
 	}
 	if e != nil {
 		s.err = e
-		return
+		return nil
 	}
-	s.result = m.result
 	txID := ""
 	if s.p.cmd == events.CmdTx {
 		txID = uuid.NewString()
@@ -182,6 +181,7 @@ func (n *Node) stage(s *staged) {
 		}
 		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), ev, ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
 	}
+	return m.result
 }
 
 // add stages msg with a PRODUCER span whose context travels in its headers,
@@ -227,19 +227,18 @@ func (n *Node) message(subject string, body any, eventID string) *nats.Msg {
 	return msg
 }
 
-// append publishes the batch's messages pipelined, each expecting the
-// previous one's sequence so that a second writer is detected. A group of
-// several messages (a transaction) is one JetStream atomic batch.
-func (n *Node) append(groups [][]*nats.Msg) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.appendTimeout)
-	defer cancel()
+// publish sends the groups' messages pipelined, each expecting the previous
+// one's sequence so that a second writer is detected. A group of several
+// messages (a transaction) is one JetStream atomic batch. It returns the ack
+// futures to wait for and the sequence the stream will be at.
+func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, uint64, error) {
 	seq := n.state.LastSeq
 	futures := make([]jetstream.PubAckFuture, 0, len(groups))
 	for _, g := range groups {
 		if len(g) == 1 {
 			f, err := n.js.PublishMsgAsync(g[0], jetstream.WithExpectLastSequence(seq))
 			if err != nil {
-				return 0, err
+				return nil, 0, err
 			}
 			futures = append(futures, f)
 			seq++
@@ -254,32 +253,18 @@ func (n *Node) append(groups [][]*nats.Msg) (uint64, error) {
 			}
 			if i < len(g)-1 {
 				if err := n.nc.PublishMsg(m); err != nil {
-					return 0, err
+					return nil, 0, err
 				}
 				continue
 			}
 			m.Header.Set("Nats-Batch-Commit", "1")
 			f, err := n.js.PublishMsgAsync(m)
 			if err != nil {
-				return 0, err
+				return nil, 0, err
 			}
 			futures = append(futures, f)
 		}
 		seq += uint64(len(g))
 	}
-	var last uint64
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			last = ack.Sequence
-		case err := <-f.Err():
-			return 0, err
-		case <-ctx.Done():
-			return 0, fmt.Errorf("no acknowledgement from the stream: %w", ctx.Err())
-		}
-	}
-	if last != seq {
-		return 0, fmt.Errorf("stream acknowledged sequence %d, expected %d", last, seq)
-	}
-	return last, nil
+	return futures, seq, nil
 }

@@ -21,16 +21,18 @@ import (
 
 // Node is a running store node.
 type Node struct {
-	cfg    config
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	svc    micro.Service
-	now    func() time.Time
-	queue  chan *pending
-	done   chan struct{}
-	stopMu sync.Mutex
-	closed bool
+	cfg     config
+	log     *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	svc     micro.Service
+	now     func() time.Time
+	queue   chan *pending
+	flights chan *flight  // staged batches, loop → committer
+	wake    chan struct{} // committer → loop: a batch failed, recover
+	done    chan struct{}
+	stopMu  sync.Mutex
+	closed  bool
 
 	// Owned by the loop goroutine (and by Start before the loop runs).
 	state   *projections.State
@@ -43,6 +45,9 @@ type Node struct {
 	lastSeq  atomic.Uint64
 	healthMu sync.Mutex
 	halted   string // why writes are refused; "" while healthy
+
+	failMu  sync.Mutex
+	failErr error // a batch failed to commit; the loop must rebuild
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the
@@ -62,13 +67,15 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("storenode: jetstream: %w", err)
 	}
 	n := &Node{
-		cfg:   cfg,
-		log:   cfg.logger.With("component", "storenode"),
-		nc:    nc,
-		js:    js,
-		now:   time.Now,
-		queue: make(chan *pending, 8192),
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.logger.With("component", "storenode"),
+		nc:      nc,
+		js:      js,
+		now:     time.Now,
+		queue:   make(chan *pending, 8192),
+		flights: make(chan *flight, 4),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
@@ -83,6 +90,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,
 		"buckets", len(n.state.Buckets()), "took", time.Since(started))
 	go n.loop()
+	go n.committer()
 	if err := n.serve(); err != nil {
 		n.Stop(ctx)
 		return nil, err
@@ -210,29 +218,32 @@ func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(
 	}
 }
 
-// halt makes the node refuse writes, says why, and tries to resume from the
-// stream: a transient append failure leaves the stream consistent with
-// itself, so a rebuild restores a true state; a second writer does not.
+// halt handles a batch that failed to commit: the speculative state is
+// replaced by the fold of the stream (which holds exactly what was
+// acknowledged by it). After a transient failure the node resumes; after a
+// second writer it keeps refusing writes and says why. Runs on the loop.
 func (n *Node) halt(cause error) {
-	reason := fmt.Sprintf("append failed: %v", cause)
 	var apiErr *jetstream.APIError
 	secondWriter := errors.As(cause, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	reason := fmt.Sprintf("append failed: %v", cause)
 	if secondWriter {
 		reason = fmt.Sprintf("another process wrote to stream %s (wrong last sequence); refusing writes: stop the other writer and restart this node", n.cfg.stream)
 	}
 	n.setHalted(reason)
 	n.log.Error("store node halted", "reason", reason)
-	if secondWriter {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.rebuild(ctx); err != nil {
 		n.log.Error("rebuild after append failure failed; writes stay refused", "err", err)
 		return
 	}
-	n.setHalted("")
-	n.log.Warn("store node resumed after rebuilding state from the stream", "lastSeq", n.state.LastSeq)
+	n.failMu.Lock()
+	n.failErr = nil
+	n.failMu.Unlock()
+	if !secondWriter {
+		n.setHalted("")
+		n.log.Warn("store node resumed after rebuilding state from the stream", "lastSeq", n.state.LastSeq)
+	}
 }
 
 func (n *Node) setHalted(reason string) {

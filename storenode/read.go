@@ -4,14 +4,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 )
 
-// answerReads executes read commands against the committed state.
-func (n *Node) answerReads(reads []*pending) {
-	for _, p := range reads {
-		result, e := n.read(p)
-		n.respond(p, marshalReply(result, e), e)
-	}
-}
-
+// read executes a read command against the state.
 func (n *Node) read(p *pending) (any, *events.Error) {
 	switch body := p.body.(type) {
 	case *events.GetRequest:

@@ -30,6 +30,7 @@ type pending struct {
 	cause    events.Meta // correlation, causation, hop and rule from the headers
 	received time.Time
 	reply    []byte
+	err      *events.Error   // the error in reply, for the span and metrics
 	ctx      context.Context // carries the command's SERVER span
 	span     trace.Span
 }
