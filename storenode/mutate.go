@@ -30,6 +30,7 @@ func (n *Node) bucketFor(name string) (*projections.Bucket, *schema, *events.Err
 }
 
 // keyFor validates a key given in a request against the bucket's key field.
+// A key of the wrong type is a fault of the request itself: bad_request.
 func keyFor(sc *schema, b *projections.Bucket, key any) (string, *events.Error) {
 	field := b.Def.Key
 	want := b.Def.Schema[field].Type
@@ -41,12 +42,12 @@ func keyFor(sc *schema, b *projections.Bucket, key any) (string, *events.Error) 
 		ok = want == events.TypeNumber
 	}
 	if !ok {
-		return "", &events.Error{Code: events.CodeValidation, Message: "key has the wrong type",
+		return "", &events.Error{Code: events.CodeBadRequest, Message: "key has the wrong type",
 			Issues: []events.Issue{{Field: field, Message: "key must be a " + want, Code: "type"}}}
 	}
 	k, err := events.KeyString(key)
 	if err != nil {
-		return "", &events.Error{Code: events.CodeValidation, Message: err.Error(),
+		return "", &events.Error{Code: events.CodeBadRequest, Message: err.Error(),
 			Issues: []events.Issue{{Field: field, Message: err.Error(), Code: "type"}}}
 	}
 	return k, nil
