@@ -45,7 +45,7 @@ func TestErrors(t *testing.T) {
 			code:   events.CodeValidation,
 			issues: []issue{{"_version", "reserved_field"}, {"id", "immutable_key"}, {"nope", "unknown_field"}}},
 		{name: "validation of the merged record", cmd: events.CmdUpdate,
-			req: events.UpdateRequest{Bucket: "orders", Key: 1.0, Changes: events.Record{"userId": nil}, Increment: map[string]float64{"total": -5}},
+			req:  events.UpdateRequest{Bucket: "orders", Key: 1.0, Changes: events.Record{"userId": nil}, Increment: map[string]float64{"total": -5}},
 			code: events.CodeValidation, issues: []issue{{"total", "min"}, {"userId", "required"}}},
 		{name: "not_found", cmd: events.CmdUpdate, req: events.UpdateRequest{Bucket: "orders", Key: 42.0, Changes: events.Record{"status": "paid"}},
 			code: events.CodeNotFound},
