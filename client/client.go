@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,8 @@ type Client struct {
 	opts   options
 	log    *slog.Logger
 	ownsNC bool
+	// keyFields caches bucket → key field for transactions.
+	keyFields sync.Map
 }
 
 // Connect dials NATS at url and returns a client that closes the connection
