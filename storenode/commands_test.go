@@ -348,21 +348,14 @@ func TestUpsertConcurrent(t *testing.T) {
 	define(t, st.Conn, loyaltyDef())
 	base := lastSeq(t, st.Conn)
 	const conns, total = 8, 200
-	body, _ := json.Marshal(events.UpsertRequest{Bucket: "loyalty", Key: "carol", Increment: map[string]float64{"points": 1}})
+	req := events.UpsertRequest{Bucket: "loyalty", Key: "carol", Increment: map[string]float64{"points": 1}}
 	errs := make(chan error, total)
 	var wg sync.WaitGroup
 	for c := range conns {
 		nc := natstest.Connect(t, st.Server)
 		wg.Go(func() {
 			for i := c; i < total; i += conns {
-				reply, err := request(nc, events.CmdUpsert, body)
-				if err == nil {
-					var r events.Reply
-					if err = json.Unmarshal(reply, &r); err == nil && r.Error != nil {
-						err = r.Error
-					}
-				}
-				if err != nil {
+				if err := try(nc, events.CmdUpsert, req, nil); err != nil {
 					errs <- err
 				}
 			}

@@ -284,3 +284,27 @@ func loyaltyDef() events.BucketDef {
 		"tier":   {Type: events.TypeString, Default: "bronze"},
 	}}
 }
+
+// try is call for goroutines other than the test's: it returns every
+// failure (transport or error reply) instead of failing the test.
+func try(nc *nats.Conn, cmd string, req any, out any, hdr ...string) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	reply, err := request(nc, cmd, data, hdr...)
+	if err != nil {
+		return err
+	}
+	var r events.Reply
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return fmt.Errorf("%s: bad reply %q: %w", cmd, reply, err)
+	}
+	if r.Error != nil {
+		return r.Error
+	}
+	if out != nil {
+		return json.Unmarshal(r.Result, out)
+	}
+	return nil
+}
