@@ -82,7 +82,7 @@ func TestCommands(t *testing.T) {
 		{name: "get", args: []string{"get", "orders", "1"}, stdout: record("1", "25.5", "pending")},
 		{name: "get a missing key", args: []string{"get", "orders", "99"}, stdout: "null\n"},
 		{name: "get with a string key", args: []string{"get", "orders", "1", "--string-key"}, code: exitCommand,
-			stderr: "error: validation: key has the wrong type: id: key must be a number (type)\n"},
+			stderr: "error: bad_request: key has the wrong type: id: key must be a number (type)\n"},
 		{name: "update with increment", args: []string{"update", "orders", "1", `{"status":"paid"}`, "--increment", `{"total":4.5}`},
 			stdout: record("2", "30", "paid")},
 		{name: "update a stale version", args: []string{"update", "orders", "1", `{}`, "--expect-version", "9"}, code: exitCommand,
