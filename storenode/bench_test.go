@@ -43,3 +43,27 @@ func BenchmarkWrites(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTx measures a transaction of k inserts against k single inserts
+// and against a raw JetStream atomic batch of k messages, in the default
+// (batch fsync) mode.
+func BenchmarkTx(b *testing.B) {
+	ctx := context.Background()
+	env, err := bench.NewEnv(ctx, storenode.FsyncBatch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.Close()
+	for _, k := range []int{1, 10, 100} {
+		for _, sc := range []struct {
+			name string
+			op   bench.Op
+		}{{"store-tx", env.StoreTx(k)}, {"store-singles", env.StoreSingles(k)}, {"raw-atomic-batch", env.RawAtomicBatch(k)}} {
+			b.Run(fmt.Sprintf("ops=%d/%s", k, sc.name), func(b *testing.B) {
+				if _, err := bench.Run(ctx, sc.op, b.N, 1); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}

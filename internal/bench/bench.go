@@ -58,7 +58,7 @@ func NewEnv(ctx context.Context, mode storenode.FsyncMode) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if _, err = e.JS.CreateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err = e.JS.CreateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage, AllowAtomicPublish: true}); err != nil {
 		e.Close()
 		return nil, err
 	}
