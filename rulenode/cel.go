@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/decls"
@@ -230,7 +231,13 @@ func compileExpr(s *scope, src string, wantBool bool) (*program, error) {
 	}
 	ast, iss := s.env.Compile(src)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		// One line per file error: the column and CEL's message, without
+		// CEL's multi-line source excerpt.
+		msgs := make([]string, 0, len(iss.Errors()))
+		for _, e := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("column %d: %s", e.Location.Column()+1, e.Message))
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	if wantBool {
 		if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {

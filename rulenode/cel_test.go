@@ -68,3 +68,39 @@ func TestCostLimit(t *testing.T) {
 		t.Fatalf("err = %v, want ErrCostLimit", err)
 	}
 }
+
+func TestEvalHonoursContext(t *testing.T) {
+	p, err := compileExpr(rootScope(), "event.l.all(a, event.l.all(b, a + b >= 0))", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := make([]any, 300)
+	for i := range l {
+		l[i] = float64(i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = p.evalBool(ctx, map[string]any{"event": map[string]any{"l": l}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestToJSONRejectsNonJSON(t *testing.T) {
+	tests := []struct{ expr, want string }{
+		{"1.0 / 0.0", "not a finite number"},
+		{"b'x'", "has no JSON form"},
+		{"{1: 2}", "want string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.expr, func(t *testing.T) {
+			p, err := compileExpr(rootScope(), tc.expr, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.eval(context.Background(), map[string]any{"event": map[string]any{}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
