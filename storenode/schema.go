@@ -237,7 +237,7 @@ func compileField(name string, fd events.FieldDef) (*schemaField, []events.Issue
 			add(b.code, "%s must not be negative", b.code)
 		}
 	}
-	if fd.MinLength != nil && fd.MaxLength != nil && *fd.MinLength > *fd.MaxLength {
+	if fd.MinLength != nil && fd.MaxLength != nil && *fd.MaxLength >= 0 && *fd.MinLength > *fd.MaxLength {
 		add(issueMinLength, "minLength %d is greater than maxLength %d", *fd.MinLength, *fd.MaxLength)
 	}
 
