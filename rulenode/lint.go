@@ -70,13 +70,16 @@ func Lint(sets ...*RuleSet) []Cycle {
 			}
 		}
 	}
+	comp := components(edge)
 	var cycles []Cycle
 	var stack []int
 	onStack := make([]bool, len(nodes))
 	var walk func(start, v int)
 	walk = func(start, v int) {
 		for w := start; w < len(nodes) && len(cycles) < maxCycles; w++ {
-			if edge[v][w] == "" {
+			// Only rules of the start's strongly connected component can
+			// lead back to it; skipping the others keeps the search small.
+			if edge[v][w] == "" || comp[w] != comp[start] {
 				continue
 			}
 			if w == start {
@@ -104,6 +107,52 @@ func Lint(sets ...*RuleSet) []Cycle {
 		onStack[s] = false
 	}
 	return cycles
+}
+
+// components numbers the strongly connected components of the graph
+// (Tarjan's algorithm): comp[i] == comp[j] when i and j reach each other.
+func components(edge [][]string) []int {
+	n := len(edge)
+	comp, low, order := make([]int, n), make([]int, n), make([]int, n)
+	for i := range order {
+		order[i], comp[i] = -1, -1
+	}
+	var stack []int
+	onStack := make([]bool, n)
+	next, ncomp := 0, 0
+	var visit func(v int)
+	visit = func(v int) {
+		order[v], low[v] = next, next
+		next++
+		stack, onStack[v] = append(stack, v), true
+		for w := range n {
+			switch {
+			case edge[v][w] == "":
+			case order[w] < 0:
+				visit(w)
+				low[v] = min(low[v], low[w])
+			case onStack[w]:
+				low[v] = min(low[v], order[w])
+			}
+		}
+		if low[v] == order[v] {
+			for {
+				w := stack[len(stack)-1]
+				stack, onStack[w] = stack[:len(stack)-1], false
+				comp[w] = ncomp
+				if w == v {
+					break
+				}
+			}
+			ncomp++
+		}
+	}
+	for v := range n {
+		if order[v] < 0 {
+			visit(v)
+		}
+	}
+	return comp
 }
 
 // ruleWrites returns the event subjects a rule can cause, sorted.
