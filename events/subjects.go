@@ -81,3 +81,22 @@ var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, Cmd
 
 // CommandSubject returns <prefix>.<cmd>.
 func CommandSubject(prefix, cmd string) string { return prefix + "." + cmd }
+
+// FilterCovers reports whether filter a matches every subject that filter b
+// matches, with NATS wildcards ('*' one token, '>' the rest). For a concrete
+// subject b it is plain subject matching.
+func FilterCovers(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i, t := range at {
+		if t == ">" {
+			return len(bt) > i
+		}
+		if i >= len(bt) || bt[i] == ">" {
+			return false
+		}
+		if t != "*" && (bt[i] == "*" || t != bt[i]) {
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}

@@ -160,7 +160,7 @@ func (r *Rule) Eligible(ctx context.Context, ev *events.Event) (bool, error) {
 func (rs *RuleSet) Match(subject string) []*Rule {
 	var out []*Rule
 	for _, r := range rs.Rules {
-		if slices.ContainsFunc(r.On, func(f string) bool { return subjectMatches(f, subject) }) {
+		if slices.ContainsFunc(r.On, func(f string) bool { return events.FilterCovers(f, subject) }) {
 			out = append(out, r)
 		}
 	}
@@ -196,7 +196,7 @@ func dropCovered(fs []string) []string {
 	for i, f := range fs {
 		covered := false
 		for j, g := range fs {
-			if i != j && filterCovers(g, f) && (g != f || j < i) {
+			if i != j && events.FilterCovers(g, f) && (g != f || j < i) {
 				covered = true
 				break
 			}
@@ -250,28 +250,6 @@ func validSubject(s string) error {
 		return fmt.Errorf("subject %q contains a wildcard", s)
 	}
 	return nil
-}
-
-// subjectMatches reports whether the concrete subject matches filter.
-func subjectMatches(filter, subject string) bool {
-	return filterCovers(filter, subject)
-}
-
-// filterCovers reports whether every subject b matches, a matches too.
-func filterCovers(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i, t := range at {
-		if t == ">" {
-			return len(bt) > i
-		}
-		if i >= len(bt) || bt[i] == ">" {
-			return false
-		}
-		if t != "*" && (bt[i] == "*" || t != bt[i]) {
-			return false
-		}
-	}
-	return len(at) == len(bt)
 }
 
 // filtersOverlap reports whether some subject matches both filters.

@@ -9,34 +9,6 @@ import (
 	"github.com/storeloop/storeloop/events"
 )
 
-func TestSubjectMatches(t *testing.T) {
-	tests := []struct {
-		filter, subject string
-		want            bool
-	}{
-		{"bucket.orders.updated", "bucket.orders.updated", true},
-		{"bucket.orders.updated", "bucket.orders.inserted", false},
-		{"bucket.*.updated", "bucket.orders.updated", true},
-		{"bucket.*.updated", "bucket.orders.x.updated", false},
-		{"bucket.*", "bucket.orders.updated", false},
-		{"bucket.>", "bucket.orders.updated", true},
-		{"bucket.>", "bucket", false},
-		{"bucket.orders.>", "bucket.orders.updated", true},
-		{"*.*.*", "bucket.orders.updated", true},
-		{"*.*", "bucket.orders.updated", false},
-		{">", "bucket.orders.updated", true},
-		{"bucket.orders", "bucket.orders.updated", false},
-		{"bucket.orders.updated.x", "bucket.orders.updated", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.filter+" "+tc.subject, func(t *testing.T) {
-			if got := subjectMatches(tc.filter, tc.subject); got != tc.want {
-				t.Fatalf("got %v", got)
-			}
-		})
-	}
-}
-
 func TestFilterRelations(t *testing.T) {
 	tests := []struct {
 		a, b             string
@@ -53,7 +25,7 @@ func TestFilterRelations(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.a+" "+tc.b, func(t *testing.T) {
-			if got := filterCovers(tc.a, tc.b); got != tc.covers {
+			if got := events.FilterCovers(tc.a, tc.b); got != tc.covers {
 				t.Errorf("covers = %v", got)
 			}
 			if got, rev := filtersOverlap(tc.a, tc.b), filtersOverlap(tc.b, tc.a); got != tc.overlaps || rev != got {

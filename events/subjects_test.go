@@ -1,0 +1,31 @@
+package events
+
+import "testing"
+
+func TestFilterCoversSubjects(t *testing.T) {
+	tests := []struct {
+		filter, subject string
+		want            bool
+	}{
+		{"bucket.orders.updated", "bucket.orders.updated", true},
+		{"bucket.orders.updated", "bucket.orders.inserted", false},
+		{"bucket.*.updated", "bucket.orders.updated", true},
+		{"bucket.*.updated", "bucket.orders.x.updated", false},
+		{"bucket.*", "bucket.orders.updated", false},
+		{"bucket.>", "bucket.orders.updated", true},
+		{"bucket.>", "bucket", false},
+		{"bucket.orders.>", "bucket.orders.updated", true},
+		{"*.*.*", "bucket.orders.updated", true},
+		{"*.*", "bucket.orders.updated", false},
+		{">", "bucket.orders.updated", true},
+		{"bucket.orders", "bucket.orders.updated", false},
+		{"bucket.orders.updated.x", "bucket.orders.updated", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.filter+" "+tc.subject, func(t *testing.T) {
+			if got := FilterCovers(tc.filter, tc.subject); got != tc.want {
+				t.Fatalf("got %v", got)
+			}
+		})
+	}
+}
