@@ -1,9 +1,21 @@
 package storenode_test
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/storetest"
@@ -74,4 +86,295 @@ func TestRestartReplays(t *testing.T) {
 	changed := ordersDef()
 	changed.Indexes = nil
 	wantCode(t, call(t, nc, events.CmdDefine, changed, nil), events.CodeBucketExists)
+}
+
+// binDir holds the storenode daemon built for the kill tests.
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// storenodeBinary builds ./cmd/storenode once per test binary.
+func storenodeBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "storenode-bin-"); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir, "github.com/storeloop/storeloop/cmd/storenode").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "storenode")
+}
+
+// daemon is a storenode process with its embedded NATS server.
+type daemon struct {
+	cmd    *exec.Cmd
+	url    string
+	exited chan struct{}
+	stderr bytes.Buffer
+}
+
+// startDaemon runs the daemon on dataDir and waits for its ready line.
+func startDaemon(t *testing.T, dataDir string) *daemon {
+	t.Helper()
+	d := &daemon{exited: make(chan struct{})}
+	d.cmd = exec.Command(storenodeBinary(t), "--data", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	d.cmd.Stderr = &d.stderr
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if url, ok := strings.CutPrefix(sc.Text(), "storenode ready nats="); ok {
+				ready <- url
+			}
+		}
+		d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() { d.kill(t) })
+	select {
+	case d.url = <-ready:
+	case <-d.exited:
+		t.Fatalf("storenode exited before it was ready: %s", d.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("storenode not ready in 30s: %s", d.stderr.String())
+	}
+	return d
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) kill(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("storenode did not exit after SIGKILL")
+	}
+}
+
+func connectURL(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// killWork is one unit of a writer's load: a command with its id.
+type killWork struct {
+	id  string
+	cmd string
+	req any
+}
+
+// killLoad describes a load run against a daemon that gets killed.
+type killLoad struct {
+	name string
+	defs []events.BucketDef
+	// work returns the n-th command of writer w.
+	work func(w, n int) killWork
+	// check verifies the state after the restart: acked and sent list the
+	// command ids acknowledged and sent (a superset) before the kill.
+	check func(t *testing.T, nc *nats.Conn, acked map[string]any, sent map[string]killWork)
+}
+
+// TestKill9 loads a daemon from 8 writers, SIGKILLs it after a number of
+// acknowledgements, restarts it on the same data, and checks that every
+// acknowledged write survived exactly once and that retrying the others by
+// their command ids applies each exactly once.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the storenode daemon")
+	}
+	for _, load := range []killLoad{insertLoad(), txLoad()} {
+		t.Run(load.name, func(t *testing.T) { runKill9(t, load) })
+	}
+}
+
+func runKill9(t *testing.T, load killLoad) {
+	const writers, killAfter = 8, 300
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	nc := connectURL(t, d.url)
+	define(t, nc, load.defs...)
+
+	var (
+		mu     sync.Mutex
+		acked  = map[string]any{} // command id → its result
+		sent   = map[string]killWork{}
+		count  atomic.Int64
+		enough = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	for w := range writers {
+		wnc := connectURL(t, d.url)
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				work := load.work(w, n)
+				mu.Lock()
+				sent[work.id] = work
+				mu.Unlock()
+				var result any
+				if err := try(wnc, work.cmd, work.req, &result, events.HeaderCommandID, work.id); err != nil {
+					return // the daemon is gone: this one stays unacknowledged
+				}
+				mu.Lock()
+				acked[work.id] = result
+				mu.Unlock()
+				if count.Add(1) == killAfter {
+					close(enough)
+				}
+			}
+		})
+	}
+	select {
+	case <-enough:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("only %d acknowledgements in 30s", count.Load())
+	}
+	d.kill(t)
+	wg.Wait()
+	t.Logf("%d acknowledged, %d sent before the kill", len(acked), len(sent))
+
+	d = startDaemon(t, dataDir)
+	nc = connectURL(t, d.url)
+	// Acknowledged commands answer with their first result.
+	for id, result := range acked {
+		var again any
+		w := sent[id]
+		if err := try(nc, w.cmd, w.req, &again, events.HeaderCommandID, id); err != nil {
+			t.Fatalf("retry of acknowledged %s: %v", id, err)
+		}
+		if !reflect.DeepEqual(again, result) {
+			t.Fatalf("retry of acknowledged %s = %v, first %v", id, again, result)
+		}
+	}
+	load.check(t, nc, acked, sent)
+	// Retrying the unacknowledged ones applies each exactly once.
+	for id, w := range sent {
+		if _, ok := acked[id]; !ok {
+			var result any
+			if err := try(nc, w.cmd, w.req, &result, events.HeaderCommandID, id); err != nil {
+				t.Fatalf("retry of %s: %v", id, err)
+			}
+			acked[id] = result
+		}
+	}
+	load.check(t, nc, acked, sent)
+}
+
+// insertLoad: plain inserts with generated ids.
+func insertLoad() killLoad {
+	return killLoad{
+		name: "insert",
+		defs: []events.BucketDef{ordersDef()},
+		work: func(w, n int) killWork {
+			id := fmt.Sprintf("w%d-%d", w, n)
+			return killWork{id, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": fmt.Sprint("w", w), "sku": id, "total": float64(n)}}}
+		},
+		check: func(t *testing.T, nc *nats.Conn, acked map[string]any, sent map[string]killWork) {
+			t.Helper()
+			orders := queryAll(t, nc, "orders", nil, 0)
+			bySku := map[string]events.Record{}
+			ids := map[float64]bool{}
+			maxID := 0.0
+			for _, o := range orders {
+				sku := o["sku"].(string)
+				if _, ok := sent[sku]; !ok {
+					t.Fatalf("order %v was never sent", o)
+				}
+				if bySku[sku] != nil {
+					t.Fatalf("%s stored twice: %v and %v", sku, bySku[sku], o)
+				}
+				bySku[sku] = o
+				id := o["id"].(float64)
+				ids[id], maxID = true, max(maxID, id)
+			}
+			for sku, result := range acked {
+				if got, ok := bySku[sku]; !ok || got["id"] != result.(map[string]any)["id"] {
+					t.Fatalf("acknowledged %s = %v, stored %v", sku, result, got)
+				}
+			}
+			// Generated ids continue without reuse.
+			var next events.Record
+			mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "check", "total": 0.0}}, &next)
+			if id := next["id"].(float64); ids[id] || id <= maxID {
+				t.Fatalf("next id %v, the highest stored is %v", id, maxID)
+			}
+			mustCall(t, nc, events.CmdDelete, events.DeleteRequest{Bucket: "orders", Key: next["id"]}, nil)
+		},
+	}
+}
+
+// txLoad: each command is a transaction over three buckets, so each must be
+// wholly present or wholly absent.
+func txLoad() killLoad {
+	return killLoad{
+		name: "tx",
+		defs: []events.BucketDef{ordersDef(), reorderRequestsDef(), loyaltyDef()},
+		work: func(w, n int) killWork {
+			id := fmt.Sprintf("tx%d-%d", w, n)
+			return killWork{id, events.CmdTx, events.TxRequest{Ops: []events.TxOp{
+				{Op: "insert", Bucket: "orders", Record: events.Record{"userId": fmt.Sprint("w", w), "sku": id, "total": float64(n)}},
+				{Op: "upsert", Bucket: "loyalty", Key: fmt.Sprint("w", w), Increment: map[string]float64{"points": 1}},
+				{Op: "insert", Bucket: "reorderRequests", Record: events.Record{"sku": id, "quantity": float64(n)}},
+			}}}
+		},
+		check: func(t *testing.T, nc *nats.Conn, acked map[string]any, sent map[string]killWork) {
+			t.Helper()
+			orders, requests := map[string]bool{}, map[string]bool{}
+			perWriter := map[string]float64{}
+			for _, o := range queryAll(t, nc, "orders", nil, 0) {
+				if orders[o["sku"].(string)] {
+					t.Fatalf("%s stored twice", o["sku"])
+				}
+				orders[o["sku"].(string)] = true
+				perWriter[o["userId"].(string)]++
+			}
+			for _, r := range queryAll(t, nc, "reorderRequests", nil, 0) {
+				requests[r["sku"].(string)] = true
+			}
+			for id := range sent {
+				if orders[id] != requests[id] {
+					t.Fatalf("tx %s half applied: order %v, request %v", id, orders[id], requests[id])
+				}
+				if _, ok := acked[id]; ok && !orders[id] {
+					t.Fatalf("acknowledged tx %s is missing", id)
+				}
+			}
+			if len(orders) != len(requests) {
+				t.Fatalf("%d orders, %d requests", len(orders), len(requests))
+			}
+			for _, l := range queryAll(t, nc, "loyalty", nil, 0) {
+				if l["points"] != perWriter[l["userId"].(string)] {
+					t.Fatalf("loyalty %v, want %v points", l, perWriter[l["userId"].(string)])
+				}
+			}
+		},
+	}
 }
