@@ -1,0 +1,273 @@
+// Package demo runs the seed's complete e-commerce example end to end on
+// real parts: an embedded NATS server with JetStream, a store node, and a
+// rule node, all in one process, then prints the results, the causal chain
+// of every cascade (rebuilt from the events' meta) and the trace of one
+// cascade (OpenTelemetry spans, recorded in memory).
+package demo
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/storeloop/storeloop/client"
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/examples"
+	"github.com/storeloop/storeloop/projections"
+	"github.com/storeloop/storeloop/rulenode"
+	"github.com/storeloop/storeloop/storenode"
+	"github.com/storeloop/storeloop/tracing"
+)
+
+// Expected results of the seed's example.
+const (
+	WantLaptop  = 48  // 50 - 2
+	WantMouse   = 195 // 200 - 5
+	WantLoyalty = 274 // 2598/10 + 150/10 = 259 + 15
+)
+
+// Run runs the demo, writing its report to w. It returns an error when any
+// result differs from the seed's.
+func Run(ctx context.Context, w io.Writer) error {
+	spans := tracetest.NewInMemoryExporter()
+	shutdownTracing, err := tracing.Setup(ctx, "storeloop-demo", tracing.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(spans)))
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+
+	dir, err := os.MkdirTemp("", "storeloop-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, opts, err := storenode.StartEmbedded(storenode.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	quiet := slog.New(slog.DiscardHandler)
+
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("storenode"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	node, err := storenode.Start(ctx, nc, append(opts, storenode.WithLogger(quiet))...)
+	if err != nil {
+		return err
+	}
+	defer node.Stop(context.Background())
+	fmt.Fprintf(w, "▶ embedded NATS %s (JetStream in %s, fsync per group commit); store node serving store.*\n", srv.ClientURL(), dir)
+
+	cl, err := client.Connect(srv.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	sc, err := examples.Load("ecommerce")
+	if err != nil {
+		return err
+	}
+	for _, def := range sc.Buckets {
+		if err := cl.Define(ctx, def); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "▶ buckets defined: %s\n", bucketNames(sc.Buckets))
+
+	// The rule node: its own connection, as a separate process would have.
+	rnc, err := nats.Connect(srv.ClientURL(), nats.Name("rulenode"))
+	if err != nil {
+		return err
+	}
+	defer rnc.Close()
+	rjs, err := jetstream.New(rnc)
+	if err != nil {
+		return err
+	}
+	rcl, err := client.New(rnc)
+	if err != nil {
+		return err
+	}
+	runner := rulenode.NewRunner(rjs, rcl, sc.Rules, rulenode.WithLogger(quiet))
+	runCtx, stopRunner := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- runner.Run(runCtx) }()
+	defer func() { stopRunner(); <-runErr }()
+	fmt.Fprintf(w, "▶ rule node running rule set %q on %s\n\n", sc.Rules.Name, strings.Join(sc.Rules.Subjects(), ", "))
+
+	shipTrace, err := scenario(ctx, w, cl)
+	if err != nil {
+		return err
+	}
+	if err := cl.Settle(ctx, client.SettleRuleSets(sc.Rules.Name)); err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	fmt.Fprintln(w, "\n▶ settled: every rule has run and every write it made is stored")
+
+	resultErr := results(ctx, w, cl)
+	if err := cascades(ctx, w, cl); err != nil {
+		return err
+	}
+	printTrace(ctx, w, spans, shipTrace)
+	return resultErr
+}
+
+// scenario is the seed's order lifecycle. It returns the trace id of the
+// first shipment, whose cascade the demo prints as a trace.
+func scenario(ctx context.Context, w io.Writer, cl *client.Client) (trace.TraceID, error) {
+	inventory, orders := cl.Bucket("inventory"), cl.Bucket("orders")
+	step := func(what string, f func(context.Context) error) error {
+		fmt.Fprintf(w, "  %s\n", what)
+		return f(ctx)
+	}
+	insert := func(b *client.Bucket, rec events.Record) func(context.Context) error {
+		return func(ctx context.Context) error { _, err := b.Insert(ctx, rec); return err }
+	}
+	status := func(id float64, s string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := orders.Update(ctx, id, events.Record{"status": s})
+			return err
+		}
+	}
+	var shipTrace trace.TraceID
+	traced := func(f func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			ctx, span := tracing.Tracer().Start(ctx, "demo: ship order 1")
+			defer span.End()
+			shipTrace = span.SpanContext().TraceID()
+			return f(ctx)
+		}
+	}
+	steps := []struct {
+		what string
+		f    func(context.Context) error
+	}{
+		{"insert inventory LAPTOP-1 (50)", insert(inventory, events.Record{"sku": "LAPTOP-1", "name": "Pro Laptop", "quantity": 50.0})},
+		{"insert inventory MOUSE-1 (200)", insert(inventory, events.Record{"sku": "MOUSE-1", "name": "Wireless Mouse", "quantity": 200.0})},
+		{"insert order 1: alice, 2 × LAPTOP-1, 2598", insert(orders, events.Record{"userId": "alice", "sku": "LAPTOP-1", "qty": 2.0, "total": 2598.0})},
+		{"insert order 2: alice, 5 × MOUSE-1, 150", insert(orders, events.Record{"userId": "alice", "sku": "MOUSE-1", "qty": 5.0, "total": 150.0})},
+		{"confirm order 1", status(1, "confirmed")},
+		{"confirm order 2", status(2, "confirmed")},
+		{"ship order 1 (traced)", traced(status(1, "shipped"))},
+		{"ship order 2", status(2, "shipped")},
+	}
+	fmt.Fprintln(w, "▶ order lifecycle (each write is acknowledged once stored; rules run asynchronously)")
+	for _, s := range steps {
+		if err := step(s.what, s.f); err != nil {
+			return shipTrace, fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	return shipTrace, nil
+}
+
+func results(ctx context.Context, w io.Writer, cl *client.Client) error {
+	get := func(bucket string, key any, field string) float64 {
+		r, err := cl.Bucket(bucket).Get(ctx, key)
+		if err != nil || r == nil {
+			return -1
+		}
+		v, _ := r[field].(float64)
+		return v
+	}
+	laptop, mouse, points := get("inventory", "LAPTOP-1", "quantity"), get("inventory", "MOUSE-1", "quantity"), get("loyalty", "alice", "points")
+	fmt.Fprintln(w, "\n▶ results")
+	fmt.Fprintf(w, "  Laptop stock: %v  (50 - 2)\n", laptop)
+	fmt.Fprintf(w, "  Mouse stock: %v  (200 - 5)\n", mouse)
+	fmt.Fprintf(w, "  Alice loyalty: %v points  (259 + 15)\n", points)
+	if laptop != WantLaptop || mouse != WantMouse || points != WantLoyalty {
+		return fmt.Errorf("results differ from the seed: laptop %v (want %d), mouse %v (want %d), alice %v (want %d)",
+			laptop, WantLaptop, mouse, WantMouse, points, WantLoyalty)
+	}
+	return nil
+}
+
+// cascades prints every causal chain, rebuilt from the stream alone.
+func cascades(ctx context.Context, w io.Writer, cl *client.Client) error {
+	var evs []projections.CausalEvent
+	err := cl.History(ctx, "", func(ev *events.Event, hdr nats.Header) error {
+		evs = append(evs, projections.CausalEvent{Subject: events.EventSubject(ev.Bucket, ev.Type), Event: ev,
+			TraceParent: tracing.HeaderCarrier(hdr).Get(events.HeaderTraceParent)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\n▶ the cycle, from the event stream (mutation → [rule] → write), as `storeloop trace` shows it")
+	for _, c := range projections.Cascades(evs) {
+		c.Print(w)
+	}
+	return nil
+}
+
+// printTrace prints the spans of one trace as a tree: the whole cascade of
+// shipping order 1, across the store node and the rule node.
+func printTrace(ctx context.Context, w io.Writer, exp *tracetest.InMemoryExporter, id trace.TraceID) {
+	// The rule node ends its delivery span right after the ack that Settle
+	// observed; wait (bounded) for the spans of the write-back to arrive.
+	deadline := time.Now().Add(2 * time.Second)
+	var stubs []tracetest.SpanStub
+	for {
+		stubs = stubs[:0]
+		for _, s := range exp.GetSpans() {
+			if s.SpanContext.TraceID() == id {
+				stubs = append(stubs, s)
+			}
+		}
+		if hasSpan(stubs, "rule loyalty-on-ship") && hasSpan(stubs, "publish bucket.loyalty.") || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintf(w, "\n▶ the trace of \"ship order 1\" (trace id %s, %d spans; export it to Jaeger with OTEL_EXPORTER_OTLP_ENDPOINT)\n", id, len(stubs))
+	children := map[trace.SpanID][]tracetest.SpanStub{}
+	var roots []tracetest.SpanStub
+	inTrace := map[trace.SpanID]bool{}
+	for _, s := range stubs {
+		inTrace[s.SpanContext.SpanID()] = true
+	}
+	for _, s := range stubs {
+		if p := s.Parent.SpanID(); s.Parent.IsValid() && inTrace[p] {
+			children[p] = append(children[p], s)
+		} else {
+			roots = append(roots, s)
+		}
+	}
+	var walk func(s tracetest.SpanStub, indent string)
+	walk = func(s tracetest.SpanStub, indent string) {
+		fmt.Fprintf(w, "  %s%s [%s] %s\n", indent, s.Name, strings.ToLower(s.SpanKind.String()), s.EndTime.Sub(s.StartTime).Round(time.Microsecond))
+		kids := children[s.SpanContext.SpanID()]
+		slices.SortFunc(kids, func(a, b tracetest.SpanStub) int { return cmp.Compare(a.StartTime.UnixNano(), b.StartTime.UnixNano()) })
+		for _, k := range kids {
+			walk(k, indent+"  ")
+		}
+	}
+	for _, r := range roots {
+		walk(r, "")
+	}
+}
+
+func hasSpan(stubs []tracetest.SpanStub, prefix string) bool {
+	return slices.ContainsFunc(stubs, func(s tracetest.SpanStub) bool { return strings.HasPrefix(s.Name, prefix) })
+}
+
+func bucketNames(defs []events.BucketDef) string {
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.Bucket
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,32 @@
+package demo
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := Run(ctx, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"Laptop stock: 48", "Mouse stock: 195", "Alice loyalty: 274 points",
+		"[deduct-inventory-on-confirm] bucket.inventory.updated key=LAPTOP-1 hop=1",
+		"[loyalty-on-ship] bucket.loyalty.inserted key=alice hop=1",
+		"[loyalty-on-ship] bucket.loyalty.updated key=alice hop=1",
+		"rule loyalty-on-ship [internal]",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(got)
+	}
+}
