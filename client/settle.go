@@ -80,6 +80,9 @@ func (c *Client) Settle(ctx context.Context, opts ...SettleOption) error {
 	for {
 		snap, why, err := c.settleCheck(ctx, o.ruleSets)
 		switch {
+		case ctx.Err() != nil:
+			// The check was cut short: the previous reason is the news.
+			return fmt.Errorf("client: not settled (%s): %w", reason, ctx.Err())
 		case err != nil:
 			reason, stable = err.Error(), 0
 		case why != "":
@@ -145,8 +148,9 @@ func (c *Client) settleCheck(ctx context.Context, ruleSets []string) ([]uint64, 
 	if err != nil {
 		return nil, "", fmt.Errorf("store status: %w", err)
 	}
-	if st.InFlight > 0 {
-		return snap, fmt.Sprintf("the store node has %d commands in flight", st.InFlight), nil
+	// The status request is itself in flight while the store answers it.
+	if busy := st.InFlight - 1; busy > 0 {
+		return snap, fmt.Sprintf("the store node has %d other commands in flight", busy), nil
 	}
 	return snap, "", nil
 }

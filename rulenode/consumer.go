@@ -1,0 +1,192 @@
+package rulenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// consumerConfig is the durable consumer every runner of the set binds.
+// Runners of the same set create it with the same configuration, so
+// whichever starts first creates it and the others bind it.
+//
+// Retries are the runner's business, not the server's: a failed event is
+// NAKed with the runner's backoff, and the runner counts deliveries
+// against its MaxDeliver and dead-letters the event itself. So the
+// server's MaxDeliver is unlimited (at its limit the server would drop the
+// event silently, with no dead letter) and the consumer has no BackOff
+// list (the server would replace AckWait with its first element, and a
+// long action would be redelivered while still running). AckWait only
+// matters when a runner dies holding an event.
+func (r *Runner) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        r.set.Name,
+		Description:    "storeloop rule set " + r.set.Name,
+		FilterSubjects: r.set.Subjects(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        r.o.ackWait,
+		MaxDeliver:     -1,
+	}
+}
+
+// bind waits for the event stream, makes sure the dead-letter stream
+// exists, and creates or updates the set's consumer.
+func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
+	if err := r.waitStream(ctx); err != nil {
+		return nil, err
+	}
+	if err := ensureDeadLetterStream(ctx, r.js, r.o.deadLetters); err != nil {
+		return nil, err
+	}
+	cfg := r.consumerConfig()
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, r.o.stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rulenode: consumer %s on %s: %w", cfg.Durable, r.o.stream, err)
+	}
+	r.o.logger.InfoContext(ctx, "rule node: consumer bound", "ruleSet", r.set.Name, "stream", r.o.stream,
+		"filters", cfg.FilterSubjects, "rules", len(r.set.Rules))
+	return cons, nil
+}
+
+// waitStream returns once the event stream exists: a rule node may start
+// before the store node that creates it.
+func (r *Runner) waitStream(ctx context.Context) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := r.js.Stream(ctx, r.o.stream)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("rulenode: event stream %s: %w", r.o.stream, err)
+		}
+		r.o.logger.InfoContext(ctx, "rule node: waiting for the event stream", "stream", r.o.stream, "retryIn", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// delivery is a fetched message and its decoded event (or why it is not one).
+type delivery struct {
+	msg jetstream.Msg
+	ev  *events.Event
+	err error
+}
+
+// shard picks the worker of a delivery: the same record always goes to the
+// same worker, which keeps a record's events in order within the runner.
+func (d delivery) shard(n int) int {
+	if d.ev == nil {
+		return 0
+	}
+	k, err := events.KeyString(d.ev.Key)
+	if err != nil {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(d.ev.Bucket))
+	h.Write([]byte{0})
+	h.Write([]byte(k))
+	return int(h.Sum32() % uint32(n))
+}
+
+// consume fetches events and hands them to the workers until ctx is done.
+func (r *Runner) consume(ctx context.Context, cons jetstream.Consumer) error {
+	// The client buffer holds as many events as there are workers: events
+	// waiting in it are already delivered, and their AckWait is running.
+	it, err := cons.Messages(jetstream.PullMaxMessages(r.o.concurrency))
+	if err != nil {
+		return fmt.Errorf("rulenode: fetch from consumer %s: %w", r.set.Name, err)
+	}
+	// Events in flight finish even when ctx ends: an action cut in half is
+	// retried anyway, but finishing it saves the redelivery.
+	work := context.WithoutCancel(ctx)
+	shards := make([]chan delivery, r.o.concurrency)
+	var wg sync.WaitGroup
+	for i := range shards {
+		ch := make(chan delivery)
+		shards[i] = ch
+		wg.Go(func() {
+			for d := range ch {
+				r.handle(work, d)
+			}
+		})
+	}
+	stopDrain := context.AfterFunc(ctx, it.Drain)
+	defer stopDrain()
+	r.ready.Store(true)
+	defer r.ready.Store(false)
+
+	var runErr error
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() == nil {
+				runErr = fmt.Errorf("rulenode: consumer %s: %w", r.set.Name, err)
+			}
+			break
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			it.Stop()
+			runErr = fmt.Errorf("rulenode: consumer %s: %w", r.set.Name, err)
+			break
+		}
+		if err != nil {
+			// Missed heartbeats and the like: the iterator pulls again.
+			r.o.logger.WarnContext(ctx, "rule node: fetch", "ruleSet", r.set.Name, "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Fetched but not started when we were told to stop: hand it back
+			// at once so another runner takes it. Not a failure, hence no
+			// backoff.
+			_ = msg.Nak()
+			continue
+		}
+		d := delivery{msg: msg}
+		d.ev, d.err = events.DecodeEvent(msg.Data())
+		shards[d.shard(len(shards))] <- d
+	}
+	for _, ch := range shards {
+		close(ch)
+	}
+	wg.Wait()
+	return runErr
+}
+
+// keepAlive tells JetStream every AckWait/3 that msg is still being worked
+// on, until the returned stop is called.
+func (r *Runner) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(r.o.ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}

@@ -1,0 +1,399 @@
+package rulenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/client"
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
+)
+
+// Defaults of the [RunnerOption]s.
+const (
+	DefaultAckWait     = 30 * time.Second
+	DefaultMaxDeliver  = 5
+	DefaultConcurrency = 8
+)
+
+// DefaultRetryBackoff is the delay before the 1st, 2nd, … redelivery of an
+// event whose rules failed; the last value repeats.
+var DefaultRetryBackoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
+
+// Runner feeds the events of a stream to a rule set: the "bridge" of the
+// seed, durable and distributed. Every runner of the same rule-set name, in
+// any process, shares one durable JetStream pull consumer, so running more
+// of them adds throughput. See [Runner.Run] for the guarantees.
+type Runner struct {
+	js    jetstream.JetStream
+	cl    *client.Client
+	set   *RuleSet
+	o     runnerOptions
+	ready atomic.Bool
+}
+
+// RunnerOption configures a [Runner].
+type RunnerOption func(*runnerOptions)
+
+type runnerOptions struct {
+	stream       string
+	deadLetters  string
+	ackWait      time.Duration
+	maxDeliver   int
+	retryBackoff []time.Duration
+	concurrency  int
+	logger       *slog.Logger
+	metrics      *tracing.Metrics
+}
+
+// WithStream names the event stream (default events.DefaultStream).
+func WithStream(name string) RunnerOption { return func(o *runnerOptions) { o.stream = name } }
+
+// WithDeadLetterStream names the dead-letter stream (default
+// [DefaultDeadLetterStream]); its subjects are storeloop.dlq.>.
+func WithDeadLetterStream(name string) RunnerOption {
+	return func(o *runnerOptions) { o.deadLetters = name }
+}
+
+// WithAckWait sets how long JetStream waits for a verdict on a delivery
+// before it delivers the event again (default 30s). A runner working on an
+// event longer than that tells JetStream so every AckWait/3.
+func WithAckWait(d time.Duration) RunnerOption { return func(o *runnerOptions) { o.ackWait = d } }
+
+// WithMaxDeliver sets how many deliveries an event whose rules fail gets
+// before it is dead-lettered (default 5).
+func WithMaxDeliver(n int) RunnerOption { return func(o *runnerOptions) { o.maxDeliver = n } }
+
+// WithRetryBackoff sets the delays before redelivering a failed event (see
+// [DefaultRetryBackoff]).
+func WithRetryBackoff(delays ...time.Duration) RunnerOption {
+	return func(o *runnerOptions) { o.retryBackoff = delays }
+}
+
+// WithConcurrency sets how many events one runner works on at a time
+// (default 8).
+func WithConcurrency(n int) RunnerOption { return func(o *runnerOptions) { o.concurrency = n } }
+
+// WithLogger sets the runner's logger (default: none).
+func WithLogger(l *slog.Logger) RunnerOption { return func(o *runnerOptions) { o.logger = l } }
+
+// WithMetrics records firings, failures and dead letters in m.
+func WithMetrics(m *tracing.Metrics) RunnerOption { return func(o *runnerOptions) { o.metrics = m } }
+
+// NewRunner returns a runner of set that reads events with js and writes
+// through cl. Options are checked by Run.
+func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...RunnerOption) *Runner {
+	o := runnerOptions{
+		stream:       events.DefaultStream,
+		deadLetters:  DefaultDeadLetterStream,
+		ackWait:      DefaultAckWait,
+		maxDeliver:   DefaultMaxDeliver,
+		retryBackoff: DefaultRetryBackoff,
+		concurrency:  DefaultConcurrency,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{js: js, cl: cl, set: set, o: o}
+}
+
+// Ready reports whether Run has bound the consumer and is fetching events.
+func (r *Runner) Ready() bool { return r.ready.Load() }
+
+func (r *Runner) validate() error {
+	o := r.o
+	switch {
+	case r.js == nil || r.cl == nil:
+		return errors.New("rulenode: runner needs a JetStream context and a client")
+	case r.set == nil || len(r.set.Rules) == 0:
+		return errors.New("rulenode: runner needs a rule set with at least one rule")
+	case !ruleSetNameRE.MatchString(r.set.Name):
+		return fmt.Errorf("rulenode: %q is not a valid rule-set name", r.set.Name)
+	case o.stream == "" || o.deadLetters == "":
+		return errors.New("rulenode: empty stream name")
+	case o.ackWait < 10*time.Millisecond:
+		return fmt.Errorf("rulenode: ack wait %s is too short", o.ackWait)
+	case o.maxDeliver < 1:
+		return fmt.Errorf("rulenode: max deliver must be at least 1, not %d", o.maxDeliver)
+	case len(o.retryBackoff) == 0:
+		return errors.New("rulenode: empty retry backoff")
+	case o.concurrency < 1:
+		return fmt.Errorf("rulenode: concurrency must be at least 1, not %d", o.concurrency)
+	}
+	for _, d := range o.retryBackoff {
+		if d < 0 {
+			return fmt.Errorf("rulenode: negative retry backoff %s", d)
+		}
+	}
+	return nil
+}
+
+// Run binds the rule set's consumer (creating it, and the dead-letter
+// stream, if missing; waiting for the event stream if the store node has
+// not created it yet) and processes events until ctx is done. Then it
+// stops fetching, finishes the events it is working on, hands back the
+// ones it had fetched but not started, and returns nil.
+//
+// For each event it runs every rule whose filter matches the subject and
+// whose condition holds, in set order, and acknowledges the event only
+// after all their actions were acknowledged by the store. Each command
+// carries an id derived from the rule set, the rule, the event's stream
+// sequence and the action path ([CommandID]), and the causal chain of the
+// event (correlation id, causation id = the event's id, hop + 1, rule id),
+// so a redelivered event changes nothing twice.
+//
+// An event whose hop count is at least the set's MaxHop is not acted on:
+// it goes to the dead-letter stream (reason max_hop) and is acknowledged.
+// An event whose rules fail is delivered again after a backoff; after
+// MaxDeliver deliveries, or at once when retrying cannot help, it goes to
+// the dead-letter stream with its payload and the error and is terminated.
+// A failing event never holds up the others.
+//
+// Ordering: events of the same record (bucket and key) are worked on one
+// at a time, in stream order, within one runner. Across runners sharing the
+// consumer, and for an event delivered again, there is no order: rules
+// should decide from the event (its old and new record) and write with
+// increments, upserts, expectVersion or tx, not from assumptions about
+// which event came first.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	cons, err := r.bind(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return r.consume(ctx, cons)
+}
+
+// maxHop is the set's MaxHop, defaulted.
+func (r *Runner) maxHop() int {
+	if r.set.MaxHop > 0 {
+		return r.set.MaxHop
+	}
+	return DefaultMaxHop
+}
+
+// retryDelay is the delay before delivery n+1 after delivery n failed.
+func (r *Runner) retryDelay(n uint64) time.Duration {
+	b := r.o.retryBackoff
+	return b[min(n-1, uint64(len(b)-1))]
+}
+
+// verdict is what becomes of a delivery.
+type verdict int
+
+const (
+	verdictAck  verdict = iota // done: acknowledge
+	verdictNak                 // failed: deliver again after the backoff
+	verdictTerm                // dead-lettered: never again
+)
+
+// ruleFailure is one rule that failed on an event.
+type ruleFailure struct {
+	ruleID string
+	err    error
+}
+
+// handle works on one delivery from start to verdict.
+func (r *Runner) handle(ctx context.Context, d delivery) {
+	md, err := d.msg.Metadata()
+	if err != nil {
+		// Only a message that did not come from a consumer lacks metadata.
+		r.o.logger.ErrorContext(ctx, "rule node: message without JetStream metadata", "subject", d.msg.Subject(), "err", err)
+		return
+	}
+	seq, n := md.Sequence.Stream, md.NumDelivered
+	ctx = tracing.Extract(ctx, d.msg.Headers())
+	ctx, span := tracing.StartDelivery(ctx, d.msg.Subject(), r.set.Name, seq, n)
+	defer span.End()
+	log := r.o.logger.With("ruleSet", r.set.Name, "subject", d.msg.Subject(), "streamSeq", seq, "delivery", n)
+
+	stop := r.keepAlive(d.msg)
+	v, err := r.process(ctx, log, d, seq, n)
+	stop()
+	tracing.RecordError(span, err)
+
+	switch v {
+	case verdictAck:
+		actx, cancel := context.WithTimeout(ctx, r.o.ackWait)
+		defer cancel()
+		err = d.msg.DoubleAck(actx)
+	case verdictNak:
+		err = d.msg.NakWithDelay(r.retryDelay(n))
+	case verdictTerm:
+		err = d.msg.Term()
+	}
+	if err != nil {
+		// The event comes back after AckWait; its commands are idempotent.
+		log.WarnContext(ctx, "rule node: could not settle the delivery", "err", err)
+	}
+}
+
+// process runs the rules on a delivery and returns the verdict, dead-
+// lettering the event when that is the verdict. The error is for the span.
+func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq, n uint64) (verdict, error) {
+	dl := DeadLetter{RuleSet: r.set.Name, Subject: d.msg.Subject(), StreamSeq: seq, Deliveries: n}
+	dl.setPayload(d.msg.Data())
+	if d.err != nil {
+		dl.Reason, dl.Error = ReasonUndecodable, d.err.Error()
+		return r.bury(ctx, log, d.err, dl)
+	}
+	ev := d.ev
+	ev.Meta.Seq = seq
+	dl.EventID, dl.CorrelationID, dl.Hop = ev.Meta.EventID, ev.Meta.CorrelationID, ev.Meta.Hop
+	log = log.With("eventId", ev.Meta.EventID, "correlationId", ev.Meta.CorrelationID, "hop", ev.Meta.Hop)
+
+	if n > uint64(r.o.maxDeliver) {
+		err := fmt.Errorf("delivered %d times without an outcome (max %d): not running it again", n, r.o.maxDeliver)
+		dl.Reason, dl.Error = ReasonMaxDeliver, err.Error()
+		return r.bury(ctx, log, err, dl)
+	}
+
+	rules, failed := r.eligible(ctx, ev)
+	if ev.Meta.Hop >= r.maxHop() {
+		return r.stopLoop(ctx, log, ev, dl, rules, failed)
+	}
+	for _, rule := range rules {
+		if err := r.runRule(ctx, rule, ev, seq); err != nil {
+			failed = append(failed, ruleFailure{rule.ID, err})
+		}
+	}
+	if len(failed) == 0 {
+		return verdictAck, nil
+	}
+
+	errs := make([]error, len(failed))
+	permanent := true
+	for i, f := range failed {
+		errs[i] = f.err
+		permanent = permanent && isPermanent(f.err)
+	}
+	err := errors.Join(errs...)
+	if !permanent && n < uint64(r.o.maxDeliver) {
+		log.WarnContext(ctx, "rule node: rules failed, will retry", "err", err, "retryIn", r.retryDelay(n))
+		return verdictNak, err
+	}
+	dl.Reason = ReasonFailed
+	if permanent {
+		dl.Reason = ReasonRejected
+	}
+	letters := make([]DeadLetter, len(failed))
+	for i, f := range failed {
+		letters[i] = dl
+		letters[i].RuleID, letters[i].Error = f.ruleID, f.err.Error()
+	}
+	return r.bury(ctx, log, err, letters...)
+}
+
+// eligible returns the rules that act on ev, and those whose condition
+// could not be evaluated.
+func (r *Runner) eligible(ctx context.Context, ev *events.Event) ([]*Rule, []ruleFailure) {
+	var rules []*Rule
+	var failed []ruleFailure
+	for _, rule := range r.set.Match(eventSubject(ev)) {
+		ok, err := rule.Eligible(ctx, ev)
+		switch {
+		case err != nil:
+			failed = append(failed, ruleFailure{rule.ID, err})
+		case ok:
+			rules = append(rules, rule)
+		}
+	}
+	return rules, failed
+}
+
+// eventSubject is the subject ev was appended on. Matching on it rather
+// than on the message subject keeps rules and events consistent even if
+// the stream is mirrored under another prefix.
+func eventSubject(ev *events.Event) string { return events.EventSubject(ev.Bucket, ev.Type) }
+
+// stopLoop handles an event at or past MaxHop: if some rule would have
+// acted on it (or its condition failed, so it might have), the loop is
+// cut here, visibly: a warning, a dead letter, a metric. Otherwise the
+// event is simply done.
+func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, ev *events.Event, dl DeadLetter, rules []*Rule, failed []ruleFailure) (verdict, error) {
+	var ids []string
+	for _, rule := range rules {
+		ids = append(ids, rule.ID)
+	}
+	for _, f := range failed {
+		ids = append(ids, f.ruleID)
+	}
+	if len(ids) == 0 {
+		return verdictAck, nil
+	}
+	err := fmt.Errorf("hop %d reached the rule set's maxHop %d: rules %v not run", ev.Meta.Hop, r.maxHop(), ids)
+	log.WarnContext(ctx, "rule node: loop stopped at maxHop", "maxHop", r.maxHop(), "rules", ids)
+	if m := r.o.metrics; m != nil {
+		m.MaxHopStopped(ctx, r.set.Name)
+	}
+	dl.Reason, dl.RuleID, dl.Error = ReasonMaxHop, ids[0], err.Error()
+	if v, perr := r.bury(ctx, log, err, dl); v != verdictTerm {
+		return v, perr
+	}
+	// Not acting on the event is its correct outcome: acknowledge it.
+	return verdictAck, err
+}
+
+// bury dead-letters the event and returns verdictTerm, or verdictNak when
+// the dead-letter stream cannot take it (the event comes back and is
+// dead-lettered then).
+func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letters ...DeadLetter) (verdict, error) {
+	for i := range letters {
+		letters[i].Time = time.Now().UTC()
+		if err := publishDeadLetter(ctx, r.js, &letters[i]); err != nil {
+			log.ErrorContext(ctx, "rule node: cannot dead-letter the event, will retry", "err", err, "cause", cause)
+			return verdictNak, errors.Join(cause, err)
+		}
+		if m := r.o.metrics; m != nil {
+			m.DeadLettered(ctx, r.set.Name, letters[i].Reason)
+		}
+	}
+	log.ErrorContext(ctx, "rule node: event dead-lettered", "reason", letters[0].Reason, "err", cause)
+	return verdictTerm, cause
+}
+
+// runRule executes one eligible rule for ev in its own span, with the
+// causal context and idempotent command ids of its writes.
+func (r *Runner) runRule(ctx context.Context, rule *Rule, ev *events.Event, seq uint64) (err error) {
+	ctx, span := tracing.StartRule(ctx, rule.ID,
+		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("rule %q panicked: %v", rule.ID, p)
+		}
+		tracing.RecordError(span, err)
+		span.End()
+		if m := r.o.metrics; m != nil {
+			if err != nil {
+				m.RuleFailed(ctx, rule.ID)
+			} else {
+				m.RuleFired(ctx, rule.ID)
+			}
+		}
+	}()
+	ctx = client.WithCause(ctx, client.CausedBy(ev, rule.ID))
+	return rule.Execute(ctx, ev, Env{Store: newStoreClient(r.cl, r.set.Name, rule.ID, seq), Logger: r.o.logger})
+}
+
+// isPermanent reports whether running the rule again on the same event
+// must fail the same way: its expressions do not evaluate on this event,
+// or the store refused the command itself.
+func isPermanent(err error) bool {
+	var ee *EvalError
+	return errors.As(err, &ee) || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
+		errors.Is(err, errNoActionPath)
+}
