@@ -21,7 +21,8 @@ const maxRequestBytes = 1 << 20
 // must be one JSON object with no fields v does not have and nothing after
 // it; an empty body is {}. Numbers decoded into an any are float64, as the
 // contract says. Every failure is a bad_request *events.Error whose message
-// names the field at fault when there is one.
+// names the field at fault when there is one. Like encoding/json, field
+// names match case-insensitively ("Bucket" sets bucket).
 func decodeRequest(data []byte, v any) *events.Error {
 	if len(data) > maxRequestBytes {
 		return events.Errorf(events.CodeBadRequest, "request too large: %d bytes, at most %d", len(data), maxRequestBytes)
