@@ -111,3 +111,24 @@ func (n *CausalNode) print(w io.Writer, indent string, last bool) {
 		c.print(w, indent+next, i == len(n.Children)-1)
 	}
 }
+
+// TraceIDs returns the distinct trace ids the cascade's events carried, in
+// stream order.
+func (c *Cascade) TraceIDs() []string {
+	var ids []string
+	seen := map[string]bool{}
+	var walk func(n *CausalNode)
+	walk = func(n *CausalNode) {
+		if n.TraceID != "" && !seen[n.TraceID] {
+			seen[n.TraceID] = true
+			ids = append(ids, n.TraceID)
+		}
+		for _, k := range n.Children {
+			walk(k)
+		}
+	}
+	for _, r := range c.Roots {
+		walk(r)
+	}
+	return ids
+}

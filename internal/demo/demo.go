@@ -25,7 +25,6 @@ import (
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
-	"github.com/storeloop/storeloop/projections"
 	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/storenode"
 	"github.com/storeloop/storeloop/tracing"
@@ -197,17 +196,12 @@ func results(ctx context.Context, w io.Writer, cl *client.Client) error {
 
 // cascades prints every causal chain, rebuilt from the stream alone.
 func cascades(ctx context.Context, w io.Writer, cl *client.Client) error {
-	var evs []projections.CausalEvent
-	err := cl.History(ctx, "", func(ev *events.Event, hdr nats.Header) error {
-		evs = append(evs, projections.CausalEvent{Subject: events.EventSubject(ev.Bucket, ev.Type), Event: ev,
-			TraceParent: tracing.HeaderCarrier(hdr).Get(events.HeaderTraceParent)})
-		return nil
-	})
+	cs, err := cl.Cascades(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\n▶ the cycle, from the event stream (mutation → [rule] → write), as `storeloop trace` shows it")
-	for _, c := range projections.Cascades(evs) {
+	for _, c := range cs {
 		c.Print(w)
 	}
 	return nil
