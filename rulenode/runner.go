@@ -106,8 +106,17 @@ func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...
 	return &Runner{js: js, cl: cl, set: set, o: o}
 }
 
-// Ready reports whether Run has bound the consumer and is fetching events.
-func (r *Runner) Ready() bool { return r.ready.Load() }
+// errNotReady is Ready's answer before Run fetches and after it stops.
+var errNotReady = errors.New("rulenode: not fetching events")
+
+// Ready returns nil while Run has the consumer bound and fetches events
+// (a readiness probe).
+func (r *Runner) Ready() error {
+	if r.ready.Load() {
+		return nil
+	}
+	return errNotReady
+}
 
 func (r *Runner) validate() error {
 	o := r.o

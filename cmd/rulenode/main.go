@@ -1,0 +1,164 @@
+// Command rulenode runs a storeloop rule set: it reads the store's events
+// from the rule set's durable JetStream consumer, shared by every rulenode
+// running a set of the same name, and writes back through the store node.
+// SIGINT or SIGTERM stops fetching, finishes the events in hand and exits 0.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/client"
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/daemon"
+	"github.com/storeloop/storeloop/rulenode"
+	"github.com/storeloop/storeloop/tracing"
+)
+
+func main() {
+	ctx, cancel := daemon.SignalContext()
+	err := run(ctx, os.Args[1:])
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rulenode:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	rules, natsURL, name, stream, prefix, health, otlp, logLevel, logFormat string
+	concurrency, maxDeliver                                                 int
+	ackWait                                                                 time.Duration
+}
+
+func parseFlags(args []string) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("rulenode", flag.ContinueOnError)
+	fs.StringVar(&f.rules, "rules", daemon.Env("STORELOOP_RULES", ""), "YAML rule file (env STORELOOP_RULES)")
+	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", "nats://127.0.0.1:4222"), "NATS URL (env STORELOOP_NATS)")
+	fs.StringVar(&f.name, "name", daemon.Env("STORELOOP_RULESET", ""), "rule-set name, overriding the file's: the durable consumer (env STORELOOP_RULESET)")
+	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
+	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
+	fs.IntVar(&f.concurrency, "concurrency", envInt("STORELOOP_CONCURRENCY", rulenode.DefaultConcurrency), "events worked on at a time (env STORELOOP_CONCURRENCY)")
+	fs.IntVar(&f.maxDeliver, "max-deliver", envInt("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
+	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict")
+	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
+	fs.StringVar(&f.otlp, "otlp", daemon.Env("STORELOOP_OTLP", ""), "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (OTEL_* variables work too)")
+	fs.StringVar(&f.logLevel, "log-level", daemon.Env("STORELOOP_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", daemon.Env("STORELOOP_LOG_FORMAT", "text"), "text or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
+	case f.rules == "":
+		return nil, fmt.Errorf("--rules FILE is required")
+	}
+	return f, nil
+}
+
+// envInt is daemon.Env for numbers; a malformed value keeps def, and the
+// flag's default shown in -help says which.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(daemon.Env(name, "")); err == nil {
+		return n
+	}
+	return def
+}
+
+func run(ctx context.Context, args []string) error {
+	f, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	set, err := rulenode.LoadFile(f.rules)
+	if err != nil {
+		return err
+	}
+	if f.name != "" {
+		set.Name = f.name
+	}
+	for _, c := range rulenode.Lint(set) {
+		if !c.Guarded() {
+			log.Warn("rules form a loop; maxHop will cut it", "cycle", c.String(), "maxHop", set.MaxHop)
+		}
+	}
+
+	var traceOpts []tracing.Option
+	if f.otlp != "" {
+		traceOpts = append(traceOpts, tracing.WithOTLPEndpoint(f.otlp))
+	}
+	shutdownTracing, err := tracing.Setup(ctx, "rulenode", traceOpts...)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+	metrics, err := tracing.NewMetrics(nil)
+	if err != nil {
+		return err
+	}
+
+	nc, err := nats.Connect(f.natsURL, nats.Name("rulenode "+set.Name), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", f.natsURL, err)
+	}
+	defer nc.Close()
+	cl, err := client.New(nc, client.WithCommandPrefix(f.prefix), client.WithStream(f.stream), client.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	runner := rulenode.NewRunner(js, cl, set,
+		rulenode.WithStream(f.stream),
+		rulenode.WithConcurrency(f.concurrency),
+		rulenode.WithMaxDeliver(f.maxDeliver),
+		rulenode.WithAckWait(f.ackWait),
+		rulenode.WithLogger(log),
+		rulenode.WithMetrics(metrics))
+
+	reg, err := metrics.ObservePending(set.Name, func(ctx context.Context) (int64, error) {
+		cons, err := js.Consumer(ctx, f.stream, set.Name)
+		if err != nil {
+			return 0, err
+		}
+		return int64(cons.CachedInfo().NumPending), nil
+	})
+	if err != nil {
+		return err
+	}
+	defer reg.Unregister()
+	if f.health != "" {
+		addr, stopHTTP, err := daemon.HTTP(f.health, runner.Ready, tracing.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP(context.Background())
+		log.Info("http endpoints", "addr", addr)
+	}
+
+	log.Info("rule node starting", "ruleSet", set.Name, "rules", len(set.Rules), "file", f.rules,
+		"nats", f.natsURL, "stream", f.stream, "concurrency", f.concurrency)
+	if err := runner.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("rule node stopped", "ruleSet", set.Name)
+	if err := nc.Drain(); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	return nil
+}
