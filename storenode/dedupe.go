@@ -2,8 +2,11 @@ package storenode
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/projections"
@@ -63,10 +66,10 @@ func (d *dedupeTable) put(id string, reply []byte, now time.Time) {
 // replayReplies rebuilds the replies of the commands recorded in the stream
 // (meta.commandId) while it is replayed: an insert's reply is its record, an
 // update's its new record, a delete's {"deleted":true}, a transaction's the
-// list of its events' results, a define's the bucket name. Commands that
-// appended nothing (errors, no-op updates, deletes of missing keys) left no
-// trace and are not remembered across a restart; executing them again is
-// what they did the first time: nothing.
+// list of its ops' results (see txLayoutHeader), a define's the bucket
+// name. Commands that appended nothing (errors, no-op updates, deletes of
+// missing keys) left no trace and are not remembered across a restart;
+// executing them again is what they did the first time: nothing.
 type replayReplies struct {
 	order   []string
 	results map[string]*replayResult
@@ -76,13 +79,27 @@ type replayResult struct {
 	tx     bool
 	values []any
 	at     time.Time
+	// A transaction's events and layout, until its last event is seen.
+	txEvents []*events.Event
+	layout   []any
 }
+
+// txLayoutHeader, on the first message of a transaction some of whose ops
+// appended nothing, is the JSON list of what each op's result is: "e" the
+// next event's result, "d" {"deleted":false}, or [bucket, key] for a no-op
+// update or upsert, whose result is that record as it was at that op.
+const txLayoutHeader = "Storeloop-Tx-Layout"
+
+const (
+	txLayoutEvent      = "e"
+	txLayoutNotDeleted = "d"
+)
 
 func newReplayReplies() *replayReplies {
 	return &replayReplies{results: map[string]*replayResult{}}
 }
 
-func (r *replayReplies) observe(subject string, data []byte, schemas map[string]*schema, st *projections.State) error {
+func (r *replayReplies) observe(subject string, hdr nats.Header, data []byte, schemas map[string]*schema, st *projections.State) error {
 	if strings.HasPrefix(subject, events.SchemaSubjectPrefix+".") {
 		var se events.SchemaEvent
 		if err := json.Unmarshal(data, &se); err != nil {
@@ -100,11 +117,87 @@ func (r *replayReplies) observe(subject string, data []byte, schemas map[string]
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return err
 	}
-	var v any = ev.Current()
-	if ev.Type == events.OpDeleted {
-		v = events.DeleteResult{Deleted: true}
+	r.add(ev.Meta, ev.Meta.TxID != "", eventResult(&ev))
+	if res := r.results[ev.Meta.CommandID]; res != nil && ev.Meta.TxID != "" {
+		res.txEvents = append(res.txEvents, &ev)
+		if layout := hdr.Get(txLayoutHeader); layout != "" && len(res.txEvents) == 1 {
+			if err := json.Unmarshal([]byte(layout), &res.layout); err != nil {
+				return fmt.Errorf("storenode: %s: %w", txLayoutHeader, err)
+			}
+		}
+		if len(res.txEvents) == ev.Meta.TxSize {
+			if res.layout != nil {
+				res.values = txResults(res.layout, res.txEvents, st)
+			}
+			res.txEvents, res.layout = nil, nil
+		}
 	}
-	r.add(ev.Meta, ev.Meta.TxID != "", v)
+	return nil
+}
+
+// eventResult is the result of the command op that appended ev.
+func eventResult(ev *events.Event) any {
+	if ev.Type == events.OpDeleted {
+		return events.DeleteResult{Deleted: true}
+	}
+	return ev.Current()
+}
+
+// txResults rebuilds a transaction's results from its layout and events;
+// st is the state right after the transaction.
+func txResults(layout []any, evs []*events.Event, st *projections.State) []any {
+	out := make([]any, 0, len(layout))
+	next := 0
+	for _, l := range layout {
+		switch x := l.(type) {
+		case string:
+			if x == txLayoutNotDeleted || next >= len(evs) {
+				out = append(out, events.DeleteResult{})
+				continue
+			}
+			out = append(out, eventResult(evs[next]))
+			next++
+		case []any:
+			if len(x) != 2 {
+				out = append(out, nil)
+				continue
+			}
+			bucket, _ := x[0].(string)
+			out = append(out, recordAt(bucket, x[1], evs, next, st))
+		}
+	}
+	return out
+}
+
+// recordAt is the record under bucket/key after the first pos events of a
+// transaction: the last of those events on it, else what the first later
+// event on it found, else (untouched by the transaction) its record in st.
+func recordAt(bucket string, key any, evs []*events.Event, pos int, st *projections.State) events.Record {
+	k, err := events.KeyString(key)
+	if err != nil {
+		return nil
+	}
+	same := func(ev *events.Event) bool {
+		ek, err := events.KeyString(ev.Key)
+		return err == nil && ev.Bucket == bucket && ek == k
+	}
+	for i := pos - 1; i >= 0; i-- {
+		if same(evs[i]) {
+			return evs[i].Current()
+		}
+	}
+	for _, ev := range evs[pos:] {
+		if same(ev) {
+			if ev.Type == events.OpUpdated {
+				return ev.OldRecord
+			}
+			return ev.Record
+		}
+	}
+	if b := st.Bucket(bucket); b != nil {
+		r, _ := b.Get(k)
+		return r
+	}
 	return nil
 }
 

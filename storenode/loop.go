@@ -181,6 +181,10 @@ func (n *Node) stage(s *staged) any {
 		}
 		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), ev, ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
 	}
+	if m.layout != nil && len(s.msgs) > 0 {
+		layout, _ := json.Marshal(m.layout) // bucket names and request keys
+		s.msgs[0].Header.Set(txLayoutHeader, string(layout))
+	}
 	return m.result
 }
 

@@ -15,6 +15,10 @@ import (
 type mutation struct {
 	result any
 	events []*events.Event
+	// layout is set on a transaction with ops that appended nothing: what
+	// each op's result is made of, so that a replay rebuilds its reply (see
+	// txLayoutHeader).
+	layout []any
 }
 
 // bucketFor returns the bucket and its compiled schema, or bucket_not_found.

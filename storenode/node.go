@@ -165,11 +165,11 @@ func (n *Node) rebuild(ctx context.Context) error {
 	schemas := map[string]*schema{}
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
 	rr := newReplayReplies()
-	err := replay(ctx, n.js, n.cfg.stream, func(seq uint64, subject string, data []byte) error {
+	err := replay(ctx, n.js, n.cfg.stream, func(seq uint64, subject string, hdr nats.Header, data []byte) error {
 		if err := st.ApplyMessage(seq, subject, data); err != nil {
 			return err
 		}
-		return rr.observe(subject, data, schemas, st)
+		return rr.observe(subject, hdr, data, schemas, st)
 	})
 	if err != nil {
 		return err
@@ -182,7 +182,7 @@ func (n *Node) rebuild(ctx context.Context) error {
 
 // replay calls fn for every message of the stream, in order, up to the last
 // sequence the stream had when replay began.
-func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, subject string, data []byte) error) error {
+func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, subject string, hdr nats.Header, data []byte) error) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("storenode: replay: %w", err)
@@ -209,7 +209,7 @@ func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(
 		if err != nil {
 			return fmt.Errorf("storenode: replay: %w", err)
 		}
-		if err := fn(md.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
+		if err := fn(md.Sequence.Stream, msg.Subject(), msg.Headers(), msg.Data()); err != nil {
 			return err
 		}
 		if md.Sequence.Stream >= last {

@@ -26,6 +26,8 @@ func (n *Node) tx(req *events.TxRequest) (*mutation, *events.Error) {
 	}
 	all := &mutation{}
 	results := make([]any, 0, len(req.Ops))
+	layout := make([]any, 0, len(req.Ops))
+	silent := false
 	for i, op := range req.Ops {
 		m, e := n.txOp(op)
 		if e != nil {
@@ -34,8 +36,19 @@ func (n *Node) tx(req *events.TxRequest) (*mutation, *events.Error) {
 		}
 		all.events = append(all.events, m.events...)
 		results = append(results, m.result)
+		switch {
+		case len(m.events) > 0:
+			layout = append(layout, txLayoutEvent)
+		case op.Op == events.CmdDelete:
+			layout, silent = append(layout, txLayoutNotDeleted), true
+		default: // a no-op update or upsert: its result is the record then
+			layout, silent = append(layout, []any{op.Bucket, op.Key}), true
+		}
 	}
 	all.result = events.TxResult{Results: results}
+	if silent {
+		all.layout = layout
+	}
 	return all, nil
 }
 
