@@ -611,3 +611,90 @@ func TestCommandID(t *testing.T) {
 		})
 	}
 }
+
+// awardRule returns a Go rule giving a loyalty point per order, running
+// before first.
+func awardRule(t *testing.T, name string, before func()) *rulenode.RuleSet {
+	t.Helper()
+	set, err := rulenode.NewRuleSet(name, &rulenode.Rule{
+		ID: "award",
+		On: []string{"bucket.orders.inserted"},
+		Handler: func(ctx context.Context, ev *events.Event, env *rulenode.Env) error {
+			before()
+			user := ev.Record["userId"]
+			_, err := env.Store.Upsert(ctx, "loyalty", user, events.Record{"userId": user}, map[string]float64{"points": 1})
+			return err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// Stopping a runner lets the event in hand finish, write and be
+// acknowledged: nothing is left for another runner.
+func TestStopFinishesEventsInHand(t *testing.T) {
+	h := newHarness(t, ordersDef, loyaltyDef)
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	set := awardRule(t, "graceful", func() {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+	})
+	r := rulenode.NewRunner(h.js, h.cl, set, fastRetries...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+
+	h.insert("orders", events.Record{"userId": "dave", "total": 5})
+	select {
+	case <-started:
+	case <-h.ctx().Done():
+		t.Fatal("the rule never ran")
+	}
+	if err := r.Ready(); err != nil {
+		t.Errorf("Ready while running = %v", err)
+	}
+	cancel()
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-h.ctx().Done():
+		t.Fatal("Run did not return")
+	}
+	if r.Ready() == nil {
+		t.Error("Ready after Run returned = nil")
+	}
+	// No runner is left: the consumer settles only if the event was acked.
+	h.settle("graceful")
+	wantNumber(t, h.get("loyalty", "dave"), "points", 1)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("rule ran %d times, want 1", n)
+	}
+}
+
+// An action that takes longer than AckWait is not redelivered meanwhile:
+// the runner reports progress.
+func TestLongActionIsNotRedelivered(t *testing.T) {
+	const ackWait = 150 * time.Millisecond
+	h := newHarness(t, ordersDef, loyaltyDef)
+	var calls atomic.Int32
+	set := awardRule(t, "slow", func() {
+		calls.Add(1)
+		<-time.After(4 * ackWait) // the slow work itself, not a synchronisation
+	})
+	h.run(set, rulenode.WithAckWait(ackWait))
+
+	h.insert("orders", events.Record{"userId": "erin", "total": 5})
+	h.settle("slow")
+	wantNumber(t, h.get("loyalty", "erin"), "points", 1)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("rule ran %d times, want 1 (redelivered while working)", n)
+	}
+}
