@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/nats-io/nuid"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -166,7 +166,7 @@ func causalHeaders(ctx context.Context, cmd string) nats.Header {
 	if isMutation(cmd) {
 		id, ok := CommandIDFrom(ctx)
 		if !ok {
-			id = uuid.NewString()
+			id = nuid.Next()
 		}
 		h.Set(events.HeaderCommandID, id)
 	}

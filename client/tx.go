@@ -8,7 +8,7 @@ import (
 	"maps"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/nats-io/nuid"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -46,7 +46,7 @@ func (c *Client) Transaction(ctx context.Context, fn func(tx *Tx) error, opts ..
 	}
 	baseID, ok := CommandIDFrom(ctx)
 	if !ok {
-		baseID = uuid.NewString()
+		baseID = nuid.Next()
 	}
 	var err error
 	for attempt := 0; attempt < o.attempts; attempt++ {

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -147,7 +147,7 @@ func (n *Node) stage(s *staged) any {
 		}
 		if def != nil {
 			def.Meta = n.meta(s.p, "")
-			s.add(n.message(events.SchemaSubject(body.Bucket), def, def.Meta.EventID))
+			s.add(n.message(events.SchemaSubject(body.Bucket), mustJSON(def), def.Meta.EventID))
 		}
 		return events.DefineResult{Bucket: body.Bucket}
 	case *events.InsertRequest:
@@ -169,8 +169,9 @@ func (n *Node) stage(s *staged) any {
 	}
 	txID := ""
 	if s.p.cmd == events.CmdTx {
-		txID = uuid.NewString()
+		txID = nuid.Next()
 	}
+	bodies := make([][]byte, len(m.events))
 	for i, ev := range m.events {
 		ev.Meta = n.meta(s.p, txID)
 		if txID != "" {
@@ -179,7 +180,19 @@ func (n *Node) stage(s *staged) any {
 		if i > 0 && s.p.cause.CorrelationID == "" {
 			ev.Meta.CorrelationID = m.events[0].Meta.CorrelationID
 		}
-		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), ev, ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
+		bodies[i] = mustJSON(ev)
+		// The record is smaller than its event: measure it only when the
+		// event is over the record limit, so most writes encode once.
+		if len(bodies[i]) > n.cfg.maxRecordBytes {
+			if e := n.checkSize(ev.Current()); e != nil {
+				n.undo(m)
+				s.err = e
+				return nil
+			}
+		}
+	}
+	for i, ev := range m.events {
+		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), bodies[i], ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
 	}
 	if m.layout != nil && len(s.msgs) > 0 {
 		layout, _ := json.Marshal(m.layout) // bucket names and request keys
@@ -201,7 +214,7 @@ func (s *staged) add(msg *nats.Msg, attrs ...attribute.KeyValue) {
 // outside starts a chain: its first event's id becomes the correlation id.
 func (n *Node) meta(p *pending, txID string) events.Meta {
 	m := events.Meta{
-		EventID:       uuid.NewString(),
+		EventID:       nuid.Next(),
 		Time:          n.now().UnixMilli(),
 		CorrelationID: p.cause.CorrelationID,
 		CausationID:   p.cause.CausationID,
@@ -219,16 +232,21 @@ func (n *Node) meta(p *pending, txID string) events.Meta {
 	return m
 }
 
-func (n *Node) message(subject string, body any, eventID string) *nats.Msg {
-	data, err := json.Marshal(body)
-	if err != nil {
-		// Bodies are built from decoded JSON and validated records.
-		panic(fmt.Sprintf("storenode: encode event: %v", err))
-	}
+func (n *Node) message(subject string, body []byte, eventID string) *nats.Msg {
 	msg := nats.NewMsg(subject)
-	msg.Data = data
+	msg.Data = body
 	msg.Header.Set(events.HeaderEventID, eventID)
 	return msg
+}
+
+// mustJSON encodes an event body. Bodies are built from decoded JSON and
+// validated records, so encoding cannot fail.
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("storenode: encode event: %v", err))
+	}
+	return data
 }
 
 // publish sends the groups' messages pipelined, each expecting the previous
@@ -248,7 +266,7 @@ func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, uint64, 
 			seq++
 			continue
 		}
-		batchID := uuid.NewString()
+		batchID := nuid.Next()
 		for i, m := range g {
 			m.Header.Set("Nats-Batch-Id", batchID)
 			m.Header.Set("Nats-Batch-Sequence", fmt.Sprint(i+1))

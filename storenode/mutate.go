@@ -125,9 +125,6 @@ func (n *Node) finishInsert(b *projections.Bucket, sc *schema, rec events.Record
 	rec[events.FieldVersion] = float64(1)
 	rec[events.FieldCreatedAt] = ts
 	rec[events.FieldUpdatedAt] = ts
-	if e := n.checkSize(rec); e != nil {
-		return nil, e
-	}
 	ev := &events.Event{Type: events.OpInserted, Bucket: b.Def.Bucket, Key: keyVal, Record: rec}
 	return n.applied(rec, ev)
 }
@@ -182,9 +179,6 @@ func (n *Node) merge(b *projections.Bucket, sc *schema, k string, key any, old, 
 	}
 	rec[events.FieldVersion] = float64(version(old) + 1)
 	rec[events.FieldUpdatedAt] = float64(n.now().UnixMilli())
-	if e := n.checkSize(rec); e != nil {
-		return nil, e
-	}
 	ev := &events.Event{Type: events.OpUpdated, Bucket: b.Def.Bucket, Key: key, OldRecord: old, NewRecord: rec}
 	return n.applied(rec, ev)
 }
