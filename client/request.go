@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"

@@ -105,8 +105,8 @@ func TestRetries(t *testing.T) {
 				t.Fatalf("store saw %d requests, want %d", len(reqs), tt.wantReqs)
 			}
 			id := reqs[0].Header.Get(events.HeaderCommandID)
-			if len(id) != 36 {
-				t.Fatalf("command id %q is not a uuid", id)
+			if id == "" {
+				t.Fatal("write sent without a command id")
 			}
 			for i, m := range reqs {
 				if got := m.Header.Get(events.HeaderCommandID); got != id {
