@@ -148,9 +148,8 @@ func (c *Client) settleCheck(ctx context.Context, ruleSets []string) ([]uint64, 
 	if err != nil {
 		return nil, "", fmt.Errorf("store status: %w", err)
 	}
-	// The status request is itself in flight while the store answers it.
-	if busy := st.InFlight - 1; busy > 0 {
-		return snap, fmt.Sprintf("the store node has %d other commands in flight", busy), nil
+	if st.InFlight > 0 {
+		return snap, fmt.Sprintf("the store node has %d commands in flight", st.InFlight), nil
 	}
 	return snap, "", nil
 }

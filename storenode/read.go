@@ -60,8 +60,5 @@ func (n *Node) read(p *pending) (any, *events.Error) {
 		}
 		return out, nil
 	}
-	if p.cmd == events.CmdStatus {
-		return n.Status(), nil
-	}
 	return nil, events.Errorf(events.CodeInternal, "no reader for %s", p.cmd)
 }

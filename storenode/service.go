@@ -105,6 +105,12 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 			return
 		}
 		p.span.SetAttributes(p.attributes()...)
+		if cmd == events.CmdStatus {
+			// Answered here, not queued: status reports the loop, it does
+			// not wait for it, and is not itself counted in flight.
+			n.respond(p, marshalReply(n.Status(), nil), nil)
+			return
+		}
 		if p.mutating() {
 			if reason := n.Status().Reason; reason != "" {
 				e := events.Errorf(events.CodeUnavailable, "%s", reason)
