@@ -95,6 +95,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		n.Stop(ctx)
 		return nil, err
 	}
+	// Subscriptions reach the server asynchronously: flush so that a
+	// request sent once Start returns finds the service.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		n.Stop(ctx)
+		return nil, fmt.Errorf("storenode: flush subscriptions: %w", err)
+	}
 	return n, nil
 }
 
