@@ -1,20 +1,11 @@
 package examples_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
+	"os"
 	"reflect"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +14,15 @@ import (
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
+	"github.com/storeloop/storeloop/internal/procs"
 )
+
+// TestMain removes the daemons procs built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	procs.Cleanup()
+	os.Exit(code)
+}
 
 // The e-commerce example on real daemons: a storenode process (embedded
 // NATS on a loopback port, data on disk) and two rulenode processes
@@ -37,16 +36,11 @@ func TestMultiProcessEcommerce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bin := buildDaemons(t, "storenode", "rulenode")
-
-	store := startProcess(t, bin["storenode"], "--data", t.TempDir(), "--listen", "127.0.0.1:"+freePort(t))
-	url := strings.TrimPrefix(store.waitLine(t, "storenode ready nats="), "storenode ready nats=")
-	var health []string
+	url := procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t))).URL
+	var nodes []*procs.Rulenode
 	for i := range 2 {
-		addr := "127.0.0.1:" + freePort(t)
-		rn := startProcess(t, bin["rulenode"], "--rules", "ecommerce/rules.yaml", "--nats", url, "--health", addr)
-		rn.waitReady(t, fmt.Sprintf("rulenode %d", i+1), "http://"+addr+"/readyz")
-		health = append(health, "http://"+addr)
+		spec := procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), "ecommerce/rules.yaml", url)
+		nodes = append(nodes, procs.StartRulenode(t, spec))
 	}
 
 	sc, err := examples.Load("ecommerce")
@@ -122,8 +116,12 @@ func TestMultiProcessEcommerce(t *testing.T) {
 	// Each order fires two rules once (deduct on confirm, loyalty on ship),
 	// shared between the two processes.
 	var fired []float64
-	for _, h := range health {
-		fired = append(fired, ruleFirings(t, h+"/metrics"))
+	for _, n := range nodes {
+		body, err := n.Metrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fired = append(fired, procs.Sum(body, "storeloop_rule_firings_total"))
 	}
 	if fired[0]+fired[1] != 2*2*users || fired[0] == 0 || fired[1] == 0 {
 		t.Errorf("rule firings per process %v, want %d in all, on both", fired, 2*2*users)
@@ -136,138 +134,6 @@ func TestMultiProcessEcommerce(t *testing.T) {
 	if dls, err := examples.DeadLetters(ctx, js, sc.Rules.Name); err != nil || len(dls) != 0 {
 		t.Errorf("dead letters: %+v, %v", dls, err)
 	}
-}
-
-// buildDaemons builds the commands into a temporary directory.
-func buildDaemons(t *testing.T, names ...string) map[string]string {
-	t.Helper()
-	dir := t.TempDir()
-	bins := map[string]string{}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, n := range names {
-		args = append(args, "github.com/storeloop/storeloop/cmd/"+n)
-		bins[n] = filepath.Join(dir, n)
-	}
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bins
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
-}
-
-// process is a daemon started by a test.
-type process struct {
-	cmd    *exec.Cmd
-	lines  chan string // stdout, line by line
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
-}
-
-// startProcess starts bin; it is stopped (SIGTERM, then SIGKILL) when the
-// test ends, and its stderr is logged if the test failed.
-func startProcess(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), lines: make(chan string, 16), exited: make(chan struct{})}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for more lines; keep draining
-			}
-		}
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("%s stderr:\n%s", filepath.Base(bin), p.stderr.String())
-			p.mu.Unlock()
-		}
-	})
-	return p
-}
-
-// waitLine returns the first stdout line starting with prefix.
-func (p *process) waitLine(t *testing.T, prefix string) string {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case l := <-p.lines:
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-p.exited:
-			t.Fatalf("%s exited before printing %q", p.cmd.Path, prefix)
-		case <-deadline:
-			t.Fatalf("%s did not print %q in 15s", p.cmd.Path, prefix)
-		}
-	}
-}
-
-// waitReady polls the readiness endpoint until it answers 200.
-func (p *process) waitReady(t *testing.T, name, url string) {
-	t.Helper()
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := hc.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited before it was ready", name)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready in 15s (last: %v)", name, err)
-		}
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // lifecycle is one user's orders: a laptop order and a mouse order,
@@ -292,29 +158,4 @@ func lifecycle(ctx context.Context, orders *client.Bucket, user string, laptops,
 		}
 	}
 	return nil
-}
-
-// ruleFirings sums the rule-firing counters of a rule node's /metrics.
-func ruleFirings(t *testing.T, url string) float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for line := range strings.Lines(string(body)) {
-		if name, value, ok := strings.Cut(strings.TrimSpace(line), " "); ok && strings.HasPrefix(name, "storeloop_rule_firings_total{") {
-			n, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatalf("%s: %q: %v", url, line, err)
-			}
-			sum += n
-		}
-	}
-	return sum
 }
