@@ -33,48 +33,71 @@ func defineCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "define -f FILE",
-		Short: "Define a bucket from a YAML or JSON file (- for stdin)",
+		Short: "Define buckets from a YAML or JSON file (- for stdin): one definition, or {buckets: [...]}",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usagef("-f FILE is required")
 			}
-			def, err := readBucketDef(cmd.InOrStdin(), file)
+			defs, single, err := readBucketDefs(cmd.InOrStdin(), file)
 			if err != nil {
 				return err
 			}
 			return withClient(cmd, func(c *client.Client) error {
-				if err := c.Define(cmd.Context(), def); err != nil {
-					return err
+				results := make([]events.DefineResult, 0, len(defs))
+				for _, def := range defs {
+					if err := c.Define(cmd.Context(), def); err != nil {
+						return err
+					}
+					results = append(results, events.DefineResult{Bucket: def.Bucket})
 				}
-				return writeJSON(cmd.OutOrStdout(), events.DefineResult{Bucket: def.Bucket})
+				if single {
+					return writeJSON(cmd.OutOrStdout(), results[0])
+				}
+				return writeJSON(cmd.OutOrStdout(), results)
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "bucket definition, YAML or JSON; - reads stdin")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "bucket definition(s), YAML or JSON; - reads stdin")
 	return cmd
 }
 
-// readBucketDef reads a BucketDef from file (or stdin for "-"). JSON is
-// YAML, so one strict YAML decoder reads both.
-func readBucketDef(stdin io.Reader, file string) (events.BucketDef, error) {
-	var def events.BucketDef
+// readBucketDefs reads one BucketDef, or a list under "buckets" (the
+// examples' buckets.yaml), from file (or stdin for "-"). JSON is YAML, so
+// one strict YAML decoder reads both. single reports the first form.
+func readBucketDefs(stdin io.Reader, file string) (defs []events.BucketDef, single bool, err error) {
 	var data []byte
-	var err error
 	if file == "-" {
 		data, err = io.ReadAll(stdin)
 	} else {
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return def, usageError{err}
+		return nil, false, usageError{err}
+	}
+	var probe map[string]any
+	if err := yaml.Unmarshal(data, &probe); err != nil {
+		return nil, false, usagef("%s: %v", file, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&def); err != nil {
-		return def, usagef("%s: %v", file, err)
+	if _, ok := probe["buckets"]; ok {
+		var list struct {
+			Buckets []events.BucketDef `yaml:"buckets"`
+		}
+		if err := dec.Decode(&list); err != nil {
+			return nil, false, usagef("%s: %v", file, err)
+		}
+		if len(list.Buckets) == 0 {
+			return nil, false, usagef("%s: buckets is empty", file)
+		}
+		return list.Buckets, false, nil
 	}
-	return def, nil
+	var def events.BucketDef
+	if err := dec.Decode(&def); err != nil {
+		return nil, false, usagef("%s: %v", file, err)
+	}
+	return []events.BucketDef{def}, true, nil
 }
 
 func bucketsCmd() *cobra.Command {

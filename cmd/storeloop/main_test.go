@@ -65,6 +65,8 @@ func TestCommands(t *testing.T) {
 		{name: "define JSON from stdin", args: []string{"bucket", "define", "-f", "-"},
 			stdin:  `{"bucket":"loyalty","key":"userId","schema":{"userId":{"type":"string","required":true},"points":{"type":"number","default":0}}}`,
 			stdout: "{\n  \"bucket\": \"loyalty\"\n}\n"},
+		{name: "define several buckets from an examples file", args: []string{"bucket", "define", "-f", "../../examples/reorder/buckets.yaml"},
+			stdout: "[\n  {\n    \"bucket\": \"inventory\"\n  },\n  {\n    \"bucket\": \"reorderRequests\"\n  }\n]\n"},
 		{name: "define with an unknown field", args: []string{"bucket", "define", "-f", "testdata/bogus.yaml"}, code: exitUsage,
 			stderr: usage("storeloop bucket define", "testdata/bogus.yaml: yaml: unmarshal errors:\n  line 3: field color not found in type events.BucketDef")},
 		{name: "define without a file", args: []string{"bucket", "define"}, code: exitUsage,
@@ -134,7 +136,7 @@ func TestCommands(t *testing.T) {
 		for _, b := range got {
 			counts[b.Bucket] = b.Count
 		}
-		if !reflect.DeepEqual(counts, map[string]int{"orders": 0, "loyalty": 1}) {
+		if !reflect.DeepEqual(counts, map[string]int{"orders": 0, "loyalty": 1, "inventory": 0, "reorderRequests": 0}) {
 			t.Fatalf("bucket counts = %v", counts)
 		}
 	})
