@@ -57,6 +57,45 @@ func keyFor(sc *schema, b *projections.Bucket, key any) (string, *events.Error) 
 	return k, nil
 }
 
+// target is the record a keyed command addresses.
+type target struct {
+	b   *projections.Bucket
+	sc  *schema
+	key any           // as the request gave it
+	k   string        // canonical (events.KeyString)
+	old events.Record // the stored record, nil when absent
+}
+
+// target resolves bucket and key of a keyed command.
+func (n *Node) target(bucket string, key any) (*target, *events.Error) {
+	b, sc, e := n.bucketFor(bucket)
+	if e != nil {
+		return nil, e
+	}
+	k, e := keyFor(sc, b, key)
+	if e != nil {
+		return nil, e
+	}
+	old, _ := b.Get(k)
+	return &target{b: b, sc: sc, key: key, k: k, old: old}, nil
+}
+
+// checkVersion fails with conflict when expect is set and is not t's version.
+func (t *target) checkVersion(expect *int64) *events.Error {
+	if expect != nil && version(t.old) != *expect {
+		return events.Errorf(events.CodeConflict, "%s %v is at version %d, not %d", t.b.Def.Key, t.key, version(t.old), *expect)
+	}
+	return nil
+}
+
+// addIncrements adds inc to the number fields of rec (absent counts as 0).
+func addIncrements(rec events.Record, inc map[string]float64) {
+	for f, d := range inc {
+		cur, _ := rec[f].(float64)
+		rec[f] = cur + d
+	}
+}
+
 // checkSize refuses records whose JSON form is over the node's limit.
 func (n *Node) checkSize(rec events.Record) *events.Error {
 	data, err := json.Marshal(rec)
@@ -131,27 +170,23 @@ func (n *Node) finishInsert(b *projections.Bucket, sc *schema, rec events.Record
 
 // update merges changes and increments into the record under key.
 func (n *Node) update(bucket string, key any, changes events.Record, inc map[string]float64, expect *int64) (*mutation, *events.Error) {
-	b, sc, e := n.bucketFor(bucket)
+	t, e := n.target(bucket, key)
 	if e != nil {
 		return nil, e
 	}
-	k, e := keyFor(sc, b, key)
-	if e != nil {
+	if t.old == nil {
+		return nil, events.Errorf(events.CodeNotFound, "%s %v not found in %s", t.b.Def.Key, key, bucket)
+	}
+	if e := t.checkVersion(expect); e != nil {
 		return nil, e
 	}
-	old, ok := b.Get(k)
-	if !ok {
-		return nil, events.Errorf(events.CodeNotFound, "%s %v not found in %s", b.Def.Key, key, bucket)
-	}
-	if expect != nil && version(old) != *expect {
-		return nil, events.Errorf(events.CodeConflict, "%s %v is at version %d, not %d", b.Def.Key, key, version(old), *expect)
-	}
-	return n.merge(b, sc, k, key, old, changes, inc)
+	return n.merge(t, changes, inc)
 }
 
 // merge applies changes then increments to old and stores the result,
 // or returns old unchanged (and no event) when nothing changes.
-func (n *Node) merge(b *projections.Bucket, sc *schema, k string, key any, old, changes events.Record, inc map[string]float64) (*mutation, *events.Error) {
+func (n *Node) merge(t *target, changes events.Record, inc map[string]float64) (*mutation, *events.Error) {
+	b, sc, old := t.b, t.sc, t.old
 	issues := append(sc.checkChanges(changes), sc.checkIncrement(inc)...)
 	if len(issues) > 0 {
 		return nil, &events.Error{Code: events.CodeValidation, Message: "invalid changes", Issues: issues}
@@ -164,40 +199,34 @@ func (n *Node) merge(b *projections.Bucket, sc *schema, k string, key any, old, 
 			rec[f] = v
 		}
 	}
-	for f, d := range inc {
-		cur, _ := rec[f].(float64)
-		rec[f] = cur + d
-	}
+	addIncrements(rec, inc)
 	if reflect.DeepEqual(rec, old) {
 		return &mutation{result: old}, nil
 	}
 	if issues := sc.validate(rec); len(issues) > 0 {
-		return nil, &events.Error{Code: events.CodeValidation, Message: "record does not match the schema", Issues: issues}
+		return nil, sc.invalid(issues)
 	}
-	if e := checkUnique(sc, b, k, rec); e != nil {
+	if e := checkUnique(sc, b, t.k, rec); e != nil {
 		return nil, e
 	}
 	rec[events.FieldVersion] = float64(version(old) + 1)
 	rec[events.FieldUpdatedAt] = float64(n.now().UnixMilli())
-	ev := &events.Event{Type: events.OpUpdated, Bucket: b.Def.Bucket, Key: key, OldRecord: old, NewRecord: rec}
+	ev := &events.Event{Type: events.OpUpdated, Bucket: b.Def.Bucket, Key: t.key, OldRecord: old, NewRecord: rec}
 	return n.applied(rec, ev)
 }
 
 // upsert inserts rec (with the key, defaults, and increments applied to the
 // defaults) when key is absent, else merges rec and applies increments.
 func (n *Node) upsert(bucket string, key any, rec events.Record, inc map[string]float64) (*mutation, *events.Error) {
-	b, sc, e := n.bucketFor(bucket)
+	t, e := n.target(bucket, key)
 	if e != nil {
 		return nil, e
 	}
-	k, e := keyFor(sc, b, key)
-	if e != nil {
-		return nil, e
-	}
-	if old, ok := b.Get(k); ok {
+	b, sc := t.b, t.sc
+	if t.old != nil {
 		changes := maps.Clone(rec)
 		delete(changes, b.Def.Key)
-		return n.merge(b, sc, k, key, old, changes, inc)
+		return n.merge(t, changes, inc)
 	}
 	if issues := sc.checkIncrement(inc); len(issues) > 0 {
 		return nil, &events.Error{Code: events.CodeValidation, Message: "invalid increment", Issues: issues}
@@ -215,33 +244,25 @@ func (n *Node) upsert(bucket string, key any, rec events.Record, inc map[string]
 	if e != nil {
 		return nil, e
 	}
-	for f, d := range inc {
-		cur, _ := out[f].(float64)
-		out[f] = cur + d
-	}
+	addIncrements(out, inc)
 	if issues := sc.validate(out); len(issues) > 0 {
-		return nil, &events.Error{Code: events.CodeValidation, Message: "record does not match the schema", Issues: issues}
+		return nil, sc.invalid(issues)
 	}
 	return n.finishInsert(b, sc, out)
 }
 
 func (n *Node) delete(bucket string, key any, expect *int64) (*mutation, *events.Error) {
-	b, sc, e := n.bucketFor(bucket)
+	t, e := n.target(bucket, key)
 	if e != nil {
 		return nil, e
 	}
-	k, e := keyFor(sc, b, key)
-	if e != nil {
-		return nil, e
-	}
-	old, ok := b.Get(k)
-	if !ok {
+	if t.old == nil {
 		return &mutation{result: events.DeleteResult{Deleted: false}}, nil
 	}
-	if expect != nil && version(old) != *expect {
-		return nil, events.Errorf(events.CodeConflict, "%s %v is at version %d, not %d", b.Def.Key, key, version(old), *expect)
+	if e := t.checkVersion(expect); e != nil {
+		return nil, e
 	}
-	ev := &events.Event{Type: events.OpDeleted, Bucket: bucket, Key: key, Record: old}
+	ev := &events.Event{Type: events.OpDeleted, Bucket: bucket, Key: key, Record: t.old}
 	return n.applied(events.DeleteResult{Deleted: true}, ev)
 }
 

@@ -8,18 +8,14 @@ import (
 func (n *Node) read(p *pending) (any, *events.Error) {
 	switch body := p.body.(type) {
 	case *events.GetRequest:
-		b, sc, e := n.bucketFor(body.Bucket)
+		t, e := n.target(body.Bucket, body.Key)
 		if e != nil {
 			return nil, e
 		}
-		k, e := keyFor(sc, b, body.Key)
-		if e != nil {
-			return nil, e
+		if t.old == nil {
+			return nil, nil // JSON null: no such record
 		}
-		if r, ok := b.Get(k); ok {
-			return r, nil
-		}
-		return nil, nil
+		return t.old, nil
 	case *events.QueryRequest:
 		b, _, e := n.bucketFor(body.Bucket)
 		if e != nil {

@@ -78,11 +78,11 @@ func opError(i int, op string, e *events.Error) *events.Error {
 // result set of a query it ran, is no longer current.
 func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 	for _, r := range req.Reads {
-		b, sc, e := n.bucketFor(r.Bucket)
+		t, e := n.target(r.Bucket, r.Key)
 		if e != nil {
 			return e
 		}
-		if cur := currentVersion(b, sc, r.Key); cur != r.Version {
+		if cur := version(t.old); cur != r.Version {
 			return events.Errorf(events.CodeConflict, "read of %s %v at version %d is stale: now %d", r.Bucket, r.Key, r.Version, cur)
 		}
 	}
@@ -115,18 +115,4 @@ func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 		}
 	}
 	return nil
-}
-
-// currentVersion is the version of the record under key, 0 when absent or
-// when the key is not valid for the bucket.
-func currentVersion(b *projections.Bucket, sc *schema, key any) int64 {
-	k, e := keyFor(sc, b, key)
-	if e != nil {
-		return 0
-	}
-	r, ok := b.Get(k)
-	if !ok {
-		return 0
-	}
-	return version(r)
 }
