@@ -33,9 +33,10 @@ func main() {
 }
 
 type flags struct {
-	rules, natsURL, name, stream, prefix, health, otlp, logLevel, logFormat string
-	concurrency, maxDeliver                                                 int
-	ackWait                                                                 time.Duration
+	daemon.Common
+	rules, natsURL, name, stream, prefix, health string
+	concurrency, maxDeliver                      int
+	ackWait                                      time.Duration
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -50,9 +51,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.maxDeliver, "max-deliver", envInt("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
 	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
-	fs.StringVar(&f.otlp, "otlp", daemon.Env("STORELOOP_OTLP", ""), "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (OTEL_* variables work too)")
-	fs.StringVar(&f.logLevel, "log-level", daemon.Env("STORELOOP_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", daemon.Env("STORELOOP_LOG_FORMAT", "text"), "text or json")
+	f.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -79,10 +78,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(f.logLevel, f.logFormat)
+	log, shutdownTelemetry, err := f.Start(ctx, "rulenode")
 	if err != nil {
 		return err
 	}
+	defer shutdownTelemetry(context.Background())
 	set, err := rulenode.LoadFile(f.rules)
 	if err != nil {
 		return err
@@ -96,15 +96,6 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 
-	var traceOpts []tracing.Option
-	if f.otlp != "" {
-		traceOpts = append(traceOpts, tracing.WithOTLPEndpoint(f.otlp))
-	}
-	shutdownTracing, err := tracing.Setup(ctx, "rulenode", traceOpts...)
-	if err != nil {
-		return err
-	}
-	defer shutdownTracing(context.Background())
 	metrics, err := tracing.NewMetrics(nil)
 	if err != nil {
 		return err

@@ -26,8 +26,9 @@ func main() {
 }
 
 type flags struct {
-	data, listen, natsURL, fsync, prefix, stream, http, otlp, logLevel, logFormat string
-	serverLogs                                                                    bool
+	daemon.Common
+	data, listen, natsURL, fsync, prefix, stream, http string
+	serverLogs                                         bool
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -40,9 +41,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", "store"), "command subject prefix (env STORELOOP_PREFIX)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", "STORELOOP"), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
-	fs.StringVar(&f.otlp, "otlp", daemon.Env("STORELOOP_OTLP", ""), "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (OTEL_* variables work too)")
-	fs.StringVar(&f.logLevel, "log-level", daemon.Env("STORELOOP_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", daemon.Env("STORELOOP_LOG_FORMAT", "text"), "text or json")
+	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -58,10 +57,6 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(f.logLevel, f.logFormat)
-	if err != nil {
-		return err
-	}
 	mode, err := storenode.ParseFsyncMode(f.fsync)
 	if err != nil {
 		return err
@@ -69,15 +64,11 @@ func run(args []string) error {
 	ctx, cancel := daemon.SignalContext()
 	defer cancel()
 
-	var traceOpts []tracing.Option
-	if f.otlp != "" {
-		traceOpts = append(traceOpts, tracing.WithOTLPEndpoint(f.otlp))
-	}
-	shutdownTracing, err := tracing.Setup(ctx, "storenode", traceOpts...)
+	log, shutdownTelemetry, err := f.Start(ctx, "storenode")
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing(context.Background())
+	defer shutdownTelemetry(context.Background())
 
 	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream)}
 	url := f.natsURL

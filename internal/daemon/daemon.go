@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // Env returns the environment variable name, or def when it is unset.
@@ -77,4 +80,34 @@ func HTTP(addr string, ready func() error, metrics http.Handler, log *slog.Logge
 		}
 	}()
 	return ln.Addr().String(), srv.Shutdown, nil
+}
+
+// Common holds the flags every daemon has: logging and trace export.
+type Common struct {
+	OTLP, LogLevel, LogFormat string
+}
+
+// Register adds --otlp, --log-level and --log-format to fs.
+func (c *Common) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.OTLP, "otlp", Env("STORELOOP_OTLP", ""), "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (env STORELOOP_OTLP; OTEL_* variables work too)")
+	fs.StringVar(&c.LogLevel, "log-level", Env("STORELOOP_LOG_LEVEL", "info"), "debug, info, warn or error (env STORELOOP_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", Env("STORELOOP_LOG_FORMAT", "text"), "text or json (env STORELOOP_LOG_FORMAT)")
+}
+
+// Start builds the logger and sets up tracing and metrics for service. The
+// returned shutdown flushes the telemetry.
+func (c *Common) Start(ctx context.Context, service string) (*slog.Logger, func(context.Context) error, error) {
+	log, err := NewLogger(c.LogLevel, c.LogFormat)
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts []tracing.Option
+	if c.OTLP != "" {
+		opts = append(opts, tracing.WithOTLPEndpoint(c.OTLP))
+	}
+	shutdown, err := tracing.Setup(ctx, service, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, shutdown, nil
 }
