@@ -113,18 +113,23 @@ func (c *Client) attempt(ctx context.Context, msg *nats.Msg, result any) error {
 
 // decodeReply turns a reply body into result, or into the store's *events.Error.
 func decodeReply(data []byte, result any) error {
-	var r events.Reply
+	// One pass: a non-nil pointer in an interface field is decoded into.
+	var r struct {
+		Result any           `json:"result"`
+		Error  *events.Error `json:"error"`
+	}
+	if result != nil {
+		r.Result = result
+	}
 	if err := json.Unmarshal(data, &r); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" && typeErr.Field != "error" {
+			return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "unexpected result in %.200s", data), err)
+		}
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "malformed reply"), err)
 	}
 	if r.Error != nil {
 		return r.Error
-	}
-	if result == nil || len(r.Result) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(r.Result, result); err != nil {
-		return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "unexpected result %.200s", r.Result), err)
 	}
 	return nil
 }

@@ -180,15 +180,16 @@ func (n *Node) stage(s *staged) any {
 		if i > 0 && s.p.cause.CorrelationID == "" {
 			ev.Meta.CorrelationID = m.events[0].Meta.CorrelationID
 		}
-		bodies[i] = mustJSON(ev)
-		// The record is smaller than its event: measure it only when the
-		// event is over the record limit, so most writes encode once.
-		if len(bodies[i]) > n.cfg.maxRecordBytes {
-			if e := n.checkSize(ev.Current()); e != nil {
-				n.undo(m)
-				s.err = e
-				return nil
-			}
+		var current []byte
+		bodies[i], current = encodeEvent(ev)
+		if len(current) > n.cfg.maxRecordBytes {
+			n.undo(m)
+			s.err = events.Errorf(events.CodeValidation, "record is %d bytes, over the limit of %d", len(current), n.cfg.maxRecordBytes)
+			return nil
+		}
+		if _, isRecord := m.result.(events.Record); isRecord && len(m.events) == 1 {
+			// The reply is the record just encoded for the event.
+			m.result = json.RawMessage(current)
 		}
 	}
 	for i, ev := range m.events {
@@ -237,6 +238,36 @@ func (n *Node) message(subject string, body []byte, eventID string) *nats.Msg {
 	msg.Data = body
 	msg.Header.Set(events.HeaderEventID, eventID)
 	return msg
+}
+
+// wireEvent is events.Event with its records already encoded (same JSON),
+// so that the record a write returns is encoded once, for the event and for
+// the reply.
+type wireEvent struct {
+	Type      events.Op       `json:"type"`
+	Bucket    string          `json:"bucket"`
+	Key       any             `json:"key"`
+	Record    json.RawMessage `json:"record,omitempty"`
+	OldRecord json.RawMessage `json:"oldRecord,omitempty"`
+	NewRecord json.RawMessage `json:"newRecord,omitempty"`
+	Meta      events.Meta     `json:"meta"`
+}
+
+// encodeEvent returns the body of ev and the encoding of the record as it
+// is after ev (nil for a delete).
+func encodeEvent(ev *events.Event) (body, current []byte) {
+	w := wireEvent{Type: ev.Type, Bucket: ev.Bucket, Key: ev.Key, Meta: ev.Meta}
+	switch ev.Type {
+	case events.OpInserted:
+		current = mustJSON(ev.Record)
+		w.Record = current
+	case events.OpUpdated:
+		current = mustJSON(ev.NewRecord)
+		w.OldRecord, w.NewRecord = mustJSON(ev.OldRecord), current
+	case events.OpDeleted:
+		w.Record = mustJSON(ev.Record)
+	}
+	return mustJSON(w), current
 }
 
 // mustJSON encodes an event body. Bodies are built from decoded JSON and

@@ -1,7 +1,6 @@
 package storenode
 
 import (
-	"encoding/json"
 	"maps"
 	"reflect"
 
@@ -94,18 +93,6 @@ func addIncrements(rec events.Record, inc map[string]float64) {
 		cur, _ := rec[f].(float64)
 		rec[f] = cur + d
 	}
-}
-
-// checkSize refuses records whose JSON form is over the node's limit.
-func (n *Node) checkSize(rec events.Record) *events.Error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return events.Errorf(events.CodeBadRequest, "record: %v", err)
-	}
-	if len(data) > n.cfg.maxRecordBytes {
-		return events.Errorf(events.CodeValidation, "record is %d bytes, over the limit of %d", len(data), n.cfg.maxRecordBytes)
-	}
-	return nil
 }
 
 // checkUnique reports unique fields of rec whose value another record holds.

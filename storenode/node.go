@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	case <-n.done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if c, ok := n.cfg.syncer.(io.Closer); ok {
+		c.Close()
 	}
 	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
 	return err
