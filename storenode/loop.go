@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
@@ -147,7 +146,7 @@ func (n *Node) stage(s *staged) any {
 		}
 		if def != nil {
 			def.Meta = n.meta(s.p, "")
-			s.add(n.message(events.SchemaSubject(body.Bucket), mustJSON(def), def.Meta.EventID))
+			s.add(n.message(events.SchemaSubject(body.Bucket), mustJSON(def), def.Meta.EventID), nil)
 		}
 		return events.DefineResult{Bucket: body.Bucket}
 	case *events.InsertRequest:
@@ -193,7 +192,7 @@ func (n *Node) stage(s *staged) any {
 		}
 	}
 	for i, ev := range m.events {
-		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), bodies[i], ev.Meta.EventID), tracing.AttrKey.String(fmt.Sprint(ev.Key)))
+		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), bodies[i], ev.Meta.EventID), ev.Key)
 	}
 	if m.layout != nil && len(s.msgs) > 0 {
 		layout, _ := json.Marshal(m.layout) // bucket names and request keys
@@ -203,9 +202,13 @@ func (n *Node) stage(s *staged) any {
 }
 
 // add stages msg with a PRODUCER span whose context travels in its headers,
-// so that consumers of the event continue the command's trace.
-func (s *staged) add(msg *nats.Msg, attrs ...attribute.KeyValue) {
-	ctx, span := tracing.StartAppend(s.p.ctx, msg.Subject, attrs...)
+// so that consumers of the event continue the command's trace. key, when
+// not nil, is the record's key.
+func (s *staged) add(msg *nats.Msg, key any) {
+	ctx, span := tracing.StartAppend(s.p.ctx, msg.Subject)
+	if key != nil && span.IsRecording() {
+		span.SetAttributes(tracing.AttrKey.String(fmt.Sprint(key)))
+	}
 	tracing.Inject(ctx, msg)
 	s.msgs = append(s.msgs, msg)
 	s.spans = append(s.spans, span)

@@ -104,7 +104,9 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 			n.respond(p, marshalReply(nil, e), e)
 			return
 		}
-		p.span.SetAttributes(p.attributes()...)
+		if p.span.IsRecording() {
+			p.span.SetAttributes(p.attributes()...)
+		}
 		if cmd == events.CmdStatus {
 			// Answered here, not queued: status reports the loop, it does
 			// not wait for it, and is not itself counted in flight.

@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -40,6 +41,7 @@ type Metrics struct {
 	deadLetters     metric.Int64Counter
 	maxHopStops     metric.Int64Counter
 	pending         metric.Int64ObservableGauge
+	attrs           attrCache
 }
 
 // NewMetrics creates the instruments from mp, or from the global
@@ -76,14 +78,29 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 // Command records one handled command: op is the command name (insert,
 // get, …), err its failure or nil.
 func (m *Metrics) Command(ctx context.Context, op string, err error, d time.Duration) {
-	attrs := metric.WithAttributes(MetricAttrOp.String(op), MetricAttrOutcome.String(Outcome(err)))
+	attrs := m.attrs.get(MetricAttrOp.String(op), MetricAttrOutcome.String(Outcome(err)))
 	m.commands.Add(ctx, 1, attrs)
 	m.commandDuration.Record(ctx, d.Seconds(), attrs)
 }
 
 // EventAppended counts one event appended on bucket.<bucket>.<op>.
 func (m *Metrics) EventAppended(ctx context.Context, bucket, op string) {
-	m.eventsAppended.Add(ctx, 1, metric.WithAttributes(MetricAttrBucket.String(bucket), MetricAttrOp.String(op)))
+	m.eventsAppended.Add(ctx, 1, m.attrs.get(MetricAttrBucket.String(bucket), MetricAttrOp.String(op)))
+}
+
+// attrCache memoizes the measurement option of each label combination of
+// the per-command instruments: they are few (commands × outcomes, buckets ×
+// ops), and building an attribute set sorts and allocates on every call.
+type attrCache struct{ m sync.Map }
+
+func (c *attrCache) get(a, b attribute.KeyValue) metric.MeasurementOption {
+	key := string(a.Key) + "=" + a.Value.Emit() + "\x00" + string(b.Key) + "=" + b.Value.Emit()
+	if opt, ok := c.m.Load(key); ok {
+		return opt.(metric.MeasurementOption)
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(a, b))
+	c.m.Store(key, opt)
+	return opt
 }
 
 // RuleFired counts one successful firing of rule.
