@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,7 +42,9 @@ const (
 // result differs from the seed's.
 func Run(ctx context.Context, w io.Writer) error {
 	spans := tracetest.NewInMemoryExporter()
-	shutdownTracing, err := tracing.Setup(ctx, "storeloop-demo", tracing.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(spans)))
+	ended := &endSignal{ch: make(chan struct{})}
+	shutdownTracing, err := tracing.Setup(ctx, "storeloop-demo",
+		tracing.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(spans)), tracing.WithSpanProcessor(ended))
 	if err != nil {
 		return err
 	}
@@ -121,7 +124,7 @@ func Run(ctx context.Context, w io.Writer) error {
 	if err := cascades(ctx, w, cl); err != nil {
 		return err
 	}
-	printTrace(ctx, w, spans, shipTrace)
+	printTrace(ctx, w, spans, ended, shipTrace)
 	return resultErr
 }
 
@@ -209,22 +212,30 @@ func cascades(ctx context.Context, w io.Writer, cl *client.Client) error {
 
 // printTrace prints the spans of one trace as a tree: the whole cascade of
 // shipping order 1, across the store node and the rule node.
-func printTrace(ctx context.Context, w io.Writer, exp *tracetest.InMemoryExporter, id trace.TraceID) {
+func printTrace(ctx context.Context, w io.Writer, exp *tracetest.InMemoryExporter, ended *endSignal, id trace.TraceID) {
 	// The rule node ends its delivery span right after the ack that Settle
-	// observed; wait (bounded) for the spans of the write-back to arrive.
-	deadline := time.Now().Add(2 * time.Second)
+	// observed: wait (bounded) until it has ended.
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
 	var stubs []tracetest.SpanStub
 	for {
+		next := ended.next()
 		stubs = stubs[:0]
 		for _, s := range exp.GetSpans() {
 			if s.SpanContext.TraceID() == id {
 				stubs = append(stubs, s)
 			}
 		}
-		if hasSpan(stubs, "rule loyalty-on-ship") && hasSpan(stubs, "publish bucket.loyalty.") || time.Now().After(deadline) || ctx.Err() != nil {
+		if hasSpan(stubs, "process bucket.orders.updated") && hasSpan(stubs, "publish bucket.loyalty.") {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-next:
+			continue
+		case <-deadline.C:
+		case <-ctx.Done():
+		}
+		break
 	}
 	fmt.Fprintf(w, "\n▶ the trace of \"ship order 1\" (trace id %s, %d spans; export it to Jaeger with OTEL_EXPORTER_OTLP_ENDPOINT)\n", id, len(stubs))
 	children := map[trace.SpanID][]tracetest.SpanStub{}
@@ -253,6 +264,30 @@ func printTrace(ctx context.Context, w io.Writer, exp *tracetest.InMemoryExporte
 		walk(r, "")
 	}
 }
+
+// endSignal is a span processor that wakes its waiters each time a span ends.
+type endSignal struct {
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced at each span end
+}
+
+// next returns a channel closed when the next span ends.
+func (e *endSignal) next() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ch
+}
+
+func (e *endSignal) OnEnd(sdktrace.ReadOnlySpan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	close(e.ch)
+	e.ch = make(chan struct{})
+}
+
+func (e *endSignal) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e *endSignal) Shutdown(context.Context) error                  { return nil }
+func (e *endSignal) ForceFlush(context.Context) error                { return nil }
 
 func hasSpan(stubs []tracetest.SpanStub, prefix string) bool {
 	return slices.ContainsFunc(stubs, func(s tracetest.SpanStub) bool { return strings.HasPrefix(s.Name, prefix) })
