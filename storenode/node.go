@@ -162,6 +162,7 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		DenyPurge:          true,
 		AllowAtomicPublish: true,
 		Duplicates:         time.Minute,
+		Replicas:           n.cfg.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)

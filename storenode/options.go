@@ -22,6 +22,7 @@ type config struct {
 	dedupeWindow   time.Duration
 	dedupeSize     int
 	appendTimeout  time.Duration
+	replicas       int // 0: the server's default, one copy
 }
 
 func defaultConfig() config {
@@ -113,6 +114,19 @@ func WithDedupe(window time.Duration, size int) Option {
 			return fmt.Errorf("storenode: dedupe window and size must be positive")
 		}
 		c.dedupeWindow, c.dedupeSize = window, size
+		return nil
+	}
+}
+
+// WithReplicas sets the number of copies of the event stream kept by a
+// clustered NATS server (default 1; an existing stream is updated to n).
+// More than one needs a JetStream cluster of at least n servers.
+func WithReplicas(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 5 {
+			return fmt.Errorf("storenode: replicas %d out of range 1..5", n)
+		}
+		c.replicas = n
 		return nil
 	}
 }

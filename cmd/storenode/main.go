@@ -29,6 +29,7 @@ type flags struct {
 	daemon.Common
 	data, listen, natsURL, fsync, prefix, stream, http string
 	serverLogs                                         bool
+	replicas                                           int
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -41,13 +42,18 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", "store"), "command subject prefix (env STORELOOP_PREFIX)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", "STORELOOP"), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
+	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
+	case f.replicas > 1 && f.natsURL == "":
+		// The embedded server is a single node: it cannot hold copies.
+		return nil, fmt.Errorf("--replicas %d needs --nats to a JetStream cluster", f.replicas)
 	}
 	return f, nil
 }
@@ -70,7 +76,7 @@ func run(args []string) error {
 	}
 	defer shutdownTelemetry(context.Background())
 
-	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream)}
+	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
