@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,15 +17,46 @@ import (
 // Store is what rule actions need of the store: the Go client, adapted,
 // in production; anything that keeps the contract in tests. Every call's
 // context carries the action path of the call (see ActionPath).
+//
+// A version check that fails (an update or delete whose ExpectVersion is
+// stale, a tx whose reads are) is an error matching events.ErrConflict.
 type Store interface {
 	Insert(ctx context.Context, bucket string, rec events.Record) (events.Record, error)
-	Update(ctx context.Context, bucket string, key any, changes events.Record, increment map[string]float64) (events.Record, error)
+	Update(ctx context.Context, bucket string, key any, changes events.Record, increment map[string]float64, opts ...WriteOption) (events.Record, error)
 	Upsert(ctx context.Context, bucket string, key any, rec events.Record, increment map[string]float64) (events.Record, error)
-	Delete(ctx context.Context, bucket string, key any) (bool, error)
-	Tx(ctx context.Context, ops []events.TxOp) ([]any, error)
+	Delete(ctx context.Context, bucket string, key any, opts ...WriteOption) (bool, error)
+	// Tx applies ops atomically, after checking that every read is still at
+	// its version (a missing record is version 0).
+	Tx(ctx context.Context, ops []events.TxOp, reads ...events.TxRead) ([]any, error)
 	// Query returns every record matching where.
 	Query(ctx context.Context, bucket string, where events.Where) ([]events.Record, error)
 	Publish(ctx context.Context, subject string, data []byte) error
+}
+
+// WriteOption refines a [Store]'s Update or Delete.
+type WriteOption func(*WriteOptions)
+
+// WriteOptions are the [WriteOption]s of one call, applied.
+type WriteOptions struct {
+	// ExpectVersion, when set, makes the write a conflict unless the
+	// record's _version is this.
+	ExpectVersion *int64
+}
+
+// ExpectVersion makes an Update or Delete a conflict (and a no-op) unless
+// the record is at version v.
+func ExpectVersion(v int64) WriteOption {
+	return func(o *WriteOptions) { o.ExpectVersion = &v }
+}
+
+// ApplyWriteOptions returns opts applied in order, for [Store]
+// implementations.
+func ApplyWriteOptions(opts ...WriteOption) WriteOptions {
+	var o WriteOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // ActionKind names what an action does.
@@ -39,6 +71,25 @@ const (
 	KindForEach ActionKind = "forEach"
 	KindPublish ActionKind = "publish"
 	KindLog     ActionKind = "log"
+)
+
+// OnConflict is what becomes of a rule when the store answers one of its
+// writes with conflict: a version check failed (expectVersion, a tx's
+// reads) or an insert found its key taken.
+type OnConflict string
+
+const (
+	// ConflictDefault is ConflictSkip for an action that checks a version
+	// ([Action.Checked]), else ConflictFail.
+	ConflictDefault OnConflict = ""
+	// ConflictSkip stops the rule for this event without failing: the
+	// state it decided on is gone, and the event that changed it is
+	// evaluated on its own. Execute returns a *SkipError.
+	ConflictSkip OnConflict = "skip"
+	// ConflictFail fails the rule; a runner dead-letters the event at
+	// once (reason rejected), since the same command id gets the same
+	// answer every time.
+	ConflictFail OnConflict = "fail"
 )
 
 // MaxForEachItems is the most records one forEach acts on; more is an
@@ -59,7 +110,15 @@ type Action struct {
 	Changes   *Value // update
 	Increment *Value // update, upsert
 
-	Ops []*Action // tx: insert, update, upsert, delete and forEach of those
+	Ops   []*Action    // tx: insert, update, upsert, delete and forEach of those
+	Reads []*ReadCheck // tx: versions the rule decided on
+
+	// ExpectVersion (update, delete) makes the write a conflict unless the
+	// record is at this version.
+	ExpectVersion *Value
+	// OnConflict (insert, update, delete, tx) says what a conflict does;
+	// see [Action.ConflictPolicy].
+	OnConflict OnConflict
 
 	Where   *Value    // forEach; nil matches all
 	As      string    // forEach loop variable
@@ -71,6 +130,64 @@ type Action struct {
 	Message *Value // log
 	Level   slog.Level
 }
+
+// ReadCheck is one entry of a tx's reads: the transaction applies only if
+// the record under Key in Bucket is still at Version (0: absent).
+type ReadCheck struct {
+	Bucket  string
+	Key     *Value
+	Version *Value
+	Line    int
+}
+
+// Checked reports whether the action checks versions: an update or delete
+// with ExpectVersion, a tx with reads or with such an op.
+func (a *Action) Checked() bool {
+	if a.ExpectVersion != nil || len(a.Reads) > 0 {
+		return true
+	}
+	for _, sub := range a.Ops {
+		if sub.Checked() {
+			return true
+		}
+	}
+	for _, sub := range a.Do {
+		if sub.Checked() {
+			return true
+		}
+	}
+	return false
+}
+
+// ConflictPolicy is OnConflict, defaulted: skip for a [Action.Checked]
+// action, whose version check is the rule's own "is my decision still
+// current?", else fail.
+func (a *Action) ConflictPolicy() OnConflict {
+	switch {
+	case a.OnConflict != ConflictDefault:
+		return a.OnConflict
+	case a.Checked():
+		return ConflictSkip
+	}
+	return ConflictFail
+}
+
+// SkipError is a rule stopped on an event by a conflict under
+// onConflict: skip. The actions before the one at Path are done, the rest
+// are not run, and a runner acknowledges the event: it is not a failure.
+// Err is the store's conflict error. A Go handler may return one too.
+type SkipError struct {
+	RuleID string
+	Path   string
+	Kind   ActionKind
+	Err    error
+}
+
+func (e *SkipError) Error() string {
+	return fmt.Sprintf("rule %q skipped at action %s (%s): %v", e.RuleID, e.Path, e.Kind, e.Err)
+}
+
+func (e *SkipError) Unwrap() error { return e.Err }
 
 // ActionError is a store call of an action that failed. Err keeps the
 // store's error (an *events.Error when the store answered).
@@ -157,8 +274,12 @@ func (x *executor) run(ctx context.Context, a *Action, path string, vars map[str
 		if len(ops) == 0 {
 			return nil
 		}
-		if _, err := st.Tx(cctx, ops); err != nil {
+		reads, err := x.reads(ctx, a, vars)
+		if err != nil {
 			return x.fail(path, a.Kind, err)
+		}
+		if _, err := st.Tx(cctx, ops, reads...); err != nil {
+			return x.writeFailed(path, a, err)
 		}
 		return nil
 	case KindForEach:
@@ -188,20 +309,53 @@ func (x *executor) run(ctx context.Context, a *Action, path string, vars map[str
 	if err != nil {
 		return x.fail(path, a.Kind, err)
 	}
+	var opts []WriteOption
+	if op.ExpectVersion != nil {
+		opts = append(opts, ExpectVersion(*op.ExpectVersion))
+	}
 	switch a.Kind {
 	case KindInsert:
 		_, err = st.Insert(cctx, op.Bucket, op.Record)
 	case KindUpdate:
-		_, err = st.Update(cctx, op.Bucket, op.Key, op.Changes, op.Increment)
+		_, err = st.Update(cctx, op.Bucket, op.Key, op.Changes, op.Increment, opts...)
 	case KindUpsert:
 		_, err = st.Upsert(cctx, op.Bucket, op.Key, op.Record, op.Increment)
 	case KindDelete:
-		_, err = st.Delete(cctx, op.Bucket, op.Key)
+		_, err = st.Delete(cctx, op.Bucket, op.Key, opts...)
 	}
 	if err != nil {
-		return x.fail(path, a.Kind, err)
+		return x.writeFailed(path, a, err)
 	}
 	return nil
+}
+
+// writeFailed is fail for the store call of write or tx action a: a
+// conflict under onConflict skip stops the rule with a *SkipError instead.
+func (x *executor) writeFailed(path string, a *Action, err error) error {
+	if errors.Is(err, events.ErrConflict) && a.ConflictPolicy() == ConflictSkip {
+		return &SkipError{RuleID: x.rule.ID, Path: path, Kind: a.Kind, Err: err}
+	}
+	return x.fail(path, a.Kind, err)
+}
+
+// reads evaluates the reads of tx action a.
+func (x *executor) reads(ctx context.Context, a *Action, vars map[string]any) ([]events.TxRead, error) {
+	if len(a.Reads) == 0 {
+		return nil, nil
+	}
+	out := make([]events.TxRead, len(a.Reads))
+	for i, r := range a.Reads {
+		key, err := evalKey(ctx, r.Key, vars)
+		if err != nil {
+			return nil, err
+		}
+		v, err := evalVersion(ctx, r.Version, vars)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = events.TxRead{Bucket: r.Bucket, Key: key, Version: v}
+	}
+	return out, nil
 }
 
 // forEach queries the action's bucket and calls each for every sub-action
@@ -301,6 +455,13 @@ func (x *executor) writeOp(ctx context.Context, a *Action, vars map[string]any) 
 			return op, err
 		}
 	}
+	if a.ExpectVersion != nil {
+		v, err := evalVersion(ctx, a.ExpectVersion, vars)
+		if err != nil {
+			return op, err
+		}
+		op.ExpectVersion = &v
+	}
 	if a.Increment != nil {
 		m, err := evalMap(ctx, a.Increment, vars, "increment")
 		if err != nil {
@@ -327,6 +488,31 @@ func evalKey(ctx context.Context, v *Value, vars map[string]any) (any, error) {
 		return nil, fmt.Errorf("key: %w", err)
 	}
 	return k, nil
+}
+
+// maxVersion is the largest version a JSON number holds exactly.
+const maxVersion = 1 << 53
+
+// evalVersion evaluates a record version: a whole number from 0. Any other
+// result is an *EvalError, since evaluating again gives the same.
+func evalVersion(ctx context.Context, v *Value, vars map[string]any) (int64, error) {
+	x, err := v.Eval(ctx, vars)
+	if err != nil {
+		return 0, err
+	}
+	f, ok := x.(float64)
+	if !ok || f != math.Trunc(f) || f < 0 || f > maxVersion {
+		what := jsonTypeName(x)
+		if ok {
+			what = strconv.FormatFloat(f, 'g', -1, 64)
+		}
+		var src string
+		if v.expr != nil {
+			src = v.expr.src
+		}
+		return 0, &EvalError{Expr: src, Err: fmt.Errorf("version is %s, want a whole number from 0", what)}
+	}
+	return int64(f), nil
 }
 
 func evalMap(ctx context.Context, v *Value, vars map[string]any, what string) (map[string]any, error) {
@@ -392,20 +578,20 @@ func (p *pathCounter) Insert(ctx context.Context, bucket string, rec events.Reco
 	return p.Store.Insert(p.next(ctx), bucket, rec)
 }
 
-func (p *pathCounter) Update(ctx context.Context, bucket string, key any, changes events.Record, inc map[string]float64) (events.Record, error) {
-	return p.Store.Update(p.next(ctx), bucket, key, changes, inc)
+func (p *pathCounter) Update(ctx context.Context, bucket string, key any, changes events.Record, inc map[string]float64, opts ...WriteOption) (events.Record, error) {
+	return p.Store.Update(p.next(ctx), bucket, key, changes, inc, opts...)
 }
 
 func (p *pathCounter) Upsert(ctx context.Context, bucket string, key any, rec events.Record, inc map[string]float64) (events.Record, error) {
 	return p.Store.Upsert(p.next(ctx), bucket, key, rec, inc)
 }
 
-func (p *pathCounter) Delete(ctx context.Context, bucket string, key any) (bool, error) {
-	return p.Store.Delete(p.next(ctx), bucket, key)
+func (p *pathCounter) Delete(ctx context.Context, bucket string, key any, opts ...WriteOption) (bool, error) {
+	return p.Store.Delete(p.next(ctx), bucket, key, opts...)
 }
 
-func (p *pathCounter) Tx(ctx context.Context, ops []events.TxOp) ([]any, error) {
-	return p.Store.Tx(p.next(ctx), ops)
+func (p *pathCounter) Tx(ctx context.Context, ops []events.TxOp, reads ...events.TxRead) ([]any, error) {
+	return p.Store.Tx(p.next(ctx), ops, reads...)
 }
 
 func (p *pathCounter) Query(ctx context.Context, bucket string, where events.Where) ([]events.Record, error) {

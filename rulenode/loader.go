@@ -415,11 +415,12 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 	a := &Action{Kind: ActionKind(kind), Line: n.Line}
 	switch a.Kind {
 	case KindInsert:
-		f := l.fields(body, field, "bucket", "record")
+		f := l.fields(body, field, "bucket", "record", "onConflict")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Record = l.requiredValue(f, body, field, "record", sc, l.mapValue)
+		l.onConflict(a, f, field, inTx)
 	case KindUpdate:
-		f := l.fields(body, field, "bucket", "key", "changes", "increment")
+		f := l.fields(body, field, "bucket", "key", "changes", "increment", "expectVersion", "onConflict")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.Changes = l.optionalValue(f, field, "changes", sc, l.mapValue)
@@ -427,6 +428,8 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 		if f != nil && f["changes"] == nil && f["increment"] == nil {
 			l.errf(body, field, "changes or increment is required")
 		}
+		a.ExpectVersion = l.optionalValue(f, field, "expectVersion", sc, l.versionValue)
+		l.onConflict(a, f, field, inTx)
 	case KindUpsert:
 		f := l.fields(body, field, "bucket", "key", "record", "increment")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
@@ -434,11 +437,13 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 		a.Record = l.optionalValue(f, field, "record", sc, l.mapValue)
 		a.Increment = l.optionalValue(f, field, "increment", sc, l.mapValue)
 	case KindDelete:
-		f := l.fields(body, field, "bucket", "key")
+		f := l.fields(body, field, "bucket", "key", "expectVersion", "onConflict")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
+		a.ExpectVersion = l.optionalValue(f, field, "expectVersion", sc, l.versionValue)
+		l.onConflict(a, f, field, inTx)
 	case KindTx:
-		a.Ops = l.actionList(body, field, sc, depth, true)
+		l.tx(a, body, field, sc, depth)
 	case KindForEach:
 		l.forEach(a, body, field, sc, depth, inTx)
 	case KindPublish:
@@ -463,6 +468,77 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 		}
 	}
 	return a
+}
+
+// tx compiles a tx: a list of ops, or a mapping {ops, reads?, onConflict?}.
+func (l *loader) tx(a *Action, body *yaml.Node, field string, sc *scope, depth int) {
+	if body.Kind == yaml.SequenceNode {
+		a.Ops = l.actionList(body, field, sc, depth, true)
+		return
+	}
+	if body.Kind != yaml.MappingNode {
+		l.errf(body, field, "want a list of actions or a mapping with ops, reads and onConflict, got %s", kindName(body))
+		return
+	}
+	f := l.fields(body, field, "ops", "reads", "onConflict")
+	if on := f["ops"]; on == nil {
+		l.errf(body, join(field, "ops"), "required")
+	} else {
+		a.Ops = l.actionList(on, join(field, "ops"), sc, depth, true)
+	}
+	if rn := f["reads"]; rn != nil {
+		a.Reads = l.reads(rn, join(field, "reads"), sc)
+	}
+	l.onConflict(a, f, field, false)
+}
+
+// reads compiles a tx's reads: a non-empty list of {bucket, key, version}.
+func (l *loader) reads(n *yaml.Node, field string, sc *scope) []*ReadCheck {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errf(n, field, "want a non-empty list of {bucket, key, version}")
+		return nil
+	}
+	var out []*ReadCheck
+	for i, rn := range n.Content {
+		fi := index(field, i)
+		f := l.fields(rn, fi, "bucket", "key", "version")
+		if f == nil {
+			continue
+		}
+		out = append(out, &ReadCheck{
+			Bucket:  l.required(f, rn, fi, "bucket", l.bucket),
+			Key:     l.requiredValue(f, rn, fi, "key", sc, l.keyValue),
+			Version: l.requiredValue(f, rn, fi, "version", sc, l.versionValue),
+			Line:    rn.Line,
+		})
+	}
+	return out
+}
+
+// onConflict reads the onConflict field of write or tx action a. Inside a
+// tx it is refused: the tx is one command and has the one policy. On an
+// update or delete it needs expectVersion, without which they cannot
+// conflict.
+func (l *loader) onConflict(a *Action, f map[string]*yaml.Node, field string, inTx bool) {
+	n := f["onConflict"]
+	if n == nil {
+		return
+	}
+	field = join(field, "onConflict")
+	s, ok := l.str(n, field)
+	if !ok {
+		return
+	}
+	switch p := OnConflict(s); {
+	case p != ConflictSkip && p != ConflictFail:
+		l.errf(n, field, "want skip or fail, got %q", s)
+	case inTx:
+		l.errf(n, field, "set onConflict on the tx, not on its ops: the tx is one command")
+	case (a.Kind == KindUpdate || a.Kind == KindDelete) && a.ExpectVersion == nil && f["expectVersion"] == nil:
+		l.errf(n, field, "%s without expectVersion cannot conflict", a.Kind)
+	default:
+		a.OnConflict = p
+	}
 }
 
 func literal(v *Value) (any, bool) {
@@ -577,6 +653,20 @@ func (l *loader) mapValue(n *yaml.Node, field string, sc *scope) *Value {
 func (l *loader) keyValue(n *yaml.Node, field string, sc *scope) *Value {
 	if n.Kind != yaml.ScalarNode || !slices.Contains([]string{"!!str", "!!int", "!!float"}, n.ShortTag()) {
 		l.errf(n, field, "want a string, a number or a ${...} expression, got %s", kindName(n))
+		return nil
+	}
+	return l.value(n, field, sc)
+}
+
+// versionValue compiles a record version: a whole number from 0, or an
+// expression checked when it is evaluated.
+func (l *loader) versionValue(n *yaml.Node, field string, sc *scope) *Value {
+	if isExprString(n) {
+		return l.value(n, field, sc)
+	}
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil || v < 0 || v > maxVersion {
+		l.errf(n, field, "want a whole number from 0 or a ${...} expression, got %s", kindName(n))
 		return nil
 	}
 	return l.value(n, field, sc)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
@@ -276,7 +278,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 		return r.stopLoop(ctx, log, ev, dl, rules, failed)
 	}
 	for _, rule := range rules {
-		if err := r.runRule(ctx, rule, ev, seq); err != nil {
+		if err := r.runRule(ctx, log, rule, ev, seq); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
@@ -375,18 +377,26 @@ func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letter
 	return verdictTerm, cause
 }
 
+// SpanEventRuleSkipped is the event a rule's span gets when the rule
+// stopped on a conflict under onConflict: skip ([SkipError]), with the
+// attributes storeloop.action_path and storeloop.conflict (the store's
+// message).
+const SpanEventRuleSkipped = "storeloop.rule.skipped"
+
 // runRule executes one eligible rule for ev in its own span, with the
-// causal context and idempotent command ids of its writes.
-func (r *Runner) runRule(ctx context.Context, rule *Rule, ev *events.Event, seq uint64) (err error) {
+// causal context and idempotent command ids of its writes. A skipped rule
+// is done: not a failure, and not a firing in the metrics.
+func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *events.Event, seq uint64) (err error) {
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
+	var skip *SkipError
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("rule %q panicked: %v", rule.ID, p)
 		}
 		tracing.RecordError(span, err)
 		span.End()
-		if m := r.o.metrics; m != nil {
+		if m := r.o.metrics; m != nil && skip == nil {
 			if err != nil {
 				m.RuleFailed(ctx, rule.ID)
 			} else {
@@ -395,14 +405,27 @@ func (r *Runner) runRule(ctx context.Context, rule *Rule, ev *events.Event, seq 
 		}
 	}()
 	ctx = client.WithCause(ctx, client.CausedBy(ev, rule.ID))
-	return rule.Execute(ctx, ev, Env{Store: newStoreClient(r.cl, r.set.Name, rule.ID, seq), Logger: r.o.logger})
+	err = rule.Execute(ctx, ev, Env{Store: newStoreClient(r.cl, r.set.Name, rule.ID, seq), Logger: r.o.logger})
+	if !errors.As(err, &skip) {
+		return err
+	}
+	// The state the rule decided on has changed since ev: the event that
+	// changed it is evaluated on its own, so this one is done.
+	span.AddEvent(SpanEventRuleSkipped, trace.WithAttributes(
+		attribute.String("storeloop.action_path", skip.Path),
+		attribute.String("storeloop.conflict", skip.Err.Error())))
+	log.InfoContext(ctx, "rule node: rule skipped, the state it decided on has changed",
+		"rule", rule.ID, "path", skip.Path, "err", skip.Err)
+	return nil
 }
 
 // isPermanent reports whether running the rule again on the same event
 // must fail the same way: its expressions do not evaluate on this event,
-// or the store refused the command itself.
+// or the store refused the command itself. A conflict is permanent too:
+// the store answers a command id it has seen with its first reply, and
+// versions only grow.
 func isPermanent(err error) bool {
 	var ee *EvalError
 	return errors.As(err, &ee) || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
-		errors.Is(err, errNoActionPath)
+		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath)
 }

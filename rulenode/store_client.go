@@ -71,16 +71,19 @@ func (s *storeClient) Insert(ctx context.Context, bucket string, rec events.Reco
 	return s.cl.Bucket(bucket).Insert(ctx, rec)
 }
 
-func (s *storeClient) Update(ctx context.Context, bucket string, key any, changes events.Record, increment map[string]float64) (events.Record, error) {
+func (s *storeClient) Update(ctx context.Context, bucket string, key any, changes events.Record, increment map[string]float64, opts ...WriteOption) (events.Record, error) {
 	ctx, _, err := s.command(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var opts []client.UpdateOption
+	var copts []client.UpdateOption
 	if len(increment) > 0 {
-		opts = append(opts, client.Increment(increment))
+		copts = append(copts, client.Increment(increment))
 	}
-	return s.cl.Bucket(bucket).Update(ctx, key, changes, opts...)
+	if v := ApplyWriteOptions(opts...).ExpectVersion; v != nil {
+		copts = append(copts, client.ExpectVersion(*v))
+	}
+	return s.cl.Bucket(bucket).Update(ctx, key, changes, copts...)
 }
 
 func (s *storeClient) Upsert(ctx context.Context, bucket string, key any, rec events.Record, increment map[string]float64) (events.Record, error) {
@@ -95,20 +98,24 @@ func (s *storeClient) Upsert(ctx context.Context, bucket string, key any, rec ev
 	return s.cl.Bucket(bucket).Upsert(ctx, key, rec, opts...)
 }
 
-func (s *storeClient) Delete(ctx context.Context, bucket string, key any) (bool, error) {
+func (s *storeClient) Delete(ctx context.Context, bucket string, key any, opts ...WriteOption) (bool, error) {
 	ctx, _, err := s.command(ctx)
 	if err != nil {
 		return false, err
 	}
-	return s.cl.Bucket(bucket).Delete(ctx, key)
+	var copts []client.DeleteOption
+	if v := ApplyWriteOptions(opts...).ExpectVersion; v != nil {
+		copts = append(copts, client.ExpectVersion(*v))
+	}
+	return s.cl.Bucket(bucket).Delete(ctx, key, copts...)
 }
 
-func (s *storeClient) Tx(ctx context.Context, ops []events.TxOp) ([]any, error) {
+func (s *storeClient) Tx(ctx context.Context, ops []events.TxOp, reads ...events.TxRead) ([]any, error) {
 	ctx, _, err := s.command(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.cl.Tx(ctx, events.TxRequest{Ops: ops})
+	return s.cl.Tx(ctx, events.TxRequest{Ops: ops, Reads: reads})
 }
 
 // Query reads; reads need no command id.

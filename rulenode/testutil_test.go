@@ -43,19 +43,23 @@ func (f *fakeStore) Insert(ctx context.Context, bucket string, rec events.Record
 	return rec, f.rec(ctx, "insert", map[string]any{"bucket": bucket, "record": rec})
 }
 
-func (f *fakeStore) Update(ctx context.Context, bucket string, key any, changes events.Record, inc map[string]float64) (events.Record, error) {
-	return changes, f.rec(ctx, "update", events.TxOp{Bucket: bucket, Key: key, Changes: changes, Increment: inc})
+func (f *fakeStore) Update(ctx context.Context, bucket string, key any, changes events.Record, inc map[string]float64, opts ...WriteOption) (events.Record, error) {
+	return changes, f.rec(ctx, "update", events.TxOp{Bucket: bucket, Key: key, Changes: changes, Increment: inc,
+		ExpectVersion: ApplyWriteOptions(opts...).ExpectVersion})
 }
 
 func (f *fakeStore) Upsert(ctx context.Context, bucket string, key any, rec events.Record, inc map[string]float64) (events.Record, error) {
 	return rec, f.rec(ctx, "upsert", events.TxOp{Bucket: bucket, Key: key, Record: rec, Increment: inc})
 }
 
-func (f *fakeStore) Delete(ctx context.Context, bucket string, key any) (bool, error) {
-	return true, f.rec(ctx, "delete", events.TxOp{Bucket: bucket, Key: key})
+func (f *fakeStore) Delete(ctx context.Context, bucket string, key any, opts ...WriteOption) (bool, error) {
+	return true, f.rec(ctx, "delete", events.TxOp{Bucket: bucket, Key: key, ExpectVersion: ApplyWriteOptions(opts...).ExpectVersion})
 }
 
-func (f *fakeStore) Tx(ctx context.Context, ops []events.TxOp) ([]any, error) {
+func (f *fakeStore) Tx(ctx context.Context, ops []events.TxOp, reads ...events.TxRead) ([]any, error) {
+	if len(reads) > 0 {
+		return make([]any, len(ops)), f.rec(ctx, "tx", map[string]any{"ops": ops, "reads": reads})
+	}
 	return make([]any, len(ops)), f.rec(ctx, "tx", ops)
 }
 
