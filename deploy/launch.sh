@@ -25,8 +25,7 @@ NATS_PORT=${NATS_PORT:-4222}
 STORENODE_HTTP_PORT=${STORENODE_HTTP_PORT:-8222}
 RULENODE_HTTP_PORT=${RULENODE_HTTP_PORT:-8230}
 home=${STORELOOP_HOME:-./.storeloop}
-mkdir -p "$home"
-home=$(cd "$home" && pwd)
+[[ $home == /* ]] || home=$PWD/$home # created by start only
 bin=$home/bin run=$home/run logs=$home/logs
 nats_url=nats://127.0.0.1:$NATS_PORT
 start_timeout=60 # seconds, for each daemon to become ready
@@ -76,7 +75,8 @@ start() {
 	say "building storenode, rulenode, storeloop into $bin"
 	(cd "$root" && go build -o "$bin/" ./cmd/storenode ./cmd/rulenode ./cmd/storeloop)
 
-	spawn storenode storenode --data "$home/data" --listen "127.0.0.1:$NATS_PORT" \
+	# --nats= : embedded NATS even when STORELOOP_NATS is exported (as below).
+	spawn storenode storenode --nats= --data "$home/data" --listen "127.0.0.1:$NATS_PORT" \
 		--http "127.0.0.1:$STORENODE_HTTP_PORT"
 	wait_for storenode "$run/storenode.pid" grep -q "^storenode ready nats=" "$logs/storenode.log"
 
