@@ -22,11 +22,12 @@
 //
 // Actions, one kind each:
 //
-//	insert:  {bucket, record}
-//	update:  {bucket, key, changes?, increment?}
+//	insert:  {bucket, record, onConflict?}
+//	update:  {bucket, key, changes?, increment?, expectVersion?, onConflict?}
 //	upsert:  {bucket, key, record?, increment?}
-//	delete:  {bucket, key}
+//	delete:  {bucket, key, expectVersion?, onConflict?}
 //	tx:      [insert | update | upsert | delete | forEach of those ...]   one atomic command
+//	tx:      {ops: [...as above], reads?: [{bucket, key, version}], onConflict?}
 //	forEach: {query: {bucket, where?}, as: name, key?: field, do: [actions]}
 //	publish: {subject, data?}    (not on bucket.>, storeloop.> or $...)
 //	log:     {message, level?: debug|info|warn|error}
@@ -39,6 +40,44 @@
 // files past the caps (1 MiB, 1000 rules, 100 actions per rule, forEach
 // nested 4 deep, 4 KiB per expression) are [LoadErrors] naming file, line,
 // rule and field.
+//
+// # Version checks and conflicts
+//
+// A rule decides from its event, and the store may have moved on by the
+// time its writes arrive: another event of the same record was stored
+// meanwhile, and is on its way to the rule too. expectVersion (a whole
+// number or ${expr}) on an update or delete, also inside a tx, makes the
+// write a conflict unless the record is still at that version; a tx's
+// reads list records the decision rests on without writing them (version
+// 0: absent). Usually the version is the event's own:
+//
+//	then:
+//	  - tx:
+//	      ops:
+//	        - update:
+//	            bucket: inventory
+//	            key: ${event.key}
+//	            changes: { reorder: true }
+//	            expectVersion: ${event.newRecord._version}
+//	        - insert: { bucket: reorderRequests, record: { sku: "${event.key}" } }
+//
+// onConflict says what a conflict answer does (an insert whose key is taken
+// is one too), on the action, or on the tx for all its ops:
+//
+//   - skip, the default of an action with a version check: the rule stops
+//     for this event without failing. Its earlier actions stay done, the
+//     rest are not run, the event is acknowledged. Execute returns a
+//     [SkipError]; a runner logs it at info and adds the span event
+//     [SpanEventRuleSkipped]. The newer event is evaluated on its own, so
+//     of several stale events only the newest commits.
+//   - fail, the default otherwise: the rule fails and a runner
+//     dead-letters the event at once (reason rejected).
+//
+// There is no retry: the command id of a write is fixed by rule, event and
+// action path, and the store answers an id it has seen with its first
+// reply, so the same event would meet the same conflict. For the same
+// reason a redelivered event whose first attempt committed gets that
+// attempt's success, not a conflict with the version it wrote itself.
 //
 // # Expressions and values
 //

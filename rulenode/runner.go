@@ -167,7 +167,12 @@ func (r *Runner) validate() error {
 // An event whose rules fail is delivered again after a backoff; after
 // MaxDeliver deliveries, or at once when retrying cannot help, it goes to
 // the dead-letter stream with its payload and the error and is terminated.
-// A failing event never holds up the others.
+// A failing event never holds up the others. Retrying cannot help an
+// expression that does not evaluate, nor a command the store refused as
+// invalid or as a conflict (it answers the same command id the same way).
+// A rule stopped by a conflict under onConflict: skip ([SkipError]) has
+// not failed: it is logged at info and marked on its span, and the event
+// is acknowledged.
 //
 // Ordering: events of the same record (bucket and key) are worked on one
 // at a time, in stream order, within one runner. Across runners sharing the

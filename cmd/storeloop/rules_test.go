@@ -161,10 +161,10 @@ rule reorder-on-low-stock
   on:     bucket.inventory.updated
   when:   event.newRecord.quantity < 10 && !event.newRecord.reorder
   then:
-    tx of 2 ops, atomic (line 13)
-      update inventory (line 14)
-      insert reorderRequests (line 18)
-    log info (line 21)
+    tx of 2 ops, atomic (line 19)
+      update inventory (line 22)
+      insert reorderRequests (line 27)
+    log info (line 30)
 `},
 		{name: "noLoop and publish", args: []string{audit}, stdout: `rule set: audit (durable consumer audit)
 maxHop:   3
