@@ -12,42 +12,11 @@ import (
 	"github.com/storeloop/storeloop/internal/storetest"
 )
 
-// versionRules uses every form of version check.
-const versionRules = `name: versions
-rules:
-  - id: checks
-    on: [bucket.orders.updated]
-    then:
-      - update:
-          bucket: orders
-          key: ${event.key}
-          changes: { seen: true }
-          expectVersion: ${event.newRecord._version}
-      - delete: { bucket: carts, key: "${event.newRecord.userId}", expectVersion: 4, onConflict: fail }
-      - insert: { bucket: audit, record: { order: "${event.key}" }, onConflict: skip }
-      - tx:
-          onConflict: fail
-          reads:
-            - { bucket: users, key: "${event.newRecord.userId}", version: 0 }
-            - bucket: orders
-              key: ${event.key}
-              version: ${event.newRecord._version}
-          ops:
-            - upsert: { bucket: totals, key: "${event.newRecord.userId}", increment: { n: 1 } }
-      - tx:
-          - update: { bucket: orders, key: "${event.key}", changes: { seen: false }, expectVersion: "${event.newRecord._version + 1}" }
-      - tx:
-          ops: [{ insert: { bucket: audit, record: { order: "${event.key}" } } }]
-      - log: { message: done }
-`
-
+// loadVersionRules loads the rule of testdata/version-checks.yaml, which
+// uses every form of version check.
 func loadVersionRules(t *testing.T) *Rule {
 	t.Helper()
-	rs, err := Load(strings.NewReader(versionRules), "versions.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs.Rules[0]
+	return loadTestdata(t, "version-checks.yaml").Rules[0]
 }
 
 func TestLoadVersionChecks(t *testing.T) {
