@@ -41,7 +41,7 @@ const (
 // a retried mutation has the same command id and the store applies it once.
 func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (err error) {
 	subject := events.CommandSubject(c.opts.prefix, cmd)
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(req)
 	if err != nil {
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeBadRequest, "encode %s request", cmd), err)
 	}
@@ -111,8 +111,30 @@ func (c *Client) attempt(ctx context.Context, msg *nats.Msg, result any) error {
 	return decodeReply(reply.Data, result)
 }
 
+// encodeRequest encodes req as json.Marshal does; an insert, the most
+// common command, without reflection.
+func encodeRequest(req any) ([]byte, error) {
+	r, ok := req.(events.InsertRequest)
+	if !ok {
+		return json.Marshal(req)
+	}
+	b := append(make([]byte, 0, 256), `{"bucket":`...)
+	b, err := events.AppendJSON(b, r.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"record":`...)
+	if b, err = events.AppendJSON(b, r.Record); err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
 // decodeReply turns a reply body into result, or into the store's *events.Error.
 func decodeReply(data []byte, result any) error {
+	if rec, ok := result.(*events.Record); ok && *rec == nil && decodeRecordReply(data, rec) {
+		return nil
+	}
 	// One pass: a non-nil pointer in an interface field is decoded into.
 	var r struct {
 		Result any           `json:"result"`
@@ -132,6 +154,22 @@ func decodeReply(data []byte, result any) error {
 		return r.Error
 	}
 	return nil
+}
+
+// decodeRecordReply decodes the common reply {"result":{...}} into the nil
+// record rec without reflection. It reports false, leaving rec alone, for any other
+// reply, which decodeReply then decodes with encoding/json.
+func decodeRecordReply(data []byte, rec *events.Record) bool {
+	v, ok := events.ParseJSON(data)
+	r, isObject := v.(map[string]any)
+	if !ok || !isObject || len(r) != 1 {
+		return false
+	}
+	m, isRecord := r["result"].(map[string]any)
+	if isRecord {
+		*rec = m
+	}
+	return isRecord
 }
 
 // retryable reports whether sending the same command again may succeed.

@@ -33,6 +33,15 @@ func decodeRequest(data []byte, v any) *events.Error {
 	case body[0] != '{':
 		return events.Errorf(events.CodeBadRequest, "request body must be a JSON object")
 	}
+	if decodePlain(data, v) {
+		return nil
+	}
+	return decodeStrict(data, v)
+}
+
+// decodeStrict decodes data into v with encoding/json, rejecting unknown
+// fields and trailing data.
+func decodeStrict(data []byte, v any) *events.Error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -42,6 +51,78 @@ func decodeRequest(data []byte, v any) *events.Error {
 		return events.Errorf(events.CodeBadRequest, "unexpected data after the request object")
 	}
 	return nil
+}
+
+// decodePlain decodes the common keyed requests (insert, get, update,
+// upsert, delete) without reflection when the body is plain: valid JSON,
+// only the request's own field names spelled exactly, each once, with
+// values of the field's type. It reports false, having left v alone, for
+// anything else — an unknown or differently cased field, a null, an
+// increment or expectVersion, invalid JSON — which decodeRequest then
+// decodes with encoding/json, deciding and wording errors as always.
+func decodePlain(data []byte, v any) bool {
+	parsed, ok := events.ParseJSON(data)
+	obj, isObject := parsed.(map[string]any)
+	if !ok || !isObject {
+		return false
+	}
+	var (
+		bucket  string
+		key     any
+		record  events.Record
+		changes events.Record
+	)
+	for name, val := range obj {
+		switch name {
+		case "bucket":
+			if bucket, ok = val.(string); !ok {
+				return false
+			}
+		case "key":
+			key = val
+		case "record":
+			if record, ok = val.(map[string]any); !ok {
+				return false
+			}
+		case "changes":
+			if changes, ok = val.(map[string]any); !ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	_, hasKey := obj["key"]
+	switch r := v.(type) {
+	case *events.InsertRequest:
+		if hasKey || changes != nil {
+			return false
+		}
+		r.Bucket, r.Record = bucket, record
+	case *events.GetRequest:
+		if record != nil || changes != nil {
+			return false
+		}
+		r.Bucket, r.Key = bucket, key
+	case *events.DeleteRequest:
+		if record != nil || changes != nil {
+			return false
+		}
+		r.Bucket, r.Key = bucket, key
+	case *events.UpsertRequest:
+		if changes != nil {
+			return false
+		}
+		r.Bucket, r.Key, r.Record = bucket, key, record
+	case *events.UpdateRequest:
+		if record != nil {
+			return false
+		}
+		r.Bucket, r.Key, r.Changes = bucket, key, changes
+	default:
+		return false
+	}
+	return true
 }
 
 // decodeError turns an encoding/json error into a readable bad_request.

@@ -3,6 +3,7 @@ package storenode
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -243,44 +244,93 @@ func (n *Node) message(subject string, body []byte, eventID string) *nats.Msg {
 	return msg
 }
 
-// wireEvent is events.Event with its records already encoded (same JSON),
-// so that the record a write returns is encoded once, for the event and for
-// the reply.
-type wireEvent struct {
-	Type      events.Op       `json:"type"`
-	Bucket    string          `json:"bucket"`
-	Key       any             `json:"key"`
-	Record    json.RawMessage `json:"record,omitempty"`
-	OldRecord json.RawMessage `json:"oldRecord,omitempty"`
-	NewRecord json.RawMessage `json:"newRecord,omitempty"`
-	Meta      events.Meta     `json:"meta"`
-}
-
-// encodeEvent returns the body of ev and the encoding of the record as it
-// is after ev (nil for a delete).
+// encodeEvent returns the body of ev, byte for byte json.Marshal(ev), and
+// the encoding of the record as it is after ev (nil for a delete), a slice
+// of the body: the record a write returns is encoded once, for the event
+// and for the reply.
 func encodeEvent(ev *events.Event) (body, current []byte) {
-	w := wireEvent{Type: ev.Type, Bucket: ev.Bucket, Key: ev.Key, Meta: ev.Meta}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"type":`...)
+	b = mustAppendJSON(b, string(ev.Type))
+	b = append(b, `,"bucket":`...)
+	b = mustAppendJSON(b, ev.Bucket)
+	b = append(b, `,"key":`...)
+	b = mustAppendJSON(b, ev.Key)
 	switch ev.Type {
 	case events.OpInserted:
-		current = mustJSON(ev.Record)
-		w.Record = current
+		b, current = appendRecordField(b, "record", ev.Record)
 	case events.OpUpdated:
-		current = mustJSON(ev.NewRecord)
-		w.OldRecord, w.NewRecord = mustJSON(ev.OldRecord), current
+		b, _ = appendRecordField(b, "oldRecord", ev.OldRecord)
+		b, current = appendRecordField(b, "newRecord", ev.NewRecord)
 	case events.OpDeleted:
-		w.Record = mustJSON(ev.Record)
+		b, _ = appendRecordField(b, "record", ev.Record)
 	}
-	return mustJSON(w), current
+	b = append(b, `,"meta":`...)
+	b = appendMeta(b, &ev.Meta)
+	return append(b, '}'), current
+}
+
+// appendMeta encodes m as json.Marshal does, omitempty fields included.
+// appendRecordField appends the omitempty record field name and returns
+// the record's encoding, a slice of b.
+func appendRecordField(b []byte, name string, r events.Record) (out, enc []byte) {
+	if len(r) == 0 {
+		return b, nil
+	}
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":`...)
+	start := len(b)
+	b = mustAppendJSON(b, r)
+	return b, b[start:len(b):len(b)]
+}
+
+// appendMeta encodes m as json.Marshal does, omitempty fields included.
+func appendMeta(b []byte, m *events.Meta) []byte {
+	b = append(b, `{"eventId":`...)
+	b = mustAppendJSON(b, m.EventID)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, m.Time, 10)
+	b = appendStringField(b, "correlationId", m.CorrelationID, false)
+	b = appendStringField(b, "causationId", m.CausationID, true)
+	b = append(b, `,"hop":`...)
+	b = strconv.AppendInt(b, int64(m.Hop), 10)
+	b = appendStringField(b, "ruleId", m.RuleID, true)
+	b = appendStringField(b, "commandId", m.CommandID, true)
+	b = appendStringField(b, "txId", m.TxID, true)
+	if m.TxSize != 0 {
+		b = append(b, `,"txSize":`...)
+		b = strconv.AppendInt(b, int64(m.TxSize), 10)
+	}
+	if m.Seq != 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, m.Seq, 10)
+	}
+	return append(b, '}')
+}
+
+func appendStringField(b []byte, name, v string, omitEmpty bool) []byte {
+	if v == "" && omitEmpty {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":`...)
+	return mustAppendJSON(b, v)
 }
 
 // mustJSON encodes an event body. Bodies are built from decoded JSON and
 // validated records, so encoding cannot fail.
 func mustJSON(v any) []byte {
-	data, err := json.Marshal(v)
+	return mustAppendJSON(nil, v)
+}
+
+func mustAppendJSON(b []byte, v any) []byte {
+	b, err := events.AppendJSON(b, v)
 	if err != nil {
 		panic(fmt.Sprintf("storenode: encode event: %v", err))
 	}
-	return data
+	return b
 }
 
 // publish sends the groups' messages pipelined, each expecting the previous

@@ -272,18 +272,22 @@ func asContractError(err error) *events.Error {
 	return events.Errorf(events.CodeBadRequest, "%v", err)
 }
 
+// marshalReply encodes the reply with result, or with e when e is not nil.
+// A json.RawMessage result is the store's own (compact) encoding of a
+// record and is copied as it is.
 func marshalReply(result any, e *events.Error) []byte {
-	var r events.Reply
-	if e != nil {
-		r.Error = e
-	} else {
-		raw, err := json.Marshal(result)
-		if err != nil {
-			r.Error = events.Errorf(events.CodeInternal, "encode result: %v", err)
-		} else {
-			r.Result = raw
+	if e == nil {
+		b := append(make([]byte, 0, 64), `{"result":`...)
+		var err error
+		if raw, ok := result.(json.RawMessage); ok && len(raw) > 0 {
+			b = append(b, raw...)
+		} else if b, err = events.AppendJSON(b, result); err != nil {
+			e = events.Errorf(events.CodeInternal, "encode result: %v", err)
+		}
+		if e == nil {
+			return append(b, '}')
 		}
 	}
-	data, _ := json.Marshal(r)
+	data, _ := json.Marshal(events.Reply{Error: e})
 	return data
 }

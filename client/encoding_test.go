@@ -1,0 +1,67 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+func TestEncodeRequestMatchesEncodingJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  any
+	}{
+		{"insert", events.InsertRequest{Bucket: "orders", Record: events.Record{"b": 2.0, "a": "<x>", "n": []any{true, nil}}}},
+		{"insert without record", events.InsertRequest{Bucket: "orders"}},
+		{"insert with Go types", events.InsertRequest{Bucket: "b", Record: events.Record{"i": 3, "f": float32(1.5), "m": map[string]int{"z": 1}}}},
+		{"other request", events.GetRequest{Bucket: "b", Key: 1.0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := json.Marshal(tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeRequest(tc.req)
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("encodeRequest = %s, %v; want %s", got, err, want)
+			}
+		})
+	}
+}
+
+func TestDecodeReplyRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reply   string
+		want    events.Record
+		wantErr events.Code
+	}{
+		{"record", `{"result":{"id":1,"name":"x","tags":["a"]}}`, events.Record{"id": 1.0, "name": "x", "tags": []any{"a"}}, ""},
+		{"null result", `{"result":null}`, nil, ""},
+		{"error", `{"error":{"code":"conflict","message":"taken"}}`, nil, events.CodeConflict},
+		{"escaped", `{"result":{"s":"\u00e9\n"}}`, events.Record{"s": "é\n"}, ""},
+		{"not an object", `{"result":[1]}`, nil, events.CodeInternal},
+		{"malformed", `{"result":`, nil, events.CodeInternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got events.Record
+			err := decodeReply([]byte(tc.reply), &got)
+			if tc.wantErr != "" {
+				var e *events.Error
+				if !errors.As(err, &e) || e.Code != tc.wantErr {
+					t.Fatalf("err = %v, want code %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("record = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
