@@ -119,12 +119,10 @@ func encodeRequest(req any) ([]byte, error) {
 		return json.Marshal(req)
 	}
 	b := append(make([]byte, 0, 256), `{"bucket":`...)
-	b, err := events.AppendJSON(b, r.Bucket)
-	if err != nil {
-		return nil, err
-	}
+	b = events.AppendJSONString(b, r.Bucket)
 	b = append(b, `,"record":`...)
-	if b, err = events.AppendJSON(b, r.Record); err != nil {
+	b, err := events.AppendJSON(b, r.Record)
+	if err != nil {
 		return nil, err
 	}
 	return append(b, '}'), nil

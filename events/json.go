@@ -20,7 +20,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 	case nil:
 		return append(dst, "null"...), nil
 	case string:
-		return appendJSONString(dst, x)
+		return AppendJSONString(dst, x), nil
 	case float64:
 		return appendJSONFloat(dst, x)
 	case bool:
@@ -72,11 +72,9 @@ func appendJSONObject[V any](dst []byte, m map[string]V, value func([]byte, V) (
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		var err error
-		if dst, err = appendJSONString(dst, k); err != nil {
-			return dst, err
-		}
+		dst = AppendJSONString(dst, k)
 		dst = append(dst, ':')
+		var err error
 		if dst, err = value(dst, m[k]); err != nil {
 			return dst, err
 		}
@@ -84,19 +82,19 @@ func appendJSONObject[V any](dst []byte, m map[string]V, value func([]byte, V) (
 	return append(dst, '}'), nil
 }
 
-// appendJSONString quotes s; strings with characters encoding/json escapes
-// (quotes, backslashes, control characters, <, >, &, non-ASCII) are left
-// to it.
-func appendJSONString(dst []byte, s string) ([]byte, error) {
+// AppendJSONString appends s quoted, as json.Marshal(s) encodes it;
+// strings with characters encoding/json escapes (quotes, backslashes,
+// control characters, <, >, &, non-ASCII) are left to it.
+func AppendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			data, err := json.Marshal(s)
-			return append(dst, data...), err
+			data, _ := json.Marshal(s) // a string always encodes
+			return append(dst, data...)
 		}
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
-	return append(dst, '"'), nil
+	return append(dst, '"')
 }
 
 // appendJSONFloat formats f as encoding/json does for a float64.

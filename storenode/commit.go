@@ -81,10 +81,8 @@ func (n *Node) commit(group []*flight) {
 	for _, f := range group {
 		for _, s := range f.writes {
 			s.endSpans(nil)
-			for _, m := range s.msgs {
-				if bucket, op, err := events.ParseEventSubject(m.Subject); err == nil {
-					n.metrics.EventAppended(s.p.ctx, bucket, string(op))
-				}
+			for _, ev := range s.events {
+				n.metrics.EventAppended(s.p.ctx, ev.Bucket, string(ev.Type))
 			}
 			n.respond(s.p, s.p.reply, s.p.err)
 		}

@@ -74,10 +74,11 @@ type flight struct {
 
 // staged is a write of a batch with the messages it appends.
 type staged struct {
-	p     *pending
-	msgs  []*nats.Msg
-	err   *events.Error
-	spans []trace.Span // one PRODUCER span per message, ended on ack
+	p      *pending
+	msgs   []*nats.Msg
+	events []*events.Event // the events among msgs, for the metrics
+	err    *events.Error
+	spans  []trace.Span // a PRODUCER span per message while tracing, ended on ack
 }
 
 func (s *staged) endSpans(err error) {
@@ -195,6 +196,7 @@ func (n *Node) stage(s *staged) any {
 	for i, ev := range m.events {
 		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), bodies[i], ev.Meta.EventID), ev.Key)
 	}
+	s.events = m.events
 	if m.layout != nil && len(s.msgs) > 0 {
 		layout, _ := json.Marshal(m.layout) // bucket names and request keys
 		s.msgs[0].Header.Set(txLayoutHeader, string(layout))
@@ -204,14 +206,20 @@ func (n *Node) stage(s *staged) any {
 
 // add stages msg with a PRODUCER span whose context travels in its headers,
 // so that consumers of the event continue the command's trace. key, when
-// not nil, is the record's key.
+// not nil, is the record's key. When the command's span is not recording
+// (tracing off, or the trace not sampled) a child span would record nothing
+// either, so the command's own context travels instead, at no cost.
 func (s *staged) add(msg *nats.Msg, key any) {
+	s.msgs = append(s.msgs, msg)
+	if !s.p.span.IsRecording() {
+		tracing.Inject(s.p.ctx, msg)
+		return
+	}
 	ctx, span := tracing.StartAppend(s.p.ctx, msg.Subject)
 	if key != nil && span.IsRecording() {
 		span.SetAttributes(tracing.AttrKey.String(fmt.Sprint(key)))
 	}
 	tracing.Inject(ctx, msg)
-	s.msgs = append(s.msgs, msg)
 	s.spans = append(s.spans, span)
 }
 
@@ -251,9 +259,9 @@ func (n *Node) message(subject string, body []byte, eventID string) *nats.Msg {
 func encodeEvent(ev *events.Event) (body, current []byte) {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"type":`...)
-	b = mustAppendJSON(b, string(ev.Type))
+	b = events.AppendJSONString(b, string(ev.Type))
 	b = append(b, `,"bucket":`...)
-	b = mustAppendJSON(b, ev.Bucket)
+	b = events.AppendJSONString(b, ev.Bucket)
 	b = append(b, `,"key":`...)
 	b = mustAppendJSON(b, ev.Key)
 	switch ev.Type {
@@ -288,7 +296,7 @@ func appendRecordField(b []byte, name string, r events.Record) (out, enc []byte)
 // appendMeta encodes m as json.Marshal does, omitempty fields included.
 func appendMeta(b []byte, m *events.Meta) []byte {
 	b = append(b, `{"eventId":`...)
-	b = mustAppendJSON(b, m.EventID)
+	b = events.AppendJSONString(b, m.EventID)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, m.Time, 10)
 	b = appendStringField(b, "correlationId", m.CorrelationID, false)
@@ -316,7 +324,7 @@ func appendStringField(b []byte, name, v string, omitEmpty bool) []byte {
 	b = append(b, `,"`...)
 	b = append(b, name...)
 	b = append(b, `":`...)
-	return mustAppendJSON(b, v)
+	return events.AppendJSONString(b, v)
 }
 
 // mustJSON encodes an event body. Bodies are built from decoded JSON and
