@@ -158,16 +158,20 @@ func decodeReply(data []byte, result any) error {
 // record rec without reflection. It reports false, leaving rec alone, for any other
 // reply, which decodeReply then decodes with encoding/json.
 func decodeRecordReply(data []byte, rec *events.Record) bool {
-	v, ok := events.ParseJSON(data)
-	r, isObject := v.(map[string]any)
-	if !ok || !isObject || len(r) != 1 {
+	var result events.Record
+	ok := events.ParseJSONObject(data, func(key string, v any) bool {
+		m, isRecord := v.(map[string]any)
+		if key != "result" || !isRecord || result != nil {
+			return false
+		}
+		result = m
+		return true
+	})
+	if !ok || result == nil {
 		return false
 	}
-	m, isRecord := r["result"].(map[string]any)
-	if isRecord {
-		*rec = m
-	}
-	return isRecord
+	*rec = result
+	return true
 }
 
 // retryable reports whether sending the same command again may succeed.

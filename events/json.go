@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -134,6 +135,43 @@ func ParseJSON(data []byte) (v any, ok bool) {
 	return v, p.i == len(data)
 }
 
+// ParseJSONObject is ParseJSON for a body that must be one JSON object, without
+// building a map for it: it calls member for each of its members in order,
+// the value parsed as by ParseJSON, and stops early when member returns
+// false. key is valid only during the call. ok is false when member
+// stopped or the input is left to encoding/json (see ParseJSON), repeated
+// keys at the top included only if member rejects them.
+func ParseJSONObject(data []byte, member func(key string, value any) bool) (ok bool) {
+	p := jsonParser{data: data}
+	p.space()
+	if p.i >= len(data) || data[p.i] != '{' {
+		return false
+	}
+	p.i++
+	p.space()
+	if p.i < len(data) && data[p.i] == '}' {
+		p.i++
+	} else {
+		for {
+			key, ok := p.key()
+			if !ok {
+				return false
+			}
+			v, ok := p.value(1)
+			if !ok || !member(key, v) {
+				return false
+			}
+			if done, ok := p.next('}'); !ok {
+				return false
+			} else if done {
+				break
+			}
+		}
+	}
+	p.space()
+	return p.i == len(data)
+}
+
 // maxParseDepth bounds ParseJSON's recursion; deeper input falls back.
 const maxParseDepth = 100
 
@@ -193,19 +231,10 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		return m, true
 	}
 	for {
-		if p.i >= len(p.data) || p.data[p.i] != '"' {
-			return nil, false
-		}
-		k, ok := p.string()
+		k, ok := p.key()
 		if !ok {
 			return nil, false
 		}
-		p.space()
-		if p.i >= len(p.data) || p.data[p.i] != ':' {
-			return nil, false
-		}
-		p.i++
-		p.space()
 		v, ok := p.value(depth + 1)
 		if !ok {
 			return nil, false
@@ -213,22 +242,71 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		if _, dup := m[k]; dup {
 			return nil, false
 		}
-		m[k] = v
-		p.space()
-		if p.i >= len(p.data) {
+		m[strings.Clone(k)] = v
+		done, ok := p.next('}')
+		if !ok {
 			return nil, false
 		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
+		if done {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// key parses a member's key and the colon after it, up to the value. Plain
+// keys are returned as views of the input (unsafe.String): the caller
+// copies what it keeps.
+func (p *jsonParser) key() (string, bool) {
+	if p.i >= len(p.data) || p.data[p.i] != '"' {
+		return "", false
+	}
+	start := p.i + 1
+	for end := start; end < len(p.data); end++ {
+		c := p.data[end]
+		if c == '"' {
+			p.i = end + 1
+			p.space()
+			if p.i >= len(p.data) || p.data[p.i] != ':' {
+				return "", false
+			}
+			p.i++
+			p.space()
+			return unsafe.String(unsafe.SliceData(p.data[start:]), end-start), true
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	k, ok := p.string()
+	if !ok {
+		return "", false
+	}
+	p.space()
+	if p.i >= len(p.data) || p.data[p.i] != ':' {
+		return "", false
+	}
+	p.i++
+	p.space()
+	return k, true
+}
+
+// next consumes the comma or the closing byte after a member or element and
+// reports whether it was the closing one.
+func (p *jsonParser) next(closing byte) (done, ok bool) {
+	p.space()
+	if p.i >= len(p.data) {
+		return false, false
+	}
+	switch p.data[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, true
+	case closing:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (p *jsonParser) array(depth int) (any, bool) {
@@ -245,19 +323,12 @@ func (p *jsonParser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.data) {
+		done, ok := p.next(']')
+		if !ok {
 			return nil, false
 		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
+		if done {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 }

@@ -145,3 +145,51 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestParseJSONObject(t *testing.T) {
+	type member struct {
+		Key   string
+		Value any
+	}
+	for _, tc := range []struct {
+		name   string
+		in     string
+		stopAt string // member returns false for this key
+		want   []member
+		wantOK bool
+	}{
+		{"members in order", ` {"b":1,"a":{"x":[true]}} `, "", []member{{"b", 1.0}, {"a", map[string]any{"x": []any{true}}}}, true},
+		{"empty", `{}`, "", nil, true},
+		{"escaped key", `{"a\u0062":null}`, "", []member{{"ab", nil}}, true},
+		{"repeated key is the caller's", `{"a":1,"a":2}`, "", []member{{"a", 1.0}, {"a", 2.0}}, true},
+		{"stopped", `{"a":1,"b":2,"c":3}`, "b", []member{{"a", 1.0}, {"b", 2.0}}, false},
+		{"not an object", `[1]`, "", nil, false},
+		{"trailing data", `{"a":1}x`, "", []member{{"a", 1.0}}, false},
+		{"missing colon", `{"a" 1}`, "", nil, false},
+		{"invalid value", `{"a":tru}`, "", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []member
+			ok := events.ParseJSONObject([]byte(tc.in), func(key string, v any) bool {
+				got = append(got, member{string(bytes.Clone([]byte(key))), v})
+				return key != tc.stopAt
+			})
+			if ok != tc.wantOK || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ParseJSONObject(%q) = %v, members %#v; want %v, %#v", tc.in, ok, got, tc.wantOK, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseJSONKeysDoNotAliasInput(t *testing.T) {
+	data := []byte(`{"key":{"inner":1}}`)
+	v, ok := events.ParseJSON(data)
+	if !ok {
+		t.Fatal("ParseJSON declined")
+	}
+	copy(data, bytes.Repeat([]byte("x"), len(data)))
+	want := map[string]any{"key": map[string]any{"inner": 1.0}}
+	if !reflect.DeepEqual(v, want) {
+		t.Fatalf("after overwriting the input, value = %#v, want %#v", v, want)
+	}
+}

@@ -61,66 +61,70 @@ func decodeStrict(data []byte, v any) *events.Error {
 // increment or expectVersion, invalid JSON — which decodeRequest then
 // decodes with encoding/json, deciding and wording errors as always.
 func decodePlain(data []byte, v any) bool {
-	parsed, ok := events.ParseJSON(data)
-	obj, isObject := parsed.(map[string]any)
-	if !ok || !isObject {
-		return false
-	}
 	var (
-		bucket  string
-		key     any
-		record  events.Record
-		changes events.Record
+		bucket          string
+		key             any
+		record, changes events.Record
+		seen            uint8
 	)
-	for name, val := range obj {
+	const (
+		hasBucket = 1 << iota
+		hasKey
+		hasRecord
+		hasChanges
+	)
+	ok := events.ParseJSONObject(data, func(name string, val any) bool {
+		var field uint8
+		var typed bool
 		switch name {
 		case "bucket":
-			if bucket, ok = val.(string); !ok {
-				return false
-			}
+			field = hasBucket
+			bucket, typed = val.(string)
 		case "key":
-			key = val
+			field, key, typed = hasKey, val, true
 		case "record":
-			if record, ok = val.(map[string]any); !ok {
-				return false
-			}
+			field = hasRecord
+			record, typed = val.(map[string]any)
 		case "changes":
-			if changes, ok = val.(map[string]any); !ok {
-				return false
-			}
-		default:
+			field = hasChanges
+			changes, typed = val.(map[string]any)
+		}
+		if !typed || seen&field != 0 {
 			return false
 		}
+		seen |= field
+		return true
+	})
+	if !ok {
+		return false
 	}
-	_, hasKey := obj["key"]
-	switch r := v.(type) {
+	var allowed uint8
+	switch v.(type) {
 	case *events.InsertRequest:
-		if hasKey || changes != nil {
-			return false
-		}
-		r.Bucket, r.Record = bucket, record
-	case *events.GetRequest:
-		if record != nil || changes != nil {
-			return false
-		}
-		r.Bucket, r.Key = bucket, key
-	case *events.DeleteRequest:
-		if record != nil || changes != nil {
-			return false
-		}
-		r.Bucket, r.Key = bucket, key
+		allowed = hasBucket | hasRecord
+	case *events.GetRequest, *events.DeleteRequest:
+		allowed = hasBucket | hasKey
 	case *events.UpsertRequest:
-		if changes != nil {
-			return false
-		}
-		r.Bucket, r.Key, r.Record = bucket, key, record
+		allowed = hasBucket | hasKey | hasRecord
 	case *events.UpdateRequest:
-		if record != nil {
-			return false
-		}
-		r.Bucket, r.Key, r.Changes = bucket, key, changes
+		allowed = hasBucket | hasKey | hasChanges
 	default:
 		return false
+	}
+	if seen&^allowed != 0 {
+		return false
+	}
+	switch r := v.(type) {
+	case *events.InsertRequest:
+		r.Bucket, r.Record = bucket, record
+	case *events.GetRequest:
+		r.Bucket, r.Key = bucket, key
+	case *events.DeleteRequest:
+		r.Bucket, r.Key = bucket, key
+	case *events.UpsertRequest:
+		r.Bucket, r.Key, r.Record = bucket, key, record
+	case *events.UpdateRequest:
+		r.Bucket, r.Key, r.Changes = bucket, key, changes
 	}
 	return true
 }
