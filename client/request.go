@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -119,9 +120,9 @@ func encodeRequest(req any) ([]byte, error) {
 		return json.Marshal(req)
 	}
 	b := append(make([]byte, 0, 256), `{"bucket":`...)
-	b = events.AppendJSONString(b, r.Bucket)
+	b = wirejson.AppendString(b, r.Bucket)
 	b = append(b, `,"record":`...)
-	b, err := events.AppendJSON(b, r.Record)
+	b, err := wirejson.Append(b, r.Record)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func decodeReply(data []byte, result any) error {
 // reply, which decodeReply then decodes with encoding/json.
 func decodeRecordReply(data []byte, rec *events.Record) bool {
 	var result events.Record
-	ok := events.ParseJSONObject(data, func(key string, v any) bool {
+	ok := wirejson.ParseObject(data, func(key string, v any) bool {
 		m, isRecord := v.(map[string]any)
 		if key != "result" || !isRecord || result != nil {
 			return false

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 )
 
 // maxRequestBytes caps a command request body. NATS caps messages too (1 MiB
@@ -73,7 +74,7 @@ func decodePlain(data []byte, v any) bool {
 		hasRecord
 		hasChanges
 	)
-	ok := events.ParseJSONObject(data, func(name string, val any) bool {
+	ok := wirejson.ParseObject(data, func(name string, val any) bool {
 		var field uint8
 		var typed bool
 		switch name {

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -259,9 +260,9 @@ func (n *Node) message(subject string, body []byte, eventID string) *nats.Msg {
 func encodeEvent(ev *events.Event) (body, current []byte) {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"type":`...)
-	b = events.AppendJSONString(b, string(ev.Type))
+	b = wirejson.AppendString(b, string(ev.Type))
 	b = append(b, `,"bucket":`...)
-	b = events.AppendJSONString(b, ev.Bucket)
+	b = wirejson.AppendString(b, ev.Bucket)
 	b = append(b, `,"key":`...)
 	b = mustAppendJSON(b, ev.Key)
 	switch ev.Type {
@@ -296,7 +297,7 @@ func appendRecordField(b []byte, name string, r events.Record) (out, enc []byte)
 // appendMeta encodes m as json.Marshal does, omitempty fields included.
 func appendMeta(b []byte, m *events.Meta) []byte {
 	b = append(b, `{"eventId":`...)
-	b = events.AppendJSONString(b, m.EventID)
+	b = wirejson.AppendString(b, m.EventID)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, m.Time, 10)
 	b = appendStringField(b, "correlationId", m.CorrelationID, false)
@@ -324,7 +325,7 @@ func appendStringField(b []byte, name, v string, omitEmpty bool) []byte {
 	b = append(b, `,"`...)
 	b = append(b, name...)
 	b = append(b, `":`...)
-	return events.AppendJSONString(b, v)
+	return wirejson.AppendString(b, v)
 }
 
 // mustJSON encodes an event body. Bodies are built from decoded JSON and
@@ -334,7 +335,7 @@ func mustJSON(v any) []byte {
 }
 
 func mustAppendJSON(b []byte, v any) []byte {
-	b, err := events.AppendJSON(b, v)
+	b, err := wirejson.Append(b, v)
 	if err != nil {
 		panic(fmt.Sprintf("storenode: encode event: %v", err))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/projections"
 	"github.com/storeloop/storeloop/tracing"
 )
@@ -281,7 +282,7 @@ func marshalReply(result any, e *events.Error) []byte {
 		var err error
 		if raw, ok := result.(json.RawMessage); ok && len(raw) > 0 {
 			b = append(b, raw...)
-		} else if b, err = events.AppendJSON(b, result); err != nil {
+		} else if b, err = wirejson.Append(b, result); err != nil {
 			e = events.Errorf(events.CodeInternal, "encode result: %v", err)
 		}
 		if e == nil {

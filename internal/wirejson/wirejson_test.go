@@ -1,4 +1,4 @@
-package events_test
+package wirejson_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 )
 
 func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
@@ -35,12 +36,12 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := events.AppendJSON([]byte("prefix:"), tc.v)
+			got, err := wirejson.Append([]byte("prefix:"), tc.v)
 			if err != nil {
-				t.Fatalf("AppendJSON: %v", err)
+				t.Fatalf("Append: %v", err)
 			}
 			if string(got) != "prefix:"+string(want) {
-				t.Errorf("AppendJSON = %s, want prefix:%s", got, want)
+				t.Errorf("Append = %s, want prefix:%s", got, want)
 			}
 		})
 	}
@@ -58,9 +59,9 @@ func TestAppendJSONFailsLikeEncodingJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, want := json.Marshal(tc.v)
-			_, err := events.AppendJSON(nil, tc.v)
+			_, err := wirejson.Append(nil, tc.v)
 			if err == nil || want == nil || err.Error() != want.Error() {
-				t.Errorf("AppendJSON error %v, json.Marshal error %v", err, want)
+				t.Errorf("Append error %v, json.Marshal error %v", err, want)
 			}
 		})
 	}
@@ -93,9 +94,9 @@ func TestParseJSON(t *testing.T) {
 		{"empty", ``, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := events.ParseJSON([]byte(tc.in))
+			got, ok := wirejson.Parse([]byte(tc.in))
 			if ok != tc.wantOK {
-				t.Fatalf("ParseJSON(%q) ok = %v, want %v", tc.in, ok, tc.wantOK)
+				t.Fatalf("Parse(%q) ok = %v, want %v", tc.in, ok, tc.wantOK)
 			}
 			if !ok {
 				return
@@ -105,7 +106,7 @@ func TestParseJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("ParseJSON = %#v, want %#v", got, want)
+				t.Errorf("Parse = %#v, want %#v", got, want)
 			}
 		})
 	}
@@ -114,34 +115,34 @@ func TestParseJSON(t *testing.T) {
 func TestParseJSONDepthFallsBack(t *testing.T) {
 	deep := bytes.Repeat([]byte("["), 150)
 	deep = append(deep, bytes.Repeat([]byte("]"), 150)...)
-	if _, ok := events.ParseJSON(deep); ok {
-		t.Fatal("ParseJSON accepted 150 levels of nesting, want a fallback")
+	if _, ok := wirejson.Parse(deep); ok {
+		t.Fatal("Parse accepted 150 levels of nesting, want a fallback")
 	}
 }
 
 // FuzzParseJSON checks the fast path against encoding/json: whatever
-// ParseJSON accepts, json.Unmarshal decodes to the same value, and
-// AppendJSON encodes that value as json.Marshal does.
+// Parse accepts, json.Unmarshal decodes to the same value, and
+// Append encodes that value as json.Marshal does.
 func FuzzParseJSON(f *testing.F) {
 	for _, s := range []string{`{"a":1,"b":[true,null,"x"]}`, `"\u00e9\\"`, `-1.5e-7`, `{"a":{"b":{}}}`, "\"\xff\"", `[1,2`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := events.ParseJSON(data)
+		got, ok := wirejson.Parse(data)
 		if !ok {
 			return
 		}
 		var want any
 		if err := json.Unmarshal(data, &want); err != nil {
-			t.Fatalf("ParseJSON accepted %q, json.Unmarshal: %v", data, err)
+			t.Fatalf("Parse accepted %q, json.Unmarshal: %v", data, err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("ParseJSON(%q) = %#v, want %#v", data, got, want)
+			t.Fatalf("Parse(%q) = %#v, want %#v", data, got, want)
 		}
-		enc, err := events.AppendJSON(nil, got)
+		enc, err := wirejson.Append(nil, got)
 		wantEnc, wantErr := json.Marshal(want)
 		if (err == nil) != (wantErr == nil) || !bytes.Equal(enc, wantEnc) {
-			t.Fatalf("AppendJSON = %s, %v; json.Marshal = %s, %v", enc, err, wantEnc, wantErr)
+			t.Fatalf("Append = %s, %v; json.Marshal = %s, %v", enc, err, wantEnc, wantErr)
 		}
 	})
 }
@@ -170,12 +171,12 @@ func TestParseJSONObject(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []member
-			ok := events.ParseJSONObject([]byte(tc.in), func(key string, v any) bool {
+			ok := wirejson.ParseObject([]byte(tc.in), func(key string, v any) bool {
 				got = append(got, member{string(bytes.Clone([]byte(key))), v})
 				return key != tc.stopAt
 			})
 			if ok != tc.wantOK || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("ParseJSONObject(%q) = %v, members %#v; want %v, %#v", tc.in, ok, got, tc.wantOK, tc.want)
+				t.Fatalf("ParseObject(%q) = %v, members %#v; want %v, %#v", tc.in, ok, got, tc.wantOK, tc.want)
 			}
 		})
 	}
@@ -183,9 +184,9 @@ func TestParseJSONObject(t *testing.T) {
 
 func TestParseJSONKeysDoNotAliasInput(t *testing.T) {
 	data := []byte(`{"key":{"inner":1}}`)
-	v, ok := events.ParseJSON(data)
+	v, ok := wirejson.Parse(data)
 	if !ok {
-		t.Fatal("ParseJSON declined")
+		t.Fatal("Parse declined")
 	}
 	copy(data, bytes.Repeat([]byte("x"), len(data)))
 	want := map[string]any{"key": map[string]any{"inner": 1.0}}

@@ -1,4 +1,9 @@
-package events
+// Package wirejson encodes and decodes the JSON of storeloop's hot path
+// (records, events, replies) without reflection, producing exactly what
+// encoding/json produces and handing anything unusual back to it. It is an
+// optimisation only: every function has an encoding/json equivalent, and
+// the tests hold the two to the same output.
+package wirejson
 
 import (
 	"encoding/json"
@@ -10,18 +15,18 @@ import (
 	"unsafe"
 )
 
-// AppendJSON appends the JSON encoding of v to dst, byte for byte what
+// Append appends the JSON encoding of v to dst, byte for byte what
 // json.Marshal(v) returns, and returns the extended buffer. The values a
 // record holds after decoding (maps, slices, strings, float64, bool, nil)
 // are encoded without reflection; anything else, and strings that need
 // escaping, go through encoding/json. It fails where json.Marshal fails
 // (NaN, infinities, unsupported types), with its error.
-func AppendJSON(dst []byte, v any) ([]byte, error) {
+func Append(dst []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
 	case string:
-		return AppendJSONString(dst, x), nil
+		return AppendString(dst, x), nil
 	case float64:
 		return appendJSONFloat(dst, x)
 	case bool:
@@ -34,7 +39,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		if x == nil {
 			return append(dst, "null"...), nil
 		}
-		return appendJSONObject(dst, x, AppendJSON)
+		return appendJSONObject(dst, x, Append)
 	case map[string]float64:
 		if x == nil {
 			return append(dst, "null"...), nil
@@ -50,7 +55,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = AppendJSON(dst, e); err != nil {
+			if dst, err = Append(dst, e); err != nil {
 				return dst, err
 			}
 		}
@@ -73,7 +78,7 @@ func appendJSONObject[V any](dst []byte, m map[string]V, value func([]byte, V) (
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendJSONString(dst, k)
+		dst = AppendString(dst, k)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = value(dst, m[k]); err != nil {
@@ -83,10 +88,10 @@ func appendJSONObject[V any](dst []byte, m map[string]V, value func([]byte, V) (
 	return append(dst, '}'), nil
 }
 
-// AppendJSONString appends s quoted, as json.Marshal(s) encodes it;
+// AppendString appends s quoted, as json.Marshal(s) encodes it;
 // strings with characters encoding/json escapes (quotes, backslashes,
 // control characters, <, >, &, non-ASCII) are left to it.
-func AppendJSONString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			data, _ := json.Marshal(s) // a string always encodes
@@ -119,13 +124,13 @@ func appendJSONFloat(dst []byte, f float64) ([]byte, error) {
 	return dst, nil
 }
 
-// ParseJSON decodes data, one JSON value with optional surrounding white
+// Parse decodes data, one JSON value with optional surrounding white
 // space, into what json.Unmarshal into an any produces: map[string]any,
 // []any, string, float64, bool or nil. It is a fast path only: ok is false
 // for input it leaves to encoding/json — anything invalid, objects with a
 // repeated key, numbers out of range, nesting deeper than 100 — so a caller
 // falls back to encoding/json, which decides those and words the errors.
-func ParseJSON(data []byte) (v any, ok bool) {
+func Parse(data []byte) (v any, ok bool) {
 	p := jsonParser{data: data}
 	p.space()
 	if v, ok = p.value(0); !ok {
@@ -135,13 +140,13 @@ func ParseJSON(data []byte) (v any, ok bool) {
 	return v, p.i == len(data)
 }
 
-// ParseJSONObject is ParseJSON for a body that must be one JSON object, without
+// ParseObject is Parse for a body that must be one JSON object, without
 // building a map for it: it calls member for each of its members in order,
-// the value parsed as by ParseJSON, and stops early when member returns
+// the value parsed as by Parse, and stops early when member returns
 // false. key is valid only during the call. ok is false when member
-// stopped or the input is left to encoding/json (see ParseJSON), repeated
+// stopped or the input is left to encoding/json (see Parse), repeated
 // keys at the top included only if member rejects them.
-func ParseJSONObject(data []byte, member func(key string, value any) bool) (ok bool) {
+func ParseObject(data []byte, member func(key string, value any) bool) (ok bool) {
 	p := jsonParser{data: data}
 	p.space()
 	if p.i >= len(data) || data[p.i] != '{' {
@@ -172,7 +177,7 @@ func ParseJSONObject(data []byte, member func(key string, value any) bool) (ok b
 	return p.i == len(data)
 }
 
-// maxParseDepth bounds ParseJSON's recursion; deeper input falls back.
+// maxParseDepth bounds Parse's recursion; deeper input falls back.
 const maxParseDepth = 100
 
 type jsonParser struct {
