@@ -3,25 +3,51 @@ package storenode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/storeloop/storeloop/events"
 )
 
-// committer receives staged batches in order, waits until the stream has
-// acknowledged them, makes them durable with one sync for every batch
-// acknowledged by then, and replies. After a failure it fails every batch
-// until the loop has rebuilt the state (see loop).
+// The commit path has two stages after the loop, so that waiting for the
+// stream's acks and syncing the disk overlap:
+//
+//	loop ──flights──▶ acker ──acked──▶ committer
+//
+// The acker waits, batch after batch, until the stream has acknowledged
+// each one. The committer takes every batch acknowledged by then, makes
+// them durable with one sync, and replies; while it syncs, the acker goes
+// on, so the next sync covers everything acknowledged during this one.
+// After a failure both stages fail every batch until the loop has rebuilt
+// the state (see loop.recover).
+
+// acker forwards flights in order once their acks are in.
+func (n *Node) acker() {
+	defer close(n.acked)
+	for f := range n.flights {
+		if f.barrier == nil && n.failure() == nil {
+			if err := n.awaitAcks(f); err != nil {
+				n.fail(err)
+			}
+		}
+		n.acked <- f
+	}
+}
+
+// committer syncs and replies, one sync per group of acknowledged flights.
 func (n *Node) committer() {
 	defer close(n.done)
-	for f := range n.flights {
+	for f := range n.acked {
+		if f.barrier != nil {
+			close(f.barrier)
+			continue
+		}
 		group := []*flight{f}
 		var barrier chan struct{}
-		// Take the batches already staged behind f: one sync covers them all.
 	more:
-		for f.barrier == nil {
+		for {
 			select {
-			case g, ok := <-n.flights:
+			case g, ok := <-n.acked:
 				if !ok {
 					break more
 				}
@@ -34,10 +60,6 @@ func (n *Node) committer() {
 				break more
 			}
 		}
-		if f.barrier != nil {
-			close(f.barrier)
-			continue
-		}
 		n.commit(group)
 		if barrier != nil {
 			close(barrier)
@@ -45,24 +67,15 @@ func (n *Node) committer() {
 	}
 }
 
+// commit makes a group of acknowledged flights durable and replies.
 func (n *Node) commit(group []*flight) {
 	err := n.failure()
-	for _, f := range group {
-		if err != nil {
-			break
+	if err == nil && n.cfg.syncer != nil && slices.ContainsFunc(group, func(f *flight) bool { return len(f.futures) > 0 }) {
+		if err = n.cfg.syncer.Sync(); err != nil {
+			n.fail(err)
 		}
-		err = n.awaitAcks(f)
-	}
-	if err == nil && n.cfg.syncer != nil && len(group[len(group)-1].futures) > 0 {
-		err = n.cfg.syncer.Sync()
 	}
 	if err != nil {
-		n.setFailure(err)
-		n.setHalted(fmt.Sprintf("append failed: %v", err))
-		select {
-		case n.wake <- struct{}{}:
-		default:
-		}
 		e := events.Errorf(events.CodeUnavailable, "append failed, retry: %v", err)
 		unavailable := marshalReply(nil, e)
 		for _, f := range group {
@@ -90,6 +103,17 @@ func (n *Node) commit(group []*flight) {
 			n.respond(p, p.reply, p.err)
 		}
 		n.inFlight.Add(-int64(len(f.writes) + len(f.reads)))
+	}
+}
+
+// fail records that a batch could not be committed: writes are refused
+// and the loop is woken to rebuild the state from the stream.
+func (n *Node) fail(err error) {
+	n.setFailure(err)
+	n.setHalted(fmt.Sprintf("append failed: %v", err))
+	select {
+	case n.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -30,7 +30,8 @@ type Node struct {
 	svc     micro.Service
 	now     func() time.Time
 	queue   chan *pending
-	flights chan *flight  // staged batches, loop → committer
+	flights chan *flight  // staged batches, loop → acker
+	acked   chan *flight  // acknowledged batches, acker → committer
 	wake    chan struct{} // committer → loop: a batch failed, recover
 	done    chan struct{}
 	stopMu  sync.Mutex
@@ -75,7 +76,8 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		js:      js,
 		now:     time.Now,
 		queue:   make(chan *pending, 8192),
-		flights: make(chan *flight, 4),
+		flights: make(chan *flight, 16),
+		acked:   make(chan *flight, 64),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -92,6 +94,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,
 		"buckets", len(n.state.Buckets()), "took", time.Since(started))
 	go n.loop()
+	go n.acker()
 	go n.committer()
 	if err := n.serve(); err != nil {
 		n.Stop(ctx)
