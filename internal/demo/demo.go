@@ -11,14 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -27,15 +24,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/rulenode"
-	"github.com/storeloop/storeloop/storenode"
 	"github.com/storeloop/storeloop/tracing"
-)
-
-// Expected results of the seed's example.
-const (
-	WantLaptop  = 48  // 50 - 2
-	WantMouse   = 195 // 200 - 5
-	WantLoyalty = 274 // 2598/10 + 150/10 = 259 + 15
 )
 
 // Run runs the demo, writing its report to w. It returns an error when any
@@ -50,65 +39,29 @@ func Run(ctx context.Context, w io.Writer) error {
 	}
 	defer shutdownTracing(context.Background())
 
-	dir, err := os.MkdirTemp("", "storeloop-demo-")
+	local, err := examples.StartLocal(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	srv, opts, err := storenode.StartEmbedded(storenode.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0"})
-	if err != nil {
-		return err
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	quiet := slog.New(slog.DiscardHandler)
+	defer local.Close()
+	cl := local.Client
+	fmt.Fprintf(w, "▶ embedded NATS %s (JetStream in a temporary directory, fsync per group commit); store node serving store.*\n", local.URL)
 
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("storenode"))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	node, err := storenode.Start(ctx, nc, append(opts, storenode.WithLogger(quiet))...)
-	if err != nil {
-		return err
-	}
-	defer node.Stop(context.Background())
-	fmt.Fprintf(w, "▶ embedded NATS %s (JetStream in %s, fsync per group commit); store node serving store.*\n", srv.ClientURL(), dir)
-
-	cl, err := client.Connect(srv.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	sc, err := examples.Load("ecommerce")
 	if err != nil {
 		return err
 	}
-	for _, def := range sc.Buckets {
-		if err := cl.Define(ctx, def); err != nil {
-			return err
-		}
+	if err := sc.Define(ctx, cl); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "▶ buckets defined: %s\n", bucketNames(sc.Buckets))
 
 	// The rule node: its own connection, as a separate process would have.
-	rnc, err := nats.Connect(srv.ClientURL(), nats.Name("rulenode"))
+	rules, err := examples.RunRules(ctx, local.URL, sc.Rules, rulenode.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
 	}
-	defer rnc.Close()
-	rjs, err := jetstream.New(rnc)
-	if err != nil {
-		return err
-	}
-	rcl, err := client.New(rnc)
-	if err != nil {
-		return err
-	}
-	runner := rulenode.NewRunner(rjs, rcl, sc.Rules, rulenode.WithLogger(quiet))
-	runCtx, stopRunner := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- runner.Run(runCtx) }()
-	defer func() { stopRunner(); <-runErr }()
+	defer rules.Stop()
 	fmt.Fprintf(w, "▶ rule node running rule set %q on %s\n\n", sc.Rules.Name, strings.Join(sc.Rules.Subjects(), ", "))
 
 	shipTrace, err := scenario(ctx, w, cl)
@@ -131,46 +84,21 @@ func Run(ctx context.Context, w io.Writer) error {
 // scenario is the seed's order lifecycle. It returns the trace id of the
 // first shipment, whose cascade the demo prints as a trace.
 func scenario(ctx context.Context, w io.Writer, cl *client.Client) (trace.TraceID, error) {
-	inventory, orders := cl.Bucket("inventory"), cl.Bucket("orders")
-	step := func(what string, f func(context.Context) error) error {
-		fmt.Fprintf(w, "  %s\n", what)
-		return f(ctx)
-	}
-	insert := func(b *client.Bucket, rec events.Record) func(context.Context) error {
-		return func(ctx context.Context) error { _, err := b.Insert(ctx, rec); return err }
-	}
-	status := func(id float64, s string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			_, err := orders.Update(ctx, id, events.Record{"status": s})
-			return err
-		}
-	}
 	var shipTrace trace.TraceID
-	traced := func(f func(context.Context) error) func(context.Context) error {
-		return func(ctx context.Context) error {
-			ctx, span := tracing.Tracer().Start(ctx, "demo: ship order 1")
-			defer span.End()
-			shipTrace = span.SpanContext().TraceID()
-			return f(ctx)
+	do := func(s examples.Step) error {
+		if s.What != examples.EcommerceShipOrderOne {
+			return s.Do(ctx, cl)
 		}
-	}
-	steps := []struct {
-		what string
-		f    func(context.Context) error
-	}{
-		{"insert inventory LAPTOP-1 (50)", insert(inventory, events.Record{"sku": "LAPTOP-1", "name": "Pro Laptop", "quantity": 50.0})},
-		{"insert inventory MOUSE-1 (200)", insert(inventory, events.Record{"sku": "MOUSE-1", "name": "Wireless Mouse", "quantity": 200.0})},
-		{"insert order 1: alice, 2 × LAPTOP-1, 2598", insert(orders, events.Record{"userId": "alice", "sku": "LAPTOP-1", "qty": 2.0, "total": 2598.0})},
-		{"insert order 2: alice, 5 × MOUSE-1, 150", insert(orders, events.Record{"userId": "alice", "sku": "MOUSE-1", "qty": 5.0, "total": 150.0})},
-		{"confirm order 1", status(1, "confirmed")},
-		{"confirm order 2", status(2, "confirmed")},
-		{"ship order 1 (traced)", traced(status(1, "shipped"))},
-		{"ship order 2", status(2, "shipped")},
+		ctx, span := tracing.Tracer().Start(ctx, "demo: "+s.What)
+		defer span.End()
+		shipTrace = span.SpanContext().TraceID()
+		return s.Do(ctx, cl)
 	}
 	fmt.Fprintln(w, "▶ order lifecycle (each write is acknowledged once stored; rules run asynchronously)")
-	for _, s := range steps {
-		if err := step(s.what, s.f); err != nil {
-			return shipTrace, fmt.Errorf("%s: %w", s.what, err)
+	for _, s := range examples.EcommerceSteps() {
+		fmt.Fprintf(w, "  %s\n", s.What)
+		if err := do(s); err != nil {
+			return shipTrace, fmt.Errorf("%s: %w", s.What, err)
 		}
 	}
 	return shipTrace, nil
@@ -190,9 +118,9 @@ func results(ctx context.Context, w io.Writer, cl *client.Client) error {
 	fmt.Fprintf(w, "  Laptop stock: %v  (50 - 2)\n", laptop)
 	fmt.Fprintf(w, "  Mouse stock: %v  (200 - 5)\n", mouse)
 	fmt.Fprintf(w, "  Alice loyalty: %v points  (259 + 15)\n", points)
-	if laptop != WantLaptop || mouse != WantMouse || points != WantLoyalty {
+	if laptop != examples.EcommerceLaptopStock || mouse != examples.EcommerceMouseStock || points != examples.EcommerceAlicePoints {
 		return fmt.Errorf("results differ from the seed: laptop %v (want %d), mouse %v (want %d), alice %v (want %d)",
-			laptop, WantLaptop, mouse, WantMouse, points, WantLoyalty)
+			laptop, examples.EcommerceLaptopStock, mouse, examples.EcommerceMouseStock, points, examples.EcommerceAlicePoints)
 	}
 	return nil
 }

@@ -152,38 +152,19 @@ func TestCycleInJaeger(t *testing.T) {
 // a root span and returns that span's trace id.
 func orderLifecycle(ctx context.Context, t *testing.T, cl *client.Client) string {
 	t.Helper()
-	inventory, orders := cl.Bucket("inventory"), cl.Bucket("orders")
-	insert := func(b *client.Bucket, rec events.Record) func(context.Context) error {
-		return func(ctx context.Context) error { _, err := b.Insert(ctx, rec); return err }
-	}
-	status := func(id float64, s string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			_, err := orders.Update(ctx, id, events.Record{"status": s})
-			return err
-		}
-	}
 	var traceID string
-	steps := []struct {
-		name string
-		do   func(context.Context) error
-	}{
-		{"insert LAPTOP-1", insert(inventory, events.Record{"sku": "LAPTOP-1", "name": "Pro Laptop", "quantity": 50.0})},
-		{"insert MOUSE-1", insert(inventory, events.Record{"sku": "MOUSE-1", "name": "Wireless Mouse", "quantity": 200.0})},
-		{"insert order 1", insert(orders, events.Record{"userId": "alice", "sku": "LAPTOP-1", "qty": 2.0, "total": 2598.0})},
-		{"insert order 2", insert(orders, events.Record{"userId": "alice", "sku": "MOUSE-1", "qty": 5.0, "total": 150.0})},
-		{"confirm order 1", status(1, "confirmed")},
-		{"confirm order 2", status(2, "confirmed")},
-		{"ship order 1", func(ctx context.Context) error {
-			ctx, span := tracing.Tracer().Start(ctx, "ship order 1")
-			defer span.End()
-			traceID = span.SpanContext().TraceID().String()
-			return status(1, "shipped")(ctx)
-		}},
-		{"ship order 2", status(2, "shipped")},
+	do := func(s examples.Step) error {
+		if s.What != examples.EcommerceShipOrderOne {
+			return s.Do(ctx, cl)
+		}
+		ctx, span := tracing.Tracer().Start(ctx, "ship order 1")
+		defer span.End()
+		traceID = span.SpanContext().TraceID().String()
+		return s.Do(ctx, cl)
 	}
-	for _, s := range steps {
-		if err := s.do(ctx); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
+	for _, s := range examples.EcommerceSteps() {
+		if err := do(s); err != nil {
+			t.Fatalf("%s: %v", s.What, err)
 		}
 	}
 	return traceID
