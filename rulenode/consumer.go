@@ -15,7 +15,9 @@ import (
 
 // consumerConfig is the durable consumer every runner of the set binds.
 // Runners of the same set create it with the same configuration, so
-// whichever starts first creates it and the others bind it.
+// whichever starts first creates it and the others bind it. It starts
+// where the runner's [StartPolicy] says; binding an existing consumer keeps
+// its position.
 //
 // Retries are the runner's business, not the server's: a failed event is
 // NAKed with the runner's backoff, and the runner counts deliveries
@@ -30,7 +32,7 @@ func (r *Runner) consumerConfig() jetstream.ConsumerConfig {
 		Durable:        r.set.Name,
 		Description:    "storeloop rule set " + r.set.Name,
 		FilterSubjects: r.set.Subjects(),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		DeliverPolicy:  r.o.start.deliverPolicy(),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        r.o.ackWait,
 		MaxDeliver:     -1,
@@ -47,13 +49,35 @@ func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, err
 	}
 	cfg := r.consumerConfig()
+	existing, err := r.js.Consumer(ctx, r.o.stream, cfg.Durable)
+	switch {
+	case err == nil:
+		// The start policy only places a new consumer: an existing one keeps
+		// its position (the server refuses to change a deliver policy).
+		have := existing.CachedInfo().Config
+		if have.DeliverPolicy != cfg.DeliverPolicy {
+			r.o.logger.InfoContext(ctx, "rule node: the consumer exists, keeping its position; the start policy applies only to a new consumer",
+				"ruleSet", r.set.Name, "start", r.o.start, "consumerDeliverPolicy", have.DeliverPolicy.String())
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("rulenode: consumer %s on %s: %w", cfg.Durable, r.o.stream, err)
+	}
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, r.o.stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rulenode: consumer %s on %s: %w", cfg.Durable, r.o.stream, err)
 	}
 	r.o.logger.InfoContext(ctx, "rule node: consumer bound", "ruleSet", r.set.Name, "stream", r.o.stream,
-		"filters", cfg.FilterSubjects, "rules", len(r.set.Rules))
+		"filters", cfg.FilterSubjects, "rules", len(r.set.Rules), "deliverPolicy", cfg.DeliverPolicy.String())
 	return cons, nil
+}
+
+// deliverPolicy is the consumer deliver policy that starts there.
+func (p StartPolicy) deliverPolicy() jetstream.DeliverPolicy {
+	if p == StartNew {
+		return jetstream.DeliverNewPolicy
+	}
+	return jetstream.DeliverAllPolicy
 }
 
 // waitStream returns once the event stream exists: a rule node may start

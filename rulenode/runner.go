@@ -52,6 +52,7 @@ type runnerOptions struct {
 	concurrency  int
 	logger       *slog.Logger
 	metrics      *tracing.Metrics
+	start        StartPolicy
 }
 
 // WithStream names the event stream (default events.DefaultStream).
@@ -87,6 +88,48 @@ func WithLogger(l *slog.Logger) RunnerOption { return func(o *runnerOptions) { o
 
 // WithMetrics records firings, failures and dead letters in m.
 func WithMetrics(m *tracing.Metrics) RunnerOption { return func(o *runnerOptions) { o.metrics = m } }
+
+// StartPolicy is where a rule set's new durable consumer starts in the
+// event stream. It matters only when the consumer is created: a consumer
+// that exists keeps its position, whatever the policy.
+type StartPolicy int
+
+const (
+	// StartAll delivers every event in the stream, history included: no
+	// event is missed when runners start before the first writes.
+	StartAll StartPolicy = iota
+	// StartNew delivers only events appended after the consumer is
+	// created: a new rule set deployed on a store with history does not
+	// act on that history (it would, say, award loyalty points again for
+	// every past order).
+	StartNew
+)
+
+// String is "all" or "new", as [ParseStartPolicy] reads it.
+func (p StartPolicy) String() string {
+	switch p {
+	case StartAll:
+		return "all"
+	case StartNew:
+		return "new"
+	}
+	return fmt.Sprintf("StartPolicy(%d)", int(p))
+}
+
+// ParseStartPolicy reads "all" or "new".
+func ParseStartPolicy(s string) (StartPolicy, error) {
+	switch s {
+	case "all":
+		return StartAll, nil
+	case "new":
+		return StartNew, nil
+	}
+	return 0, fmt.Errorf("rulenode: start policy %q: want all or new", s)
+}
+
+// WithStartFrom sets where the rule set's consumer starts when this runner
+// creates it (default [StartAll]).
+func WithStartFrom(p StartPolicy) RunnerOption { return func(o *runnerOptions) { o.start = p } }
 
 // NewRunner returns a runner of set that reads events with js and writes
 // through cl. Options are checked by Run.
@@ -139,6 +182,8 @@ func (r *Runner) validate() error {
 		return errors.New("rulenode: empty retry backoff")
 	case o.concurrency < 1:
 		return fmt.Errorf("rulenode: concurrency must be at least 1, not %d", o.concurrency)
+	case o.start != StartAll && o.start != StartNew:
+		return fmt.Errorf("rulenode: unknown start policy %s", o.start)
 	}
 	for _, d := range o.retryBackoff {
 		if d < 0 {
@@ -390,7 +435,7 @@ const SpanEventRuleSkipped = "storeloop.rule.skipped"
 
 // runRule executes one eligible rule for ev in its own span, with the
 // causal context and idempotent command ids of its writes. A skipped rule
-// is done: not a failure, and not a firing in the metrics.
+// is done: not a failure, and not a firing in the metrics, but a skip.
 func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *events.Event, seq uint64) (err error) {
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
@@ -421,6 +466,9 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *
 		attribute.String("storeloop.conflict", skip.Err.Error())))
 	log.InfoContext(ctx, "rule node: rule skipped, the state it decided on has changed",
 		"rule", rule.ID, "path", skip.Path, "err", skip.Err)
+	if m := r.o.metrics; m != nil {
+		m.RuleSkipped(ctx, rule.ID)
+	}
 	return nil
 }
 

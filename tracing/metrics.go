@@ -38,6 +38,7 @@ type Metrics struct {
 	eventsAppended  metric.Int64Counter
 	ruleFirings     metric.Int64Counter
 	ruleFailures    metric.Int64Counter
+	ruleSkips       metric.Int64Counter
 	deadLetters     metric.Int64Counter
 	maxHopStops     metric.Int64Counter
 	pending         metric.Int64ObservableGauge
@@ -51,7 +52,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	m := &Metrics{meter: mp.Meter(InstrumentationName)}
-	var errs [8]error
+	var errs [9]error
 	m.commands, errs[0] = m.meter.Int64Counter("storeloop.commands",
 		metric.WithDescription("Store commands handled, by op and outcome (ok or error code)."), metric.WithUnit("{command}"))
 	m.commandDuration, errs[1] = m.meter.Float64Histogram("storeloop.command.duration",
@@ -69,6 +70,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Events not acted on because their hop count passed maxHop."), metric.WithUnit("{event}"))
 	m.pending, errs[7] = m.meter.Int64ObservableGauge("storeloop.consumer.pending",
 		metric.WithDescription("Events in the stream not yet delivered to a rule set's consumer."), metric.WithUnit("{event}"))
+	m.ruleSkips, errs[8] = m.meter.Int64Counter("storeloop.rule.skips",
+		metric.WithDescription("Rules stopped on an event by a version conflict under onConflict: skip (the state they decided on had changed)."),
+		metric.WithUnit("{skip}"))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -111,6 +115,12 @@ func (m *Metrics) RuleFired(ctx context.Context, rule string) {
 // RuleFailed counts one failed attempt of rule.
 func (m *Metrics) RuleFailed(ctx context.Context, rule string) {
 	m.ruleFailures.Add(ctx, 1, metric.WithAttributes(MetricAttrRule.String(rule)))
+}
+
+// RuleSkipped counts one event on which rule stopped at a version
+// conflict under onConflict: skip: neither a firing nor a failure.
+func (m *Metrics) RuleSkipped(ctx context.Context, rule string) {
+	m.ruleSkips.Add(ctx, 1, metric.WithAttributes(MetricAttrRule.String(rule)))
 }
 
 // DeadLettered counts one event dead-lettered by ruleSet. reason must come

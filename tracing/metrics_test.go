@@ -45,6 +45,8 @@ func TestMetricsHandler(t *testing.T) {
 	m.EventAppended(ctx, "orders", "inserted")
 	m.RuleFired(ctx, "loyalty-on-ship")
 	m.RuleFailed(ctx, "loyalty-on-ship")
+	m.RuleSkipped(ctx, "reorder-on-low-stock")
+	m.RuleSkipped(ctx, "reorder-on-low-stock")
 	m.DeadLettered(ctx, "commerce", "max_hop")
 	m.MaxHopStopped(ctx, "commerce")
 	pending := int64(7)
@@ -83,6 +85,7 @@ func TestMetricsHandler(t *testing.T) {
 		`storeloop_events_appended_total{bucket="orders",op="inserted"} 2`,
 		`storeloop_rule_firings_total{rule="loyalty-on-ship"} 1`,
 		`storeloop_rule_failures_total{rule="loyalty-on-ship"} 1`,
+		`storeloop_rule_skips_total{rule="reorder-on-low-stock"} 2`,
 		`storeloop_deadletters_total{reason="max_hop",rule_set="commerce"} 1`,
 		`storeloop_maxhop_stops_total{rule_set="commerce"} 1`,
 		"# TYPE storeloop_consumer_pending gauge",

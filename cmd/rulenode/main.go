@@ -37,6 +37,7 @@ type flags struct {
 	rules, natsURL, name, stream, prefix, health string
 	concurrency, maxDeliver                      int
 	ackWait                                      time.Duration
+	start                                        rulenode.StartPolicy
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -51,8 +52,13 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.maxDeliver, "max-deliver", envInt("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
 	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
+	start := fs.String("start", daemon.Env("STORELOOP_START", rulenode.StartAll.String()), "where a NEW rule set's consumer starts: all (the stream's history too) or new (only events appended from now); an existing consumer keeps its position (env STORELOOP_START)")
 	f.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
+		return nil, err
+	}
+	if f.start, err = rulenode.ParseStartPolicy(*start); err != nil {
 		return nil, err
 	}
 	switch {
@@ -119,6 +125,7 @@ func run(ctx context.Context, args []string) error {
 		rulenode.WithConcurrency(f.concurrency),
 		rulenode.WithMaxDeliver(f.maxDeliver),
 		rulenode.WithAckWait(f.ackWait),
+		rulenode.WithStartFrom(f.start),
 		rulenode.WithLogger(log),
 		rulenode.WithMetrics(metrics))
 
@@ -143,7 +150,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	log.Info("rule node starting", "ruleSet", set.Name, "rules", len(set.Rules), "file", f.rules,
-		"nats", f.natsURL, "stream", f.stream, "concurrency", f.concurrency)
+		"nats", f.natsURL, "stream", f.stream, "concurrency", f.concurrency, "start", f.start)
 	if err := runner.Run(ctx); err != nil {
 		return err
 	}
