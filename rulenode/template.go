@@ -45,6 +45,46 @@ func (v *Value) Literal() (any, bool) {
 	return v.lit, true
 }
 
+// String renders the value as it was written: expressions as ${expr},
+// maps as {k: v}, lists as [a, b], literals as text (strings unquoted).
+func (v *Value) String() string {
+	switch v.kind {
+	case valueLiteral:
+		if v.lit == nil {
+			return "null"
+		}
+		s, _ := formatText(v.lit)
+		if _, ok := v.lit.(string); ok {
+			s = strings.ReplaceAll(s, "${", "$${")
+		}
+		return s
+	case valueExpr:
+		return "${" + v.expr.src + "}"
+	case valueText:
+		var b strings.Builder
+		for _, p := range v.parts {
+			if p.expr == nil {
+				b.WriteString(strings.ReplaceAll(p.text, "${", "$${"))
+			} else {
+				b.WriteString("${" + p.expr.src + "}")
+			}
+		}
+		return b.String()
+	case valueMap:
+		items := make([]string, len(v.keys))
+		for i, k := range v.keys {
+			items[i] = k + ": " + v.elems[i].String()
+		}
+		return "{" + strings.Join(items, ", ") + "}"
+	default:
+		items := make([]string, len(v.elems))
+		for i, e := range v.elems {
+			items[i] = e.String()
+		}
+		return "[" + strings.Join(items, ", ") + "]"
+	}
+}
+
 // Eval computes the value with the given CEL variables. The result is
 // JSON-like: nil, bool, float64, string, []any or map[string]any.
 // Expression failures are *EvalError (without rule and path).

@@ -101,7 +101,7 @@ func printCycles(w io.Writer, cycles []rulenode.Cycle) int {
 func rulesShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show FILE",
-		Short: "Print a rule set: its consumer's filter subjects and each rule's on, when and actions",
+		Short: "Print a rule set: its consumer's filter subjects and each rule's on, when, actions and version checks",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			set, err := rulenode.LoadFile(a[0])
@@ -131,17 +131,53 @@ func showRuleSet(w io.Writer, set *rulenode.RuleSet) {
 			fmt.Fprintln(w, "  noLoop: ignores events of its own writes")
 		}
 		fmt.Fprintln(w, "  then:")
-		showActions(w, r.Then, "    ")
+		showActions(w, r.Then, "    ", false)
 	}
 }
 
 // showActions prints one line per action, nested actions indented below.
-func showActions(w io.Writer, acts []*rulenode.Action, indent string) {
+// Version checks follow the action's summary: its expectVersion, a tx's
+// reads (one line each, before its ops) and, where the action can
+// conflict, its onConflict policy. Ops of a tx have none of their own:
+// the tx is one command.
+func showActions(w io.Writer, acts []*rulenode.Action, indent string, inTx bool) {
 	for _, a := range acts {
-		fmt.Fprintf(w, "%s%s (line %d)\n", indent, actionSummary(a), a.Line)
-		showActions(w, a.Ops, indent+"  ")
-		showActions(w, a.Do, indent+"  ")
+		line := fmt.Sprintf("%s%s (line %d)", indent, actionSummary(a), a.Line)
+		if a.ExpectVersion != nil {
+			line += ", expectVersion " + a.ExpectVersion.String()
+		}
+		if p := conflictPolicy(a, inTx); p != "" {
+			line += ", onConflict " + p
+		}
+		fmt.Fprintln(w, line)
+		for _, r := range a.Reads {
+			fmt.Fprintf(w, "%s  reads %s %s at version %s (line %d)\n", indent, r.Bucket, r.Key, r.Version, r.Line)
+		}
+		showActions(w, a.Ops, indent+"  ", inTx || a.Kind == rulenode.KindTx)
+		showActions(w, a.Do, indent+"  ", inTx)
 	}
+}
+
+// conflictPolicy describes what a conflict does to a's rule: the explicit
+// onConflict, or the default (skip) of an action that checks a version.
+// The default of a plain insert or tx (fail, on a key taken) goes unsaid,
+// and ops of a tx have no policy of their own: the tx is one command.
+func conflictPolicy(a *rulenode.Action, inTx bool) string {
+	if inTx {
+		return ""
+	}
+	switch a.Kind {
+	case rulenode.KindInsert, rulenode.KindUpdate, rulenode.KindDelete, rulenode.KindTx:
+	default:
+		return ""
+	}
+	switch {
+	case a.OnConflict != rulenode.ConflictDefault:
+		return string(a.OnConflict)
+	case a.Checked():
+		return string(a.ConflictPolicy()) + " (default of a version check)"
+	}
+	return ""
 }
 
 func actionSummary(a *rulenode.Action) string {

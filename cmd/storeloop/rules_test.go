@@ -153,7 +153,7 @@ rule archive-on-user-delete
         delete orders (line 25)
       delete sessions (line 28)
 `},
-		{name: "maxHop and log", args: []string{"../../examples/reorder/rules.yaml"}, stdout: `rule set: reorder (durable consumer reorder)
+		{name: "tx with a version check, and log", args: []string{"../../examples/reorder/rules.yaml"}, stdout: `rule set: reorder (durable consumer reorder)
 maxHop:   16
 filters:  bucket.inventory.updated
 
@@ -161,10 +161,31 @@ rule reorder-on-low-stock
   on:     bucket.inventory.updated
   when:   event.newRecord.quantity < 10 && !event.newRecord.reorder
   then:
-    tx of 2 ops, atomic (line 19)
-      update inventory (line 22)
+    tx of 2 ops, atomic (line 19), onConflict skip
+      update inventory (line 22), expectVersion ${event.newRecord._version}
       insert reorderRequests (line 27)
     log info (line 30)
+`},
+		{name: "version checks", args: []string{"../../rulenode/testdata/version-checks.yaml"}, stdout: `rule set: versions (durable consumer versions)
+maxHop:   16
+filters:  bucket.orders.updated
+
+rule checks
+  on:     bucket.orders.updated
+  when:   (always)
+  then:
+    update orders (line 6), expectVersion ${event.newRecord._version}, onConflict skip (default of a version check)
+    delete carts (line 11), expectVersion 4, onConflict fail
+    insert audit (line 12), onConflict skip
+    tx of 1 op, atomic (line 13), onConflict fail
+      reads users ${event.newRecord.userId} at version 0 (line 16)
+      reads orders ${event.key} at version ${event.newRecord._version} (line 17)
+      upsert totals (line 21)
+    tx of 1 op, atomic (line 22), onConflict skip (default of a version check)
+      update orders (line 23), expectVersion ${event.newRecord._version + 1}
+    tx of 1 op, atomic (line 24)
+      insert audit (line 25)
+    log info (line 26)
 `},
 		{name: "noLoop and publish", args: []string{audit}, stdout: `rule set: audit (durable consumer audit)
 maxHop:   3
