@@ -328,7 +328,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 		return r.stopLoop(ctx, log, ev, dl, rules, failed)
 	}
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, rule, ev, seq); err != nil {
+		if err := r.runRule(ctx, log, rule, ev, newStoreClient(r.cl, r.set.Name, rule.ID, seq)); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
@@ -434,9 +434,10 @@ func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letter
 const SpanEventRuleSkipped = "storeloop.rule.skipped"
 
 // runRule executes one eligible rule for ev in its own span, with the
-// causal context and idempotent command ids of its writes. A skipped rule
+// causal context of its writes, through st (which gives them their
+// idempotent command ids). A skipped rule
 // is done: not a failure, and not a firing in the metrics, but a skip.
-func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *events.Event, seq uint64) (err error) {
+func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *events.Event, st Store) (err error) {
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
 	var skip *SkipError
@@ -455,7 +456,7 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *
 		}
 	}()
 	ctx = client.WithCause(ctx, client.CausedBy(ev, rule.ID))
-	err = rule.Execute(ctx, ev, Env{Store: newStoreClient(r.cl, r.set.Name, rule.ID, seq), Logger: r.o.logger})
+	err = rule.Execute(ctx, ev, Env{Store: st, Logger: r.o.logger})
 	if !errors.As(err, &skip) {
 		return err
 	}

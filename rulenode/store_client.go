@@ -47,6 +47,8 @@ type storeClient struct {
 	set    string
 	ruleID string
 	seq    uint64
+	// suffix ends every command id: a retry's (see [Runner.Retry]).
+	suffix string
 }
 
 func newStoreClient(cl *client.Client, set, ruleID string, seq uint64) *storeClient {
@@ -59,7 +61,7 @@ func (s *storeClient) command(ctx context.Context) (context.Context, string, err
 	if path == "" {
 		return ctx, "", errNoActionPath
 	}
-	id := CommandID(s.set, s.ruleID, s.seq, path)
+	id := CommandID(s.set, s.ruleID, s.seq, path) + s.suffix
 	return client.WithCommandID(ctx, id), id, nil
 }
 
