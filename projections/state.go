@@ -86,21 +86,45 @@ func IndexedFields(def events.BucketDef) []string {
 	return out
 }
 
-// ApplyMessage folds one raw stream message: an event on bucket.<b>.<op> or
-// a definition on storeloop.schema.<b>.
-func (s *State) ApplyMessage(seq uint64, subject string, data []byte) error {
+// Message is one decoded stream message: an event (on bucket.<b>.<op>) or
+// a bucket definition (on storeloop.schema.<b>); exactly one is set.
+type Message struct {
+	Event  *events.Event
+	Schema *events.SchemaEvent
+}
+
+// DecodeMessage decodes a raw stream message by its subject.
+func DecodeMessage(subject string, data []byte) (Message, error) {
 	if strings.HasPrefix(subject, events.SchemaSubjectPrefix+".") {
 		var se events.SchemaEvent
 		if err := json.Unmarshal(data, &se); err != nil {
-			return fmt.Errorf("projections: seq %d: decode definition: %w", seq, err)
+			return Message{}, fmt.Errorf("decode definition: %w", err)
 		}
-		s.Define(se.Definition)
-	} else {
-		e, err := events.DecodeEvent(data)
-		if err != nil {
-			return fmt.Errorf("projections: seq %d: %w", seq, err)
-		}
-		if err := s.Apply(e); err != nil {
+		return Message{Schema: &se}, nil
+	}
+	e, err := events.DecodeEvent(data)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{Event: e}, nil
+}
+
+// ApplyMessage folds one raw stream message (see DecodeMessage).
+func (s *State) ApplyMessage(seq uint64, subject string, data []byte) error {
+	m, err := DecodeMessage(subject, data)
+	if err != nil {
+		return fmt.Errorf("projections: seq %d: %w", seq, err)
+	}
+	return s.ApplyDecoded(seq, m)
+}
+
+// ApplyDecoded folds one decoded stream message at stream sequence seq.
+func (s *State) ApplyDecoded(seq uint64, m Message) error {
+	switch {
+	case m.Schema != nil:
+		s.Define(m.Schema.Definition)
+	case m.Event != nil:
+		if err := s.Apply(m.Event); err != nil {
 			return fmt.Errorf("projections: seq %d: %w", seq, err)
 		}
 	}

@@ -3,7 +3,6 @@ package storenode
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -99,12 +98,8 @@ func newReplayReplies() *replayReplies {
 	return &replayReplies{results: map[string]*replayResult{}}
 }
 
-func (r *replayReplies) observe(subject string, hdr nats.Header, data []byte, schemas map[string]*schema, st *projections.State) error {
-	if strings.HasPrefix(subject, events.SchemaSubjectPrefix+".") {
-		var se events.SchemaEvent
-		if err := json.Unmarshal(data, &se); err != nil {
-			return err
-		}
+func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas map[string]*schema, st *projections.State) error {
+	if se := m.Schema; se != nil {
 		sc, err := compileSchema(se.Definition)
 		if err != nil {
 			return err
@@ -113,13 +108,10 @@ func (r *replayReplies) observe(subject string, hdr nats.Header, data []byte, sc
 		r.add(se.Meta, false, events.DefineResult{Bucket: se.Definition.Bucket})
 		return nil
 	}
-	var ev events.Event
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return err
-	}
-	r.add(ev.Meta, ev.Meta.TxID != "", eventResult(&ev))
+	ev := m.Event
+	r.add(ev.Meta, ev.Meta.TxID != "", eventResult(ev))
 	if res := r.results[ev.Meta.CommandID]; res != nil && ev.Meta.TxID != "" {
-		res.txEvents = append(res.txEvents, &ev)
+		res.txEvents = append(res.txEvents, ev)
 		if layout := hdr.Get(txLayoutHeader); layout != "" && len(res.txEvents) == 1 {
 			if err := json.Unmarshal([]byte(layout), &res.layout); err != nil {
 				return fmt.Errorf("storenode: %s: %w", txLayoutHeader, err)

@@ -181,10 +181,14 @@ func (n *Node) rebuild(ctx context.Context) error {
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
 	rr := newReplayReplies()
 	err := replay(ctx, n.js, n.cfg.stream, func(seq uint64, subject string, hdr nats.Header, data []byte) error {
-		if err := st.ApplyMessage(seq, subject, data); err != nil {
+		m, err := projections.DecodeMessage(subject, data)
+		if err != nil {
+			return fmt.Errorf("storenode: replay seq %d: %w", seq, err)
+		}
+		if err := st.ApplyDecoded(seq, m); err != nil {
 			return err
 		}
-		return rr.observe(subject, hdr, data, schemas, st)
+		return rr.observe(hdr, m, schemas, st)
 	})
 	if err != nil {
 		return err
