@@ -226,18 +226,22 @@ func withPath(ctx context.Context, path string) context.Context {
 // first failure stops the rule; running it again for the same event
 // repeats the same calls with the same action paths.
 func (r *Rule) Execute(ctx context.Context, ev *events.Event, env Env) error {
+	return r.execute(ctx, &evalEvent{ev: ev}, env)
+}
+
+func (r *Rule) execute(ctx context.Context, e *evalEvent, env Env) error {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
 	if r.Handler != nil {
 		env.Store = &pathCounter{Store: env.Store}
-		return r.Handler(ctx, ev, &env)
+		return r.Handler(ctx, e.ev, &env)
 	}
-	vars, err := eventVars(ev)
+	vars, err := e.activation()
 	if err != nil {
 		return &EvalError{RuleID: r.ID, Err: err}
 	}
-	x := &executor{rule: r, ev: ev, env: env}
+	x := &executor{rule: r, ev: e.ev, env: env}
 	for i, a := range r.Then {
 		if err := x.run(ctx, a, strconv.Itoa(i), vars); err != nil {
 			return err

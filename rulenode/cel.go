@@ -355,6 +355,26 @@ func jsonTypeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// evalEvent is an event with its CEL activation, built on first use and
+// then shared by every rule that sees the event: building it is a JSON
+// round trip, too dear to repeat per rule and again per action list.
+type evalEvent struct {
+	ev   *events.Event
+	vars map[string]any
+	err  error
+	done bool
+}
+
+// activation returns eventVars(e.ev), computed once. Expressions and
+// actions only read it (withVar copies).
+func (e *evalEvent) activation() (map[string]any, error) {
+	if !e.done {
+		e.vars, e.err = eventVars(e.ev)
+		e.done = true
+	}
+	return e.vars, e.err
+}
+
 // eventVars returns the CEL activation of an event: its JSON body (meta
 // included) under EventVar, so expressions see exactly the wire form.
 func eventVars(ev *events.Event) (map[string]any, error) {

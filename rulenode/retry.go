@@ -64,7 +64,8 @@ func (r *Runner) Retry(ctx context.Context, dl *DeadLetter) ([]string, error) {
 	}
 	ev.Meta.Seq = dl.StreamSeq
 
-	rules, err := r.retryRules(ctx, dl, ev)
+	e := &evalEvent{ev: ev}
+	rules, err := r.retryRules(ctx, dl, e)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func (r *Runner) Retry(ctx context.Context, dl *DeadLetter) ([]string, error) {
 		sc := newStoreClient(r.cl, r.set.Name, rule.ID, dl.StreamSeq)
 		sc.suffix = suffix
 		st := &retryStore{storeClient: sc, applied: applied}
-		if err := r.runRule(ctx, log, rule, ev, st); err != nil {
+		if err := r.runRule(ctx, log, rule, e, st); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -92,10 +93,10 @@ func (r *Runner) Retry(ctx context.Context, dl *DeadLetter) ([]string, error) {
 	return ran, errors.Join(errs...)
 }
 
-// retryRules returns the rules dl asks to run again on ev.
-func (r *Runner) retryRules(ctx context.Context, dl *DeadLetter, ev *events.Event) ([]*Rule, error) {
+// retryRules returns the rules dl asks to run again on e's event.
+func (r *Runner) retryRules(ctx context.Context, dl *DeadLetter, e *evalEvent) ([]*Rule, error) {
 	if dl.RuleID == "" || dl.Reason == ReasonMaxHop || dl.Reason == ReasonMaxDeliver {
-		rules, failed := r.eligible(ctx, ev)
+		rules, failed := r.eligible(ctx, e)
 		if len(failed) > 0 {
 			return nil, failed[0].err
 		}
@@ -105,7 +106,7 @@ func (r *Runner) retryRules(ctx context.Context, dl *DeadLetter, ev *events.Even
 		if rule.ID != dl.RuleID {
 			continue
 		}
-		ok, err := rule.Eligible(ctx, ev)
+		ok, err := rule.eligible(ctx, e)
 		if err != nil || !ok {
 			return nil, err
 		}

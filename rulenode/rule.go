@@ -139,13 +139,17 @@ func (rs *RuleSet) Add(rules ...*Rule) error {
 // Eligible reports whether the rule acts on ev: false for a NoLoop rule's
 // own writes, else the value of When. Evaluation failures are *EvalError.
 func (r *Rule) Eligible(ctx context.Context, ev *events.Event) (bool, error) {
-	if r.NoLoop && ev.Meta.RuleID == r.ID {
+	return r.eligible(ctx, &evalEvent{ev: ev})
+}
+
+func (r *Rule) eligible(ctx context.Context, e *evalEvent) (bool, error) {
+	if r.NoLoop && e.ev.Meta.RuleID == r.ID {
 		return false, nil
 	}
 	if r.when == nil {
 		return true, nil
 	}
-	vars, err := eventVars(ev)
+	vars, err := e.activation()
 	if err != nil {
 		return false, &EvalError{RuleID: r.ID, Expr: r.When, Err: err}
 	}

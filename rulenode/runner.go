@@ -323,12 +323,13 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 		return r.bury(ctx, log, err, dl)
 	}
 
-	rules, failed := r.eligible(ctx, ev)
+	e := &evalEvent{ev: ev}
+	rules, failed := r.eligible(ctx, e)
 	if ev.Meta.Hop >= r.maxHop() {
 		return r.stopLoop(ctx, log, ev, dl, rules, failed)
 	}
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, rule, ev, newStoreClient(r.cl, r.set.Name, rule.ID, seq)); err != nil {
+		if err := r.runRule(ctx, log, rule, e, newStoreClient(r.cl, r.set.Name, rule.ID, seq)); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
@@ -359,13 +360,13 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	return r.bury(ctx, log, err, letters...)
 }
 
-// eligible returns the rules that act on ev, and those whose condition
-// could not be evaluated.
-func (r *Runner) eligible(ctx context.Context, ev *events.Event) ([]*Rule, []ruleFailure) {
+// eligible returns the rules that act on e's event, and those whose
+// condition could not be evaluated.
+func (r *Runner) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleFailure) {
 	var rules []*Rule
 	var failed []ruleFailure
-	for _, rule := range r.set.Match(eventSubject(ev)) {
-		ok, err := rule.Eligible(ctx, ev)
+	for _, rule := range r.set.Match(eventSubject(e.ev)) {
+		ok, err := rule.eligible(ctx, e)
 		switch {
 		case err != nil:
 			failed = append(failed, ruleFailure{rule.ID, err})
@@ -433,11 +434,12 @@ func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letter
 // message).
 const SpanEventRuleSkipped = "storeloop.rule.skipped"
 
-// runRule executes one eligible rule for ev in its own span, with the
+// runRule executes one eligible rule for e's event in its own span, with the
 // causal context of its writes, through st (which gives them their
 // idempotent command ids). A skipped rule
 // is done: not a failure, and not a firing in the metrics, but a skip.
-func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *events.Event, st Store) (err error) {
+func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *evalEvent, st Store) (err error) {
+	ev := e.ev
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
 	var skip *SkipError
@@ -456,7 +458,7 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, ev *
 		}
 	}()
 	ctx = client.WithCause(ctx, client.CausedBy(ev, rule.ID))
-	err = rule.Execute(ctx, ev, Env{Store: st, Logger: r.o.logger})
+	err = rule.execute(ctx, e, Env{Store: st, Logger: r.o.logger})
 	if !errors.As(err, &skip) {
 		return err
 	}
