@@ -20,17 +20,6 @@ import (
 	"github.com/storeloop/storeloop/tracing"
 )
 
-// isMutation reports whether cmd changes state and so carries a command id
-// that makes it safe to send again.
-func isMutation(cmd string) bool {
-	switch cmd {
-	case events.CmdDefine, events.CmdInsert, events.CmdUpdate, events.CmdUpsert,
-		events.CmdDelete, events.CmdTx:
-		return true
-	}
-	return false
-}
-
 // Backoff between attempts: full jitter over an exponential ceiling.
 const (
 	backoffBase = 100 * time.Millisecond
@@ -209,7 +198,7 @@ func backoff(attempt int) time.Duration {
 // of a mutation and the causal chain.
 func causalHeaders(ctx context.Context, cmd string) nats.Header {
 	h := nats.Header{}
-	if isMutation(cmd) {
+	if events.IsMutation(cmd) {
 		id, ok := CommandIDFrom(ctx)
 		if !ok {
 			id = nuid.Next()

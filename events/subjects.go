@@ -79,6 +79,16 @@ const (
 var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, CmdUpsert,
 	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus}
 
+// IsMutation reports whether cmd writes: the commands that append events,
+// carry a Storeloop-Command-Id and are safe to send again with the same id.
+func IsMutation(cmd string) bool {
+	switch cmd {
+	case CmdDefine, CmdInsert, CmdUpdate, CmdUpsert, CmdDelete, CmdTx:
+		return true
+	}
+	return false
+}
+
 // CommandSubject returns <prefix>.<cmd>.
 func CommandSubject(prefix, cmd string) string { return prefix + "." + cmd }
 

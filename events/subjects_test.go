@@ -29,3 +29,14 @@ func TestFilterCoversSubjects(t *testing.T) {
 		})
 	}
 }
+
+func TestIsMutation(t *testing.T) {
+	writes := map[string]bool{CmdDefine: true, CmdInsert: true, CmdUpdate: true, CmdUpsert: true, CmdDelete: true, CmdTx: true}
+	for _, cmd := range Commands {
+		t.Run(cmd, func(t *testing.T) {
+			if got := IsMutation(cmd); got != writes[cmd] {
+				t.Fatalf("IsMutation(%q) = %v, want %v", cmd, got, writes[cmd])
+			}
+		})
+	}
+}

@@ -36,13 +36,7 @@ type pending struct {
 }
 
 // mutating reports whether the command writes.
-func (p *pending) mutating() bool {
-	switch p.cmd {
-	case events.CmdDefine, events.CmdInsert, events.CmdUpdate, events.CmdUpsert, events.CmdDelete, events.CmdTx:
-		return true
-	}
-	return false
-}
+func (p *pending) mutating() bool { return events.IsMutation(p.cmd) }
 
 func newRequestBody(cmd string) any {
 	switch cmd {
