@@ -37,11 +37,6 @@ func (d *dedupeTable) get(id string) ([]byte, bool) {
 	return e.reply, ok
 }
 
-func (d *dedupeTable) has(id string) bool {
-	_, ok := d.entries[id]
-	return ok
-}
-
 func (d *dedupeTable) put(id string, reply []byte, now time.Time) {
 	if _, ok := d.entries[id]; !ok {
 		d.order = append(d.order, id)

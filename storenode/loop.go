@@ -105,14 +105,15 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		}
 		s := &staged{p: p}
 		f.writes = append(f.writes, s)
+		first, dup := n.dedupe.get(p.cmdID) // the table never holds ""
 		switch {
 		case halted != "":
 			s.err = events.Errorf(events.CodeUnavailable, "%s", halted)
 			p.reply, p.err = marshalReply(nil, s.err), s.err
-		case p.cmdID != "" && n.dedupe.has(p.cmdID):
+		case dup:
 			// A duplicate: the first reply, sent no earlier than this batch's
 			// commit, which follows the first command's.
-			p.reply, _ = n.dedupe.get(p.cmdID)
+			p.reply = first
 		default:
 			result := n.stage(s)
 			p.reply, p.err = marshalReply(result, s.err), s.err
