@@ -34,7 +34,7 @@ func (n *Node) bucketFor(name string) (*projections.Bucket, *schema, *events.Err
 
 // keyFor validates a key given in a request against the bucket's key field.
 // A key of the wrong type is a fault of the request itself: bad_request.
-func keyFor(sc *schema, b *projections.Bucket, key any) (string, *events.Error) {
+func keyFor(b *projections.Bucket, key any) (string, *events.Error) {
 	field := b.Def.Key
 	want := b.Def.Schema[field].Type
 	ok := false
@@ -71,7 +71,7 @@ func (n *Node) target(bucket string, key any) (*target, *events.Error) {
 	if e != nil {
 		return nil, e
 	}
-	k, e := keyFor(sc, b, key)
+	k, e := keyFor(b, key)
 	if e != nil {
 		return nil, e
 	}
@@ -137,7 +137,7 @@ func (n *Node) finishInsert(b *projections.Bucket, sc *schema, rec events.Record
 	if e != nil {
 		return nil, e
 	}
-	k, e := keyFor(sc, b, keyVal)
+	k, e := keyFor(b, keyVal)
 	if e != nil {
 		return nil, e
 	}

@@ -68,6 +68,7 @@ type schema struct {
 	// fields by name; names is their sorted list, for deterministic work.
 	fields map[string]*schemaField
 	names  []string
+	unique []string // the names of the unique fields, in order
 }
 
 type schemaField struct {
@@ -103,6 +104,9 @@ func compileSchema(def events.BucketDef) (*schema, error) {
 		f, fieldIssues := compileField(name, def.Schema[name])
 		issues = append(issues, fieldIssues...)
 		s.fields[name] = f
+		if f.def.Unique {
+			s.unique = append(s.unique, name)
+		}
 	}
 
 	switch kf := s.fields[def.Key]; {
@@ -289,15 +293,7 @@ func indexableType(typ string) bool {
 
 // uniqueFields returns the fields marked unique, sorted. Checking them needs
 // the bucket's indexes, so validate leaves it to the caller.
-func (s *schema) uniqueFields() []string {
-	var out []string
-	for _, name := range s.names {
-		if s.fields[name].def.Unique {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+func (s *schema) uniqueFields() []string { return s.unique }
 
 // prepareInsert turns an insert request's record into the record to store:
 // a new record (rec is left untouched) with defaults and generated values

@@ -87,7 +87,7 @@ func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 		}
 	}
 	for _, q := range req.QueryReads {
-		b, sc, e := n.bucketFor(q.Bucket)
+		b, _, e := n.bucketFor(q.Bucket)
 		if e != nil {
 			return e
 		}
@@ -97,7 +97,7 @@ func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 		}
 		seen := make(map[string]int64, len(q.Records))
 		for _, r := range q.Records {
-			k, e := keyFor(sc, b, r.Key)
+			k, e := keyFor(b, r.Key)
 			if e != nil {
 				return e
 			}
