@@ -2,14 +2,26 @@
 // buckets, validates commands, and is the only writer of the JetStream stream
 // that records every mutation on bucket.<bucket>.<op>.
 //
-// A command arrives as a NATS request (served as a NATS micro service), is
-// validated against the current state, turned into events, and acknowledged
-// only after its events are stored in the stream — fsynced, in the default
-// embedded setup. Concurrent commands are group-committed: one loop takes
-// every command waiting, appends all their events in one pipelined batch with
-// one fsync, then replies to all of them. The state itself is the fold of the
-// stream (package projections), so a restart replays the stream and rebuilds
-// exactly what was acknowledged.
+// A command arrives as a NATS request (served as a NATS micro service) and
+// is decoded on the subscription's goroutine. Every command but status (which
+// is answered at once) then goes through a pipeline of three goroutines, so
+// that executing, waiting for the stream and syncing the disk overlap; reads
+// ride along so that they are answered in order with the writes:
+//
+//	loop ──flights──▶ acker ──acked──▶ committer
+//
+// The loop is the single writer of the state: it takes every command waiting
+// (up to a batch), executes them in order against the state, and publishes
+// the batch's events pipelined, without waiting. The acker waits for the
+// stream's acks of each batch in turn. The committer takes every batch
+// acknowledged by then, makes them durable with one fsync (the group commit;
+// see Syncer and EmbeddedSyncer), and only then replies. A batch that fails
+// to commit fails every batch staged after it, and the loop rebuilds the
+// state from the stream before it takes the next command.
+//
+// The state itself is the fold of the stream (package projections), so a
+// restart replays the stream and rebuilds exactly what was acknowledged,
+// command ids included (a command sent again returns its first reply).
 //
 // The store never imports anything of the rules: rule nodes are ordinary
 // clients.

@@ -13,8 +13,8 @@ import (
 type FsyncMode string
 
 const (
-	// FsyncBatch: the node fsyncs the stream's files once per group-committed
-	// batch, before replying. Every acknowledged write is on disk. Default.
+	// FsyncBatch: the node fsyncs the stream's files once per group of
+	// batches the stream has acknowledged, before replying. Every acknowledged write is on disk. Default.
 	FsyncBatch FsyncMode = "batch"
 	// FsyncAlways: NATS's sync_interval "always": the server fsyncs after
 	// every message. Durable, slower (one fsync per event).

@@ -18,10 +18,9 @@ import (
 // loop is the single writer. It takes every command waiting (up to
 // maxBatch), executes them in arrival order against the state (writes apply
 // speculatively), publishes the batch's events pipelined, and hands the batch
-// to the committer, which waits for the stream's acks, syncs, and only then
-// replies. While one batch is being acknowledged and synced the loop already
-// stages the next one: that pipelining, plus one fsync for every batch
-// acknowledged at the time, is the group commit.
+// on as a flight to the acker and then the committer (see commit.go), which
+// reply once it is acknowledged and synced. While earlier batches are being
+// acknowledged and synced the loop already stages the next one.
 func (n *Node) loop() {
 	defer close(n.flights)
 	batch := make([]*pending, 0, n.cfg.maxBatch)
@@ -54,8 +53,8 @@ func (n *Node) loop() {
 }
 
 // recover handles a batch that failed to commit, if any: the speculative
-// state is wrong, so the committer fails everything staged on it, then the
-// state is rebuilt from the stream.
+// state is wrong, so it waits until the acker and committer have failed
+// everything staged on it, then rebuilds the state from the stream.
 func (n *Node) recover() {
 	if err := n.failure(); err != nil {
 		n.barrier()
@@ -63,7 +62,8 @@ func (n *Node) recover() {
 	}
 }
 
-// flight is a staged batch on its way through the committer.
+// flight is a staged batch on its way through the acker and committer, or,
+// with barrier set, a marker the committer closes when it gets there.
 type flight struct {
 	writes  []*staged
 	reads   []*pending
@@ -280,7 +280,6 @@ func encodeEvent(ev *events.Event) (body, current []byte) {
 	return append(b, '}'), current
 }
 
-// appendMeta encodes m as json.Marshal does, omitempty fields included.
 // appendRecordField appends the omitempty record field name and returns
 // the record's encoding, a slice of b.
 func appendRecordField(b []byte, name string, r events.Record) (out, enc []byte) {

@@ -32,7 +32,7 @@ type Node struct {
 	queue   chan *pending
 	flights chan *flight  // staged batches, loop → acker
 	acked   chan *flight  // acknowledged batches, acker → committer
-	wake    chan struct{} // committer → loop: a batch failed, recover
+	wake    chan struct{} // acker or committer → loop: a batch failed, recover
 	done    chan struct{}
 	stopMu  sync.Mutex
 	closed  bool

@@ -71,8 +71,9 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithSyncer makes the node call s after each appended batch and before it
-// replies: the group commit's fsync (see EmbeddedSyncer).
+// WithSyncer makes the node call s once per group of batches the stream has
+// acknowledged, before it replies to them: the group commit's fsync (see
+// EmbeddedSyncer).
 func WithSyncer(s Syncer) Option {
 	return func(c *config) error { c.syncer = s; return nil }
 }
