@@ -9,14 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/internal/storetest"
-	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -53,12 +51,18 @@ func runCascades(t *testing.T, url string, steps []cascadeStep) (map[string]stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, def := range sc.Buckets {
-		if err := cl.Define(ctx, def); err != nil {
-			t.Fatal(err)
-		}
+	if err := sc.Define(ctx, cl); err != nil {
+		t.Fatal(err)
 	}
-	startRunner(t, url, sc.Rules)
+	rules, err := examples.RunRules(ctx, url, sc.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rules.Stop(); err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 
 	traces := map[string]string{}
 	for _, s := range steps {
@@ -84,33 +88,6 @@ func runCascades(t *testing.T, url string, steps []cascadeStep) (map[string]stri
 		t.Fatal(err)
 	}
 	return traces, first
-}
-
-// startRunner runs set on its own connection until the test ends.
-func startRunner(t *testing.T, url string, set *rulenode.RuleSet) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcl, err := client.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rulenode.NewRunner(js, rcl, set).Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
 }
 
 func TestTrace(t *testing.T) {

@@ -85,10 +85,8 @@ func TestCycleInJaeger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, def := range sc.Buckets {
-		if err := cl.Define(ctx, def); err != nil {
-			t.Fatalf("define %s: %v", def.Bucket, err)
-		}
+	if err := sc.Define(ctx, cl); err != nil {
+		t.Fatal(err)
 	}
 	traceID := orderLifecycle(ctx, t, cl)
 	if err := cl.Settle(ctx, client.SettleRuleSets(sc.Rules.Name)); err != nil {
