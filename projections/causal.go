@@ -73,10 +73,12 @@ func traceID(tp string) string {
 	return ""
 }
 
-// Print writes the cascade as an indented tree, one event a line:
+// Print writes the cascade as a header line and an indented tree, one event
+// a line:
 //
-//	bucket.orders.updated key=1 hop=0 seq=7
-//	└─ [loyalty-on-ship] bucket.loyalty.inserted key=alice hop=1 seq=8
+//	cascade 3fX… (2 events)
+//	└─ bucket.orders.updated key=1 hop=0 seq=7 at=12:00:00.000
+//	   └─ [loyalty-on-ship] bucket.loyalty.inserted key=alice hop=1 seq=8 at=12:00:00.004
 func (c *Cascade) Print(w io.Writer) {
 	fmt.Fprintf(w, "cascade %s (%d events)\n", c.CorrelationID, c.Size)
 	for i, r := range c.Roots {
@@ -100,7 +102,7 @@ func (n *CausalNode) print(w io.Writer, indent string, last bool) {
 	}
 	line += " at=" + time.UnixMilli(m.Time).UTC().Format("15:04:05.000")
 	if m.TxID != "" {
-		line += " tx=" + m.TxID[:8]
+		line += " tx=" + m.TxID[:min(8, len(m.TxID))] // a prefix is enough to tell transactions apart
 	}
 	if n.TraceID != "" {
 		line += " trace=" + n.TraceID
@@ -113,7 +115,7 @@ func (n *CausalNode) print(w io.Writer, indent string, last bool) {
 }
 
 // TraceIDs returns the distinct trace ids the cascade's events carried, in
-// stream order.
+// the order a depth-first walk from the roots meets them.
 func (c *Cascade) TraceIDs() []string {
 	var ids []string
 	seen := map[string]bool{}

@@ -109,16 +109,8 @@ func DecodeMessage(subject string, data []byte) (Message, error) {
 	return Message{Event: e}, nil
 }
 
-// ApplyMessage folds one raw stream message (see DecodeMessage).
-func (s *State) ApplyMessage(seq uint64, subject string, data []byte) error {
-	m, err := DecodeMessage(subject, data)
-	if err != nil {
-		return fmt.Errorf("projections: seq %d: %w", seq, err)
-	}
-	return s.ApplyDecoded(seq, m)
-}
-
-// ApplyDecoded folds one decoded stream message at stream sequence seq.
+// ApplyDecoded folds one stream message, decoded by DecodeMessage, at
+// stream sequence seq.
 func (s *State) ApplyDecoded(seq uint64, m Message) error {
 	switch {
 	case m.Schema != nil:
