@@ -48,9 +48,9 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.name, "name", daemon.Env("STORELOOP_RULESET", ""), "rule-set name, overriding the file's: the durable consumer (env STORELOOP_RULESET)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
-	fs.IntVar(&f.concurrency, "concurrency", envInt("STORELOOP_CONCURRENCY", rulenode.DefaultConcurrency), "events worked on at a time (env STORELOOP_CONCURRENCY)")
-	fs.IntVar(&f.maxDeliver, "max-deliver", envInt("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
-	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict")
+	fs.IntVar(&f.concurrency, "concurrency", envParse("STORELOOP_CONCURRENCY", rulenode.DefaultConcurrency, strconv.Atoi), "events worked on at a time (env STORELOOP_CONCURRENCY)")
+	fs.IntVar(&f.maxDeliver, "max-deliver", envParse("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver, strconv.Atoi), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
+	fs.DurationVar(&f.ackWait, "ack-wait", envParse("STORELOOP_ACK_WAIT", rulenode.DefaultAckWait, time.ParseDuration), "redeliver an event after this long without a verdict (env STORELOOP_ACK_WAIT)")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
 	start := fs.String("start", daemon.Env("STORELOOP_START", rulenode.StartAll.String()), "where a NEW rule set's consumer starts: all (the stream's history too) or new (only events appended from now); an existing consumer keeps its position (env STORELOOP_START)")
 	f.Register(fs)
@@ -70,11 +70,11 @@ func parseFlags(args []string) (*flags, error) {
 	return f, nil
 }
 
-// envInt is daemon.Env for numbers; a malformed value keeps def, and the
-// flag's default shown in -help says which.
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(daemon.Env(name, "")); err == nil {
-		return n
+// envParse is daemon.Env for numbers and durations; a malformed value
+// keeps def, and the flag's default shown in -help says which.
+func envParse[T any](name string, def T, parse func(string) (T, error)) T {
+	if v, err := parse(daemon.Env(name, "")); err == nil {
+		return v
 	}
 	return def
 }

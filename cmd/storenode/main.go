@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/daemon"
 	"github.com/storeloop/storeloop/storenode"
 	"github.com/storeloop/storeloop/tracing"
@@ -39,12 +40,21 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.listen, "listen", daemon.Env("STORELOOP_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env STORELOOP_LISTEN)")
 	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", ""), "use this external NATS server instead of an embedded one (env STORELOOP_NATS)")
 	fs.StringVar(&f.fsync, "fsync", daemon.Env("STORELOOP_FSYNC", string(storenode.FsyncBatch)), "embedded durability: batch (fsync per group commit), always (NATS fsyncs every message) or periodic (env STORELOOP_FSYNC)")
-	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", "store"), "command subject prefix (env STORELOOP_PREFIX)")
-	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", "STORELOOP"), "event stream name (env STORELOOP_STREAM)")
+	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
+	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
-	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server)")
+	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
-	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs")
+	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
+	// Numbers and booleans from the environment go through the flag's own
+	// parser, so a malformed value is an error naming the variable.
+	for name, env := range map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"} {
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(name, v); err != nil {
+				return nil, fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
