@@ -227,3 +227,25 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+// --prefix falls back on STORELOOP_PREFIX, as --nats on STORELOOP_NATS and
+// the daemons' --prefix do; the flag wins over the variable.
+func TestPrefixFromEnvironment(t *testing.T) {
+	url := storetest.Start(t)
+	t.Setenv("STORELOOP_PREFIX", "elsewhere")
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{name: "environment: nothing answers on elsewhere.>", args: []string{"buckets", "--timeout", "200ms"}, code: exitUnavailable},
+		{name: "flag over environment", args: []string{"--prefix", events.DefaultCommandPrefix, "buckets"}, code: exitOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, stderr, code := cli(t, url, "", tc.args...); code != tc.code {
+				t.Fatalf("exit %d (%s), want %d", code, stderr, tc.code)
+			}
+		})
+	}
+}

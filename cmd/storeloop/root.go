@@ -27,16 +27,18 @@ const (
 	exitUnavailable = 3 // NATS or the store node cannot be reached
 )
 
-// Defaults of the global flags.
+// Defaults of the global flags, and the environment variables that
+// stand in for them (as for the daemons).
 const (
 	defaultNATSURL = "nats://127.0.0.1:4222"
 	envNATSURL     = "STORELOOP_NATS"
+	envPrefix      = "STORELOOP_PREFIX"
 )
 
 // rootCmd is the storeloop command. Other files of this package add their
 // subcommands with func init() { rootCmd.AddCommand(...) }, write to
 // cmd.OutOrStdout(), read cmd.InOrStdin(), use cmd.Context(), and get a
-// client with dial(cmd) (or the URL with global.natsURL(cmd)).
+// client with dial(cmd) (or the URL with natsURL(cmd)).
 var rootCmd = &cobra.Command{
 	Use:           "storeloop",
 	Short:         "Work with a storeloop store: buckets, records, events",
@@ -61,26 +63,31 @@ var global struct {
 func init() {
 	pf := rootCmd.PersistentFlags()
 	pf.StringVar(&global.nats, "nats", defaultNATSURL, "NATS URL (env "+envNATSURL+")")
-	pf.StringVar(&global.prefix, "prefix", events.DefaultCommandPrefix, "command subject prefix")
+	pf.StringVar(&global.prefix, "prefix", events.DefaultCommandPrefix, "command subject prefix (env "+envPrefix+")")
 	pf.DurationVar(&global.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
 	rootCmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
 // natsURL returns --nats, else $STORELOOP_NATS, else the default.
-func natsURL(cmd *cobra.Command) string {
-	if f := cmd.Flag("nats"); f != nil && f.Changed {
-		return global.nats
+func natsURL(cmd *cobra.Command) string { return flagOrEnv(cmd, "nats", envNATSURL) }
+
+// flagOrEnv returns the string flag name when given, else the environment
+// variable env when set, else the flag's default.
+func flagOrEnv(cmd *cobra.Command, name, env string) string {
+	f := cmd.Flag(name)
+	if f.Changed {
+		return f.Value.String()
 	}
-	if env := os.Getenv(envNATSURL); env != "" {
-		return env
+	if v := os.Getenv(env); v != "" {
+		return v
 	}
-	return global.nats
+	return f.Value.String()
 }
 
 // dial connects a client with the global flags; the command should Close it.
 func dial(cmd *cobra.Command) (*client.Client, error) {
 	return client.Connect(natsURL(cmd),
-		client.WithCommandPrefix(global.prefix),
+		client.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
 		client.WithTimeout(global.timeout),
 		client.WithName("storeloop-cli"))
 }
