@@ -11,8 +11,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 )
 
-// DefaultMaxHop is the hop count past which a rule set does not act on an
-// event, when the rule set does not say otherwise.
+// DefaultMaxHop is the MaxHop of a rule set that does not set one.
 const DefaultMaxHop = 16
 
 // Caps on a rule set, against hostile or runaway files.
@@ -28,7 +27,8 @@ const (
 // every rule node running a set of the same name shares the work.
 type RuleSet struct {
 	Name string
-	// MaxHop is the largest event hop count the set acts on.
+	// MaxHop stops loops: an event whose hop count is MaxHop or more is
+	// not acted on (the runner dead-letters it, reason max_hop).
 	MaxHop int
 	Rules  []*Rule
 	// File is the file the set was loaded from, if any.

@@ -67,7 +67,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.deadLetters, errs[5] = m.meter.Int64Counter("storeloop.deadletters",
 		metric.WithDescription("Events sent to the dead-letter stream, by rule set and reason."), metric.WithUnit("{event}"))
 	m.maxHopStops, errs[6] = m.meter.Int64Counter("storeloop.maxhop.stops",
-		metric.WithDescription("Events not acted on because their hop count passed maxHop."), metric.WithUnit("{event}"))
+		metric.WithDescription("Events not acted on because their hop count reached maxHop."), metric.WithUnit("{event}"))
 	m.pending, errs[7] = m.meter.Int64ObservableGauge("storeloop.consumer.pending",
 		metric.WithDescription("Events in the stream not yet delivered to a rule set's consumer."), metric.WithUnit("{event}"))
 	m.ruleSkips, errs[8] = m.meter.Int64Counter("storeloop.rule.skips",
