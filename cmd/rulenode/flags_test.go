@@ -40,3 +40,39 @@ func TestStartFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestNumericFlagsFromEnvironment(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    int
+		wantErr bool
+	}{
+		{name: "default", want: rulenode.DefaultConcurrency},
+		{name: "environment", env: map[string]string{"STORELOOP_CONCURRENCY": "3"}, want: 3},
+		{name: "flag over environment", env: map[string]string{"STORELOOP_CONCURRENCY": "3"}, args: []string{"--concurrency", "5"}, want: 5},
+		{name: "malformed environment", env: map[string]string{"STORELOOP_CONCURRENCY": "many"}, wantErr: true},
+		{name: "malformed duration", env: map[string]string{"STORELOOP_ACK_WAIT": "soon"}, wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"STORELOOP_CONCURRENCY", "STORELOOP_ACK_WAIT"} {
+				t.Setenv(name, tc.env[name])
+				if _, ok := tc.env[name]; !ok {
+					os.Unsetenv(name)
+				}
+			}
+			f, err := parseFlags(append([]string{"--rules", "r.yaml"}, tc.args...))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("parsed concurrency %d, want an error", f.concurrency)
+				}
+				return
+			}
+			if err != nil || f.concurrency != tc.want {
+				t.Fatalf("concurrency = %v, %v; want %d", f, err, tc.want)
+			}
+		})
+	}
+}

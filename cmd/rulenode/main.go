@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,14 +47,18 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.name, "name", daemon.Env("STORELOOP_RULESET", ""), "rule-set name, overriding the file's: the durable consumer (env STORELOOP_RULESET)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
-	fs.IntVar(&f.concurrency, "concurrency", envParse("STORELOOP_CONCURRENCY", rulenode.DefaultConcurrency, strconv.Atoi), "events worked on at a time (env STORELOOP_CONCURRENCY)")
-	fs.IntVar(&f.maxDeliver, "max-deliver", envParse("STORELOOP_MAX_DELIVER", rulenode.DefaultMaxDeliver, strconv.Atoi), "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
-	fs.DurationVar(&f.ackWait, "ack-wait", envParse("STORELOOP_ACK_WAIT", rulenode.DefaultAckWait, time.ParseDuration), "redeliver an event after this long without a verdict (env STORELOOP_ACK_WAIT)")
+	fs.IntVar(&f.concurrency, "concurrency", rulenode.DefaultConcurrency, "events worked on at a time (env STORELOOP_CONCURRENCY)")
+	fs.IntVar(&f.maxDeliver, "max-deliver", rulenode.DefaultMaxDeliver, "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
+	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict (env STORELOOP_ACK_WAIT)")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
 	start := fs.String("start", daemon.Env("STORELOOP_START", rulenode.StartAll.String()), "where a NEW rule set's consumer starts: all (the stream's history too) or new (only events appended from now); an existing consumer keeps its position (env STORELOOP_START)")
 	f.Register(fs)
-	err := fs.Parse(args)
+	err := daemon.SetFromEnv(fs, map[string]string{
+		"concurrency": "STORELOOP_CONCURRENCY", "max-deliver": "STORELOOP_MAX_DELIVER", "ack-wait": "STORELOOP_ACK_WAIT"})
 	if err != nil {
+		return nil, err
+	}
+	if err = fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if f.start, err = rulenode.ParseStartPolicy(*start); err != nil {
@@ -68,15 +71,6 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, fmt.Errorf("--rules FILE is required")
 	}
 	return f, nil
-}
-
-// envParse is daemon.Env for numbers and durations; a malformed value
-// keeps def, and the flag's default shown in -help says which.
-func envParse[T any](name string, def T, parse func(string) (T, error)) T {
-	if v, err := parse(daemon.Env(name, "")); err == nil {
-		return v
-	}
-	return def
 }
 
 func run(ctx context.Context, args []string) error {

@@ -46,14 +46,8 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
-	// Numbers and booleans from the environment go through the flag's own
-	// parser, so a malformed value is an error naming the variable.
-	for name, env := range map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"} {
-		if v, ok := os.LookupEnv(env); ok {
-			if err := fs.Set(name, v); err != nil {
-				return nil, fmt.Errorf("%s=%q: %w", env, v, err)
-			}
-		}
+	if err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"}); err != nil {
+		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

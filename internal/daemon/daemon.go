@@ -111,3 +111,19 @@ func (c *Common) Start(ctx context.Context, service string) (*slog.Logger, func(
 	}
 	return log, shutdown, nil
 }
+
+// SetFromEnv gives the flags of fs named in vars (flag name → environment
+// variable) their value from the environment, before fs.Parse, so that the
+// command line still wins. The value goes through the flag's own parser: a
+// malformed number or duration is an error naming the variable, not a
+// silent default.
+func SetFromEnv(fs *flag.FlagSet, vars map[string]string) error {
+	for name, env := range vars {
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	}
+	return nil
+}
