@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -127,6 +128,14 @@ func buildJaeger() (string, error) {
 	if root == "." || root == "" {
 		return "", errors.New("not inside the storeloop module: cannot find tools/")
 	}
+	// Test binaries of several packages start at once under `go test ./...`;
+	// the first build takes minutes on two cores, so let one process build
+	// while the others wait for the cached result instead of building too.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "storeloop-jaeger-build.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	cmd := exec.Command("go", "tool", "-n", "jaeger")
 	cmd.Dir = filepath.Join(root, "tools")
 	var stderr bytes.Buffer
@@ -136,6 +145,23 @@ func buildJaeger() (string, error) {
 		return "", fmt.Errorf("build jaeger in %s: %w\n%s", cmd.Dir, err, stderr.String())
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// lockFile takes an exclusive lock on path, shared by every process on
+// the machine, and returns its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("jaeger build lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("jaeger build lock: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // configTemplate keeps Jaeger to four loopback ports (the all-in-one default
