@@ -25,5 +25,5 @@ func ExampleLoad() {
 	// bucket inventory key sku
 	// bucket reorderRequests key id
 	// rule set reorder reads [bucket.inventory.updated]
-	// cycle reorder/reorder-on-low-stock -[bucket.inventory.updated]-> reorder/reorder-on-low-stock
+	// cycle reorder/reorder-on-low-stock (noLoop) -[bucket.inventory.updated]-> reorder/reorder-on-low-stock
 }

@@ -160,11 +160,12 @@ filters:  bucket.inventory.updated
 rule reorder-on-low-stock
   on:     bucket.inventory.updated
   when:   event.newRecord.quantity < 10 && !event.newRecord.reorder
+  noLoop: ignores events of its own writes
   then:
-    tx of 2 ops, atomic (line 19), onConflict skip
-      update inventory (line 22), expectVersion ${event.newRecord._version}
-      insert reorderRequests (line 27)
-    log info (line 30)
+    tx of 2 ops, atomic (line 22), onConflict skip
+      update inventory (line 25), expectVersion ${event.newRecord._version}
+      insert reorderRequests (line 30)
+    log info (line 33)
 `},
 		{name: "version checks", args: []string{"../../rulenode/testdata/version-checks.yaml"}, stdout: `rule set: versions (durable consumer versions)
 maxHop:   16
