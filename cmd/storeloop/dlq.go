@@ -245,7 +245,7 @@ func deleteDeadLetter(cmd *cobra.Command, s jetstream.Stream, seq uint64) error 
 }
 
 func dlqRetryCmd() *cobra.Command {
-	var rules, stream string
+	var rules string
 	var keep bool
 	cmd := &cobra.Command{
 		Use:   "retry SEQ --rules FILE",
@@ -284,7 +284,7 @@ re-publishes the event. On success the dead letter is deleted, unless
 				if err != nil {
 					return err
 				}
-				ran, err := rulenode.NewRunner(js, c, set, rulenode.WithStream(stream)).Retry(cmd.Context(), &d.DeadLetter)
+				ran, err := rulenode.NewRunner(js, c, set, rulenode.WithStream(streamName(cmd))).Retry(cmd.Context(), &d.DeadLetter)
 				if err != nil {
 					return fmt.Errorf("dead letter %d: %w", seq, err)
 				}
@@ -306,7 +306,6 @@ re-publishes the event. On success the dead letter is deleted, unless
 		},
 	}
 	cmd.Flags().StringVar(&rules, "rules", "", "YAML rule file of the dead letter's rule set")
-	cmd.Flags().StringVar(&stream, "stream", events.DefaultStream, "event stream name")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the dead letter after a successful retry")
 	return cmd
 }

@@ -249,3 +249,20 @@ func TestPrefixFromEnvironment(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamFlagAndEnvironment(t *testing.T) {
+	url := storetest.Start(t)
+	if _, stderr, code := cli(t, url, "", "trace"); code != exitOK {
+		t.Fatalf("trace on the default stream: exit %d stderr %q", code, stderr)
+	}
+	if _, stderr, code := cli(t, url, "", "trace", "--stream", "NOPE"); code == exitOK || !strings.Contains(stderr, "NOPE") && !strings.Contains(stderr, "stream") {
+		t.Fatalf("trace --stream NOPE: exit %d stderr %q, want a failure naming the stream", code, stderr)
+	}
+	t.Setenv(envStream, "NOPE")
+	if _, _, code := cli(t, url, "", "trace"); code == exitOK {
+		t.Fatalf("trace with %s=NOPE succeeded: the environment was not used", envStream)
+	}
+	if _, stderr, code := cli(t, url, "", "trace", "--stream", "STORELOOP"); code != exitOK {
+		t.Fatalf("--stream over the environment: exit %d stderr %q", code, stderr)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	defaultNATSURL = "nats://127.0.0.1:4222"
 	envNATSURL     = "STORELOOP_NATS"
 	envPrefix      = "STORELOOP_PREFIX"
+	envStream      = "STORELOOP_STREAM"
 )
 
 // rootCmd is the storeloop command. Other files of this package add their
@@ -56,6 +57,7 @@ var rootCmd = &cobra.Command{
 var global struct {
 	nats    string
 	prefix  string
+	stream  string
 	timeout time.Duration
 	started bool
 }
@@ -64,9 +66,13 @@ func init() {
 	pf := rootCmd.PersistentFlags()
 	pf.StringVar(&global.nats, "nats", defaultNATSURL, "NATS URL (env "+envNATSURL+")")
 	pf.StringVar(&global.prefix, "prefix", events.DefaultCommandPrefix, "command subject prefix (env "+envPrefix+")")
+	pf.StringVar(&global.stream, "stream", events.DefaultStream, "event stream name (env "+envStream+")")
 	pf.DurationVar(&global.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
 	rootCmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
+
+// streamName returns --stream, else $STORELOOP_STREAM, else the default.
+func streamName(cmd *cobra.Command) string { return flagOrEnv(cmd, "stream", envStream) }
 
 // natsURL returns --nats, else $STORELOOP_NATS, else the default.
 func natsURL(cmd *cobra.Command) string { return flagOrEnv(cmd, "nats", envNATSURL) }
@@ -88,6 +94,7 @@ func flagOrEnv(cmd *cobra.Command, name, env string) string {
 func dial(cmd *cobra.Command) (*client.Client, error) {
 	return client.Connect(natsURL(cmd),
 		client.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
+		client.WithStream(streamName(cmd)),
 		client.WithTimeout(global.timeout),
 		client.WithName("storeloop-cli"))
 }
