@@ -92,6 +92,25 @@ const (
 	ConflictFail OnConflict = "fail"
 )
 
+// OnMissing is what becomes of a rule when the store answers one of its
+// writes with not_found: an update (also inside a tx) of a record that
+// does not exist.
+type OnMissing string
+
+const (
+	// MissingRetry, also the default, fails the rule as a transient
+	// error: the record may yet be written (its insert is on its way), so
+	// a runner delivers the event again after a backoff and dead-letters
+	// it (reason failed) after its last delivery.
+	MissingRetry OnMissing = "retry"
+	// MissingSkip stops the rule for this event without failing, as
+	// [ConflictSkip] does: "update it if it exists".
+	MissingSkip OnMissing = "skip"
+	// MissingFail fails the rule at once: a runner dead-letters the event
+	// on its first delivery (reason rejected).
+	MissingFail OnMissing = "fail"
+)
+
 // MaxForEachItems is the most records one forEach acts on; more is an
 // error rather than an unbounded fan-out.
 const MaxForEachItems = 10_000
@@ -119,6 +138,9 @@ type Action struct {
 	// OnConflict (insert, update, delete, tx) says what a conflict does;
 	// see [Action.ConflictPolicy].
 	OnConflict OnConflict
+	// OnMissing (update, tx) says what a not_found answer does; "" is
+	// [MissingRetry].
+	OnMissing OnMissing
 
 	Where   *Value    // forEach; nil matches all
 	As      string    // forEach loop variable
@@ -172,10 +194,29 @@ func (a *Action) ConflictPolicy() OnConflict {
 	return ConflictFail
 }
 
+// policyFor maps the store's answer err to a write or tx action to what
+// the action says to do about it: its onConflict for a conflict, its
+// onMissing for not_found; "" for any other error, which fails the rule
+// as usual (retried unless isPermanent).
+func (a *Action) policyFor(err error) string {
+	switch {
+	case errors.Is(err, events.ErrConflict):
+		return string(a.ConflictPolicy())
+	case errors.Is(err, events.ErrNotFound):
+		if a.OnMissing == "" {
+			return string(MissingRetry)
+		}
+		return string(a.OnMissing)
+	}
+	return ""
+}
+
 // SkipError is a rule stopped on an event by a conflict under
-// onConflict: skip. The actions before the one at Path are done, the rest
-// are not run, and a runner acknowledges the event: it is not a failure.
-// Err is the store's conflict error. A Go handler may return one too.
+// onConflict: skip, or a missing record under onMissing: skip. The
+// actions before the one at Path are done, the rest are not run, and a
+// runner acknowledges the event: it is not a failure. Err is the store's
+// error (matching events.ErrConflict or events.ErrNotFound). A Go handler
+// may return one too.
 type SkipError struct {
 	RuleID string
 	Path   string
@@ -196,6 +237,10 @@ type ActionError struct {
 	Path   string
 	Kind   ActionKind
 	Err    error
+	// Rejected is set when the action's onConflict or onMissing is fail:
+	// delivering the event again is not wanted, a runner dead-letters it
+	// at once (reason rejected).
+	Rejected bool
 }
 
 func (e *ActionError) Error() string {
@@ -333,11 +378,15 @@ func (x *executor) run(ctx context.Context, a *Action, path string, vars map[str
 	return nil
 }
 
-// writeFailed is fail for the store call of write or tx action a: a
-// conflict under onConflict skip stops the rule with a *SkipError instead.
+// writeFailed is fail for the store call of write or tx action a, as the
+// action's policy for the error says: skip stops the rule with a
+// *SkipError instead, fail marks the *ActionError rejected.
 func (x *executor) writeFailed(path string, a *Action, err error) error {
-	if errors.Is(err, events.ErrConflict) && a.ConflictPolicy() == ConflictSkip {
+	switch a.policyFor(err) {
+	case "skip":
 		return &SkipError{RuleID: x.rule.ID, Path: path, Kind: a.Kind, Err: err}
+	case "fail":
+		return &ActionError{RuleID: x.rule.ID, Path: path, Kind: a.Kind, Err: err, Rejected: true}
 	}
 	return x.fail(path, a.Kind, err)
 }

@@ -415,12 +415,13 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 	a := &Action{Kind: ActionKind(kind), Line: n.Line}
 	switch a.Kind {
 	case KindInsert:
-		f := l.fields(body, field, "bucket", "record", "onConflict")
+		f := l.fields(body, field, "bucket", "record", "onConflict", "onMissing")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Record = l.requiredValue(f, body, field, "record", sc, l.mapValue)
 		l.onConflict(a, f, field, inTx)
+		l.onMissing(a, f, field, inTx)
 	case KindUpdate:
-		f := l.fields(body, field, "bucket", "key", "changes", "increment", "expectVersion", "onConflict")
+		f := l.fields(body, field, "bucket", "key", "changes", "increment", "expectVersion", "onConflict", "onMissing")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.Changes = l.optionalValue(f, field, "changes", sc, l.mapValue)
@@ -430,18 +431,21 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 		}
 		a.ExpectVersion = l.optionalValue(f, field, "expectVersion", sc, l.versionValue)
 		l.onConflict(a, f, field, inTx)
+		l.onMissing(a, f, field, inTx)
 	case KindUpsert:
-		f := l.fields(body, field, "bucket", "key", "record", "increment")
+		f := l.fields(body, field, "bucket", "key", "record", "increment", "onMissing")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.Record = l.optionalValue(f, field, "record", sc, l.mapValue)
 		a.Increment = l.optionalValue(f, field, "increment", sc, l.mapValue)
+		l.onMissing(a, f, field, inTx)
 	case KindDelete:
-		f := l.fields(body, field, "bucket", "key", "expectVersion", "onConflict")
+		f := l.fields(body, field, "bucket", "key", "expectVersion", "onConflict", "onMissing")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.ExpectVersion = l.optionalValue(f, field, "expectVersion", sc, l.versionValue)
 		l.onConflict(a, f, field, inTx)
+		l.onMissing(a, f, field, inTx)
 	case KindTx:
 		l.tx(a, body, field, sc, depth)
 	case KindForEach:
@@ -470,17 +474,18 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 	return a
 }
 
-// tx compiles a tx: a list of ops, or a mapping {ops, reads?, onConflict?}.
+// tx compiles a tx: a list of ops, or a mapping {ops, reads?, onConflict?,
+// onMissing?}.
 func (l *loader) tx(a *Action, body *yaml.Node, field string, sc *scope, depth int) {
 	if body.Kind == yaml.SequenceNode {
 		a.Ops = l.actionList(body, field, sc, depth, true)
 		return
 	}
 	if body.Kind != yaml.MappingNode {
-		l.errf(body, field, "want a list of actions or a mapping with ops, reads and onConflict, got %s", kindName(body))
+		l.errf(body, field, "want a list of actions or a mapping with ops, reads, onConflict and onMissing, got %s", kindName(body))
 		return
 	}
-	f := l.fields(body, field, "ops", "reads", "onConflict")
+	f := l.fields(body, field, "ops", "reads", "onConflict", "onMissing")
 	if on := f["ops"]; on == nil {
 		l.errf(body, join(field, "ops"), "required")
 	} else {
@@ -490,6 +495,7 @@ func (l *loader) tx(a *Action, body *yaml.Node, field string, sc *scope, depth i
 		a.Reads = l.reads(rn, join(field, "reads"), sc)
 	}
 	l.onConflict(a, f, field, false)
+	l.onMissing(a, f, field, false)
 }
 
 // reads compiles a tx's reads: a non-empty list of {bucket, key, version}.
@@ -538,6 +544,38 @@ func (l *loader) onConflict(a *Action, f map[string]*yaml.Node, field string, in
 		l.errf(n, field, "%s without expectVersion cannot conflict", a.Kind)
 	default:
 		a.OnConflict = p
+	}
+}
+
+// missingMeaningless says why onMissing is refused on a write kind: the
+// store never answers it with not_found.
+var missingMeaningless = map[ActionKind]string{
+	KindInsert: "an insert writes a record that must not exist",
+	KindUpsert: "an upsert of a missing record inserts it",
+	KindDelete: "a delete of a missing record succeeds (deleted: false)",
+}
+
+// onMissing reads the onMissing field of write or tx action a: an update
+// or a tx, not an op inside a tx (the tx is one command with one policy).
+func (l *loader) onMissing(a *Action, f map[string]*yaml.Node, field string, inTx bool) {
+	n := f["onMissing"]
+	if n == nil {
+		return
+	}
+	field = join(field, "onMissing")
+	s, ok := l.str(n, field)
+	if !ok {
+		return
+	}
+	switch p := OnMissing(s); {
+	case p != MissingSkip && p != MissingFail && p != MissingRetry:
+		l.errf(n, field, "want skip, fail or retry, got %q", s)
+	case missingMeaningless[a.Kind] != "":
+		l.errf(n, field, "not on %s: %s", a.Kind, missingMeaningless[a.Kind])
+	case inTx:
+		l.errf(n, field, "set onMissing on the tx, not on its ops: the tx is one command")
+	default:
+		a.OnMissing = p
 	}
 }
 

@@ -100,6 +100,16 @@ func TestLoadErrors(t *testing.T) {
 		{"onConflict unknown", head + "  - id: r\n    on: [x]\n    then:\n      - insert: {bucket: a, record: {}, onConflict: retry}\n", "r", "then[0].insert.onConflict", 6, "want skip or fail, got \"retry\""},
 		{"onConflict without expectVersion", head + "  - id: r\n    on: [x]\n    then:\n      - update: {bucket: a, key: 1, changes: {}, onConflict: skip}\n", "r", "then[0].update.onConflict", 6, "update without expectVersion cannot conflict"},
 		{"onConflict inside tx", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          - delete: {bucket: a, key: 1, expectVersion: 3, onConflict: fail}\n", "r", "then[0].tx[0].delete.onConflict", 7, "set onConflict on the tx"},
+		{"onMissing unknown", head + "  - id: r\n    on: [x]\n    then:\n      - update: {bucket: a, key: 1, changes: {}, onMissing: ignore}\n", "r", "then[0].update.onMissing", 6, "want skip, fail or retry, got \"ignore\""},
+		{"onMissing not a string", head + "  - id: r\n    on: [x]\n    then:\n      - update:\n          bucket: a\n          key: 1\n          changes: {}\n          onMissing: [skip]\n", "r", "then[0].update.onMissing", 10, "want a string"},
+		{"onMissing on insert", head + "  - id: r\n    on: [x]\n    then:\n      - insert: {bucket: a, record: {}, onMissing: skip}\n", "r", "then[0].insert.onMissing", 6, "not on insert"},
+		{"onMissing on upsert", head + "  - id: r\n    on: [x]\n    then:\n      - upsert: {bucket: a, key: 1, onMissing: fail}\n", "r", "then[0].upsert.onMissing", 6, "not on upsert: an upsert of a missing record inserts it"},
+		{"onMissing on delete", head + "  - id: r\n    on: [x]\n    then:\n      - delete: {bucket: a, key: 1, onMissing: skip}\n", "r", "then[0].delete.onMissing", 6, "succeeds (deleted: false)"},
+		{"onMissing on publish", head + "  - id: r\n    on: [x]\n    then:\n      - publish: {subject: a, onMissing: skip}\n", "r", "then[0].publish.onMissing", 6, "unknown field"},
+		{"onMissing on log", head + "  - id: r\n    on: [x]\n    then:\n      - log: {message: x, onMissing: skip}\n", "r", "then[0].log.onMissing", 6, "unknown field"},
+		{"onMissing inside tx", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          - update: {bucket: a, key: 1, changes: {}, onMissing: skip}\n", "r", "then[0].tx[0].update.onMissing", 7, "set onMissing on the tx"},
+		{"onMissing inside forEach in tx", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          - forEach:\n              query: {bucket: a}\n              as: o\n              do:\n                - update: {bucket: b, key: 1, changes: {}, onMissing: fail}\n", "r", "then[0].tx[0].forEach.do[0].update.onMissing", 11, "set onMissing on the tx"},
+		{"onMissing on tx bad", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          ops: [{update: {bucket: a, key: 1, changes: {}}}]\n          onMissing: Skip\n", "r", "then[0].tx.onMissing", 8, "want skip, fail or retry, got \"Skip\""},
 		{"tx without ops", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          onConflict: skip\n", "r", "then[0].tx.ops", 7, "required"},
 		{"tx scalar", head + "  - id: r\n    on: [x]\n    then:\n      - tx: all\n", "r", "then[0].tx", 6, "want a list of actions or a mapping"},
 		{"tx unknown field", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          ops: [{delete: {bucket: a, key: 1}}]\n          retries: 3\n", "r", "then[0].tx.retries", 8, "unknown field"},
@@ -128,6 +138,41 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("got %#v\nwant rule %q field %q line %d reason ~%q", le, tc.rule, tc.field, tc.line, tc.reason)
 			}
 		})
+	}
+}
+
+// onMissing is kept on the update or tx it is set on; unset, it is "",
+// which the runner treats as retry.
+func TestLoadOnMissing(t *testing.T) {
+	const src = `name: t
+rules:
+  - id: r
+    on: [x]
+    then:
+      - update: {bucket: a, key: 1, changes: {}, onMissing: skip}
+      - update: {bucket: a, key: 1, changes: {}, onMissing: fail}
+      - update: {bucket: a, key: 1, changes: {}, onMissing: retry}
+      - update: {bucket: a, key: 1, changes: {}}
+      - tx:
+          ops: [{update: {bucket: a, key: 1, changes: {}}}]
+          onMissing: skip
+`
+	rs, err := Load(strings.NewReader(src), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OnMissing{MissingSkip, MissingFail, MissingRetry, "", MissingSkip}
+	then := rs.Rules[0].Then
+	if len(then) != len(want) {
+		t.Fatalf("%d actions, want %d", len(then), len(want))
+	}
+	for i, w := range want {
+		if then[i].OnMissing != w {
+			t.Errorf("action %d (%s) onMissing = %q, want %q", i, then[i].Kind, then[i].OnMissing, w)
+		}
+	}
+	if op := then[4].Ops[0]; op.OnMissing != "" {
+		t.Errorf("tx op onMissing = %q, want unset (the tx has it)", op.OnMissing)
 	}
 }
 

@@ -214,10 +214,11 @@ func (r *Runner) validate() error {
 // the dead-letter stream with its payload and the error and is terminated.
 // A failing event never holds up the others. Retrying cannot help an
 // expression that does not evaluate, nor a command the store refused as
-// invalid or as a conflict (it answers the same command id the same way).
-// A rule stopped by a conflict under onConflict: skip ([SkipError]) has
-// not failed: it is logged at info and marked on its span, and the event
-// is acknowledged.
+// invalid or as a conflict (it answers the same command id the same way),
+// nor an action whose onConflict or onMissing is fail. A rule stopped
+// under onConflict: skip or onMissing: skip ([SkipError]) has not failed:
+// it is logged at info and marked on its span, and the event is
+// acknowledged.
 //
 // Ordering: events of the same record (bucket and key) are worked on one
 // at a time, in stream order, within one runner. Across runners sharing the
@@ -429,9 +430,9 @@ func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letter
 }
 
 // SpanEventRuleSkipped is the event a rule's span gets when the rule
-// stopped on a conflict under onConflict: skip ([SkipError]), with the
-// attributes storeloop.action_path and storeloop.conflict (the store's
-// message).
+// stopped on a conflict under onConflict: skip, or a missing record under
+// onMissing: skip ([SkipError]), with the attributes storeloop.action_path
+// and storeloop.conflict or storeloop.not_found (the store's message).
 const SpanEventRuleSkipped = "storeloop.rule.skipped"
 
 // runRule executes one eligible rule for e's event in its own span, with the
@@ -462,12 +463,17 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *e
 	if !errors.As(err, &skip) {
 		return err
 	}
-	// The state the rule decided on has changed since ev: the event that
-	// changed it is evaluated on its own, so this one is done.
+	// The state the rule decided on has changed since ev (the event that
+	// changed it is evaluated on its own), or the record it writes does
+	// not exist and the rule says so be it: this event is done.
+	attr, why := "storeloop.conflict", "the state it decided on has changed"
+	if errors.Is(skip.Err, events.ErrNotFound) {
+		attr, why = "storeloop.not_found", "a record it writes is missing"
+	}
 	span.AddEvent(SpanEventRuleSkipped, trace.WithAttributes(
 		attribute.String("storeloop.action_path", skip.Path),
-		attribute.String("storeloop.conflict", skip.Err.Error())))
-	log.InfoContext(ctx, "rule node: rule skipped, the state it decided on has changed",
+		attribute.String(attr, skip.Err.Error())))
+	log.InfoContext(ctx, "rule node: rule skipped, "+why,
 		"rule", rule.ID, "path", skip.Path, "err", skip.Err)
 	if m := r.o.metrics; m != nil {
 		m.RuleSkipped(ctx, rule.ID)
@@ -479,9 +485,11 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *e
 // must fail the same way: its expressions do not evaluate on this event,
 // or the store refused the command itself. A conflict is permanent too:
 // the store answers a command id it has seen with its first reply, and
-// versions only grow.
+// versions only grow. So is whatever the action's onConflict or onMissing
+// says to fail on.
 func isPermanent(err error) bool {
 	var ee *EvalError
-	return errors.As(err, &ee) || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
+	var ae *ActionError
+	return errors.As(err, &ee) || errors.As(err, &ae) && ae.Rejected || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
 		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath)
 }
