@@ -23,11 +23,11 @@
 // Actions, one kind each:
 //
 //	insert:  {bucket, record, onConflict?}
-//	update:  {bucket, key, changes?, increment?, expectVersion?, onConflict?}
+//	update:  {bucket, key, changes?, increment?, expectVersion?, onConflict?, onMissing?}
 //	upsert:  {bucket, key, record?, increment?}
 //	delete:  {bucket, key, expectVersion?, onConflict?}
 //	tx:      [insert | update | upsert | delete | forEach of those ...]   one atomic command
-//	tx:      {ops: [...as above], reads?: [{bucket, key, version}], onConflict?}
+//	tx:      {ops: [...as above], reads?: [{bucket, key, version}], onConflict?, onMissing?}
 //	forEach: {query: {bucket, where?}, as: name, key?: field, do: [actions]}
 //	publish: {subject, data?}    (not on bucket.>, storeloop.> or $...)
 //	log:     {message, level?: debug|info|warn|error}
@@ -78,6 +78,34 @@
 // reply, so the same event would meet the same conflict. For the same
 // reason a redelivered event whose first attempt committed gets that
 // attempt's success, not a conflict with the version it wrote itself.
+//
+// # Missing records
+//
+// An update of a record that does not exist is answered not_found (so is a
+// tx holding one: it fails whole). onMissing, on the update or on the tx
+// for all its ops, says what that does:
+//
+//   - retry, the default: a failure like any transient one, since the
+//     record's insert may be on its way; a runner delivers the event again
+//     after a backoff and dead-letters it (reason failed) after the last
+//     delivery.
+//   - skip: the rule stops for this event as under onConflict: skip (a
+//     [SkipError]; a runner acknowledges the event, logs at info, adds
+//     [SpanEventRuleSkipped] and counts a skip).
+//   - fail: a runner dead-letters the event at once (reason rejected).
+//
+// skip is "update it if it exists":
+//
+//	then:
+//	  - update:
+//	      bucket: inventory
+//	      key: ${event.newRecord.sku}
+//	      increment: { quantity: "${-event.newRecord.qty}" }
+//	      onMissing: skip
+//
+// onMissing is refused on insert, upsert (a missing record is inserted),
+// delete (a missing record is answered deleted: false, not an error),
+// publish and log, and on the ops of a tx.
 //
 // # Expressions and values
 //

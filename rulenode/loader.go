@@ -415,11 +415,10 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 	a := &Action{Kind: ActionKind(kind), Line: n.Line}
 	switch a.Kind {
 	case KindInsert:
-		f := l.fields(body, field, "bucket", "record", "onConflict", "onMissing")
+		f := l.fields(body, field, "bucket", "record", "onConflict")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Record = l.requiredValue(f, body, field, "record", sc, l.mapValue)
 		l.onConflict(a, f, field, inTx)
-		l.onMissing(a, f, field, inTx)
 	case KindUpdate:
 		f := l.fields(body, field, "bucket", "key", "changes", "increment", "expectVersion", "onConflict", "onMissing")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
@@ -433,19 +432,17 @@ func (l *loader) action(n *yaml.Node, field string, sc *scope, depth int, inTx b
 		l.onConflict(a, f, field, inTx)
 		l.onMissing(a, f, field, inTx)
 	case KindUpsert:
-		f := l.fields(body, field, "bucket", "key", "record", "increment", "onMissing")
+		f := l.fields(body, field, "bucket", "key", "record", "increment")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.Record = l.optionalValue(f, field, "record", sc, l.mapValue)
 		a.Increment = l.optionalValue(f, field, "increment", sc, l.mapValue)
-		l.onMissing(a, f, field, inTx)
 	case KindDelete:
-		f := l.fields(body, field, "bucket", "key", "expectVersion", "onConflict", "onMissing")
+		f := l.fields(body, field, "bucket", "key", "expectVersion", "onConflict")
 		a.Bucket = l.required(f, body, field, "bucket", l.bucket)
 		a.Key = l.requiredValue(f, body, field, "key", sc, l.keyValue)
 		a.ExpectVersion = l.optionalValue(f, field, "expectVersion", sc, l.versionValue)
 		l.onConflict(a, f, field, inTx)
-		l.onMissing(a, f, field, inTx)
 	case KindTx:
 		l.tx(a, body, field, sc, depth)
 	case KindForEach:
@@ -547,16 +544,10 @@ func (l *loader) onConflict(a *Action, f map[string]*yaml.Node, field string, in
 	}
 }
 
-// missingMeaningless says why onMissing is refused on a write kind: the
-// store never answers it with not_found.
-var missingMeaningless = map[ActionKind]string{
-	KindInsert: "an insert writes a record that must not exist",
-	KindUpsert: "an upsert of a missing record inserts it",
-	KindDelete: "a delete of a missing record succeeds (deleted: false)",
-}
-
-// onMissing reads the onMissing field of write or tx action a: an update
-// or a tx, not an op inside a tx (the tx is one command with one policy).
+// onMissing reads the onMissing field of an update or tx: the only
+// actions the store answers not_found (an upsert inserts a missing record,
+// a delete answers deleted: false). Inside a tx it is refused: the tx is
+// one command and has the one policy.
 func (l *loader) onMissing(a *Action, f map[string]*yaml.Node, field string, inTx bool) {
 	n := f["onMissing"]
 	if n == nil {
@@ -570,8 +561,6 @@ func (l *loader) onMissing(a *Action, f map[string]*yaml.Node, field string, inT
 	switch p := OnMissing(s); {
 	case p != MissingSkip && p != MissingFail && p != MissingRetry:
 		l.errf(n, field, "want skip, fail or retry, got %q", s)
-	case missingMeaningless[a.Kind] != "":
-		l.errf(n, field, "not on %s: %s", a.Kind, missingMeaningless[a.Kind])
 	case inTx:
 		l.errf(n, field, "set onMissing on the tx, not on its ops: the tx is one command")
 	default:

@@ -137,7 +137,7 @@ rule loyalty-on-ship
   on:     bucket.orders.updated
   when:   event.oldRecord.status != 'shipped' && event.newRecord.status == 'shipped'
   then:
-    upsert loyalty (line 18)
+    upsert loyalty (line 19)
 `},
 		{name: "transaction with forEach", args: []string{"../../examples/archive/rules.yaml"}, stdout: `rule set: archive (durable consumer archive)
 maxHop:   16
