@@ -137,8 +137,8 @@ func showRuleSet(w io.Writer, set *rulenode.RuleSet) {
 
 // showActions prints one line per action, nested actions indented below.
 // Version checks follow the action's summary: its expectVersion, a tx's
-// reads (one line each, before its ops) and, where the action can
-// conflict, its onConflict policy. Ops of a tx have none of their own:
+// reads (one line each, before its ops), where the action can conflict
+// its onConflict policy, and an explicit onMissing. Ops of a tx have none of their own:
 // the tx is one command.
 func showActions(w io.Writer, acts []*rulenode.Action, indent string, inTx bool) {
 	for _, a := range acts {
@@ -148,6 +148,9 @@ func showActions(w io.Writer, acts []*rulenode.Action, indent string, inTx bool)
 		}
 		if p := conflictPolicy(a, inTx); p != "" {
 			line += ", onConflict " + p
+		}
+		if a.OnMissing != "" {
+			line += ", onMissing " + string(a.OnMissing)
 		}
 		fmt.Fprintln(w, line)
 		for _, r := range a.Reads {

@@ -131,7 +131,7 @@ rule deduct-inventory-on-confirm
   on:     bucket.orders.updated
   when:   event.oldRecord.status != 'confirmed' && event.newRecord.status == 'confirmed'
   then:
-    update inventory (line 10)
+    update inventory (line 10), onMissing skip
 
 rule loyalty-on-ship
   on:     bucket.orders.updated
