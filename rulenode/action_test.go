@@ -27,7 +27,7 @@ func TestExecuteSeedRules(t *testing.T) {
 	}{
 		{
 			name: "loyalty on ship, total 2598",
-			file: "loyalty.yaml", rule: "loyalty-on-ship",
+			file: exampleRules("loyalty"), rule: "loyalty-on-ship",
 			ev: updated("orders", 1.0,
 				events.Record{"userId": "alice", "total": 2598.0, "status": "confirmed"},
 				events.Record{"userId": "alice", "total": 2598.0, "status": "shipped"}),
@@ -35,7 +35,7 @@ func TestExecuteSeedRules(t *testing.T) {
 		},
 		{
 			name: "user stats on insert",
-			file: "user-stats.yaml", rule: "user-stats-on-order",
+			file: "testdata/user-stats.yaml", rule: "user-stats-on-order",
 			ev: &events.Event{Type: events.OpInserted, Bucket: "orders", Key: 7.0,
 				Record: events.Record{"userId": "bob", "total": 25.5},
 				Meta:   events.Meta{EventID: "e", Time: 1700000000000}},
@@ -43,7 +43,7 @@ func TestExecuteSeedRules(t *testing.T) {
 		},
 		{
 			name: "reorder tx",
-			file: "reorder.yaml", rule: "reorder-on-low-stock",
+			file: "testdata/reorder.yaml", rule: "reorder-on-low-stock",
 			ev: updated("inventory", "SKU-1",
 				events.Record{"sku": "SKU-1", "quantity": 12.0, "reorder": false},
 				events.Record{"sku": "SKU-1", "quantity": 8.0, "reorder": false}),
@@ -51,7 +51,7 @@ func TestExecuteSeedRules(t *testing.T) {
 		},
 		{
 			name: "inventory deduction",
-			file: "ecommerce.yaml", rule: "deduct-inventory-on-confirm",
+			file: exampleRules("ecommerce"), rule: "deduct-inventory-on-confirm",
 			ev: updated("orders", 1.0,
 				events.Record{"sku": "LAPTOP-1", "qty": 2.0, "status": "pending"},
 				events.Record{"sku": "LAPTOP-1", "qty": 2.0, "status": "confirmed"}),
@@ -59,7 +59,7 @@ func TestExecuteSeedRules(t *testing.T) {
 		},
 		{
 			name: "archive on user delete: one tx with a forEach",
-			file: "archive-on-delete.yaml", rule: "archive-on-user-delete",
+			file: "testdata/archive-on-delete.yaml", rule: "archive-on-user-delete",
 			ev: &events.Event{Type: events.OpDeleted, Bucket: "users", Key: "u1",
 				Record: events.Record{"id": "u1", "name": "Alice"}},
 			records: map[string][]events.Record{"orders": {
@@ -79,7 +79,7 @@ func TestExecuteSeedRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := ruleByID(t, loadTestdata(t, tc.file), tc.rule)
+			r := ruleByID(t, loadRules(t, tc.file), tc.rule)
 			ok, err := r.Eligible(context.Background(), tc.ev)
 			if err != nil || !ok {
 				t.Fatalf("Eligible = %v, %v; want true", ok, err)
@@ -131,7 +131,7 @@ func TestEligible(t *testing.T) {
 }
 
 func TestEligibleEvalError(t *testing.T) {
-	r := ruleByID(t, loadTestdata(t, "loyalty.yaml"), "loyalty-on-ship")
+	r := ruleByID(t, loadRules(t, exampleRules("loyalty")), "loyalty-on-ship")
 	// An inserted event has no oldRecord: CEL reports the missing key.
 	_, err := r.Eligible(context.Background(), &events.Event{Type: events.OpInserted, Bucket: "orders"})
 	var ee *EvalError

@@ -13,8 +13,8 @@ import (
 
 func TestLintSeedRulesHaveNoCycle(t *testing.T) {
 	var sets []*RuleSet
-	for _, f := range []string{"loyalty.yaml", "user-stats.yaml", "ecommerce.yaml", "archive-on-delete.yaml"} {
-		sets = append(sets, loadTestdata(t, f))
+	for _, f := range []string{exampleRules("loyalty"), "testdata/user-stats.yaml", exampleRules("ecommerce"), "testdata/archive-on-delete.yaml"} {
+		sets = append(sets, loadRules(t, f))
 	}
 	if cycles := Lint(sets...); len(cycles) != 0 {
 		t.Fatalf("cycles: %v", cycles)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,6 +230,16 @@ func (h *harness) deadLetters(set string) []rulenode.DeadLetter {
 	return out
 }
 
+// loadExample loads the rule set of a seed scenario from examples/.
+func loadExample(t *testing.T, scenario string) *rulenode.RuleSet {
+	t.Helper()
+	set, err := rulenode.LoadFile(filepath.Join("..", "examples", scenario, "rules.yaml"))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return set
+}
+
 func load(t *testing.T, src string) *rulenode.RuleSet {
 	t.Helper()
 	set, err := rulenode.Load(strings.NewReader(src), t.Name()+".yaml")
@@ -245,25 +256,11 @@ func wantNumber(t *testing.T, rec events.Record, field string, want float64) {
 	}
 }
 
-const loyaltyRules = `
-name: loyalty
-rules:
-  - id: loyalty-on-ship
-    on: [bucket.orders.updated]
-    when: event.oldRecord.status != 'shipped' && event.newRecord.status == 'shipped'
-    then:
-      - upsert:
-          bucket: loyalty
-          key: ${event.newRecord.userId}
-          record: { userId: "${event.newRecord.userId}" }
-          increment: { points: "${int(event.newRecord.total / 10)}" }
-`
-
 // The seed's "Loyalty Points on Order Shipment": 250 shipped → 25 points,
 // written once, with the causal chain of the shipment in its meta.
 func TestLoyaltyOnShip(t *testing.T) {
 	h := newHarness(t, ordersDef, loyaltyDef)
-	h.run(load(t, loyaltyRules))
+	h.run(loadExample(t, "loyalty"))
 
 	order := h.insert("orders", events.Record{"userId": "alice", "total": 250})
 	h.update("orders", order["id"], events.Record{"status": "paid"})
@@ -294,34 +291,12 @@ func TestLoyaltyOnShip(t *testing.T) {
 	}
 }
 
-const ecommerceRules = `
-name: ecommerce
-rules:
-  - id: deduct-inventory-on-confirm
-    on: [bucket.orders.updated]
-    when: event.oldRecord.status != 'confirmed' && event.newRecord.status == 'confirmed'
-    then:
-      - update:
-          bucket: inventory
-          key: ${event.newRecord.sku}
-          increment: { quantity: "${-event.newRecord.qty}" }
-  - id: loyalty-on-ship
-    on: [bucket.orders.updated]
-    when: event.oldRecord.status != 'shipped' && event.newRecord.status == 'shipped'
-    then:
-      - upsert:
-          bucket: loyalty
-          key: ${event.newRecord.userId}
-          record: { userId: "${event.newRecord.userId}" }
-          increment: { points: "${int(event.newRecord.total / 10)}" }
-`
-
 // The seed's "Complete Working Example", with two runners sharing the
 // rule set's consumer as two rule node processes would.
 func TestECommerceTwoRunners(t *testing.T) {
 	h := newHarness(t, ordersDef, inventoryDef, loyaltyDef)
-	h.run(load(t, ecommerceRules))
-	h.run(load(t, ecommerceRules))
+	h.run(loadExample(t, "ecommerce"))
+	h.run(loadExample(t, "ecommerce"))
 
 	h.insert("inventory", events.Record{"sku": "LAPTOP-1", "name": "Pro Laptop", "quantity": 50})
 	h.insert("inventory", events.Record{"sku": "MOUSE-1", "name": "Wireless Mouse", "quantity": 200})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -80,11 +81,23 @@ func (f *fakeStore) trace() string {
 	return strings.Join(lines, "\n")
 }
 
+// loadTestdata loads testdata/<name>.
 func loadTestdata(t *testing.T, name string) *RuleSet {
 	t.Helper()
-	rs, err := LoadFile("testdata/" + name)
+	return loadRules(t, filepath.Join("testdata", name))
+}
+
+// exampleRules is the rule file of a seed scenario in examples/: the tests
+// use the examples' own files rather than copies that could drift.
+func exampleRules(scenario string) string {
+	return filepath.Join("..", "examples", scenario, "rules.yaml")
+}
+
+func loadRules(t *testing.T, path string) *RuleSet {
+	t.Helper()
+	rs, err := LoadFile(path)
 	if err != nil {
-		t.Fatalf("load %s: %v", name, err)
+		t.Fatalf("load %s: %v", path, err)
 	}
 	return rs
 }
