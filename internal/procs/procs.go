@@ -107,7 +107,7 @@ func Start(t testing.TB, spec Spec) *Proc {
 	t.Helper()
 	p := &Proc{Spec: spec, notify: make(chan struct{}), exited: make(chan struct{})}
 	p.cmd = exec.Command(spec.Bin, spec.Args...)
-	p.cmd.Env = append(os.Environ(), spec.Env...)
+	p.cmd.Env = append(cleanEnv(), spec.Env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatalf("procs: %v", err)
@@ -140,6 +140,19 @@ func Start(t testing.TB, spec Spec) *Proc {
 		}
 	})
 	return p
+}
+
+// cleanEnv is the test's environment without the variables the daemons
+// read (STORELOOP_*, OTEL_*), so that only a Spec's flags and Env configure
+// them, whatever the shell running the tests exported.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STORELOOP_") && !strings.HasPrefix(kv, "OTEL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func (p *Proc) read(r io.Reader, stderr bool) {

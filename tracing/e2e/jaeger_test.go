@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
+	"github.com/storeloop/storeloop/internal/procs"
 	"github.com/storeloop/storeloop/tracing"
 	"github.com/storeloop/storeloop/tracing/jaegertest"
 )
@@ -51,21 +53,14 @@ func TestCycleInJaeger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the daemons and runs Jaeger")
 	}
-	bin := buildDaemons(t)
 	j := jaegertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	storeOut := make(chan string, 16)
-	store := startDaemon(t, filepath.Join(bin, "storenode"), storeOut,
-		"--data", t.TempDir(), "--listen", freeAddr(t), "--otlp", j.OTLPEndpoint)
-	natsURL := strings.TrimPrefix(store.waitLine(t, storeOut, "storenode ready nats=", time.Minute), "storenode ready nats=")
-
-	health := freeAddr(t)
-	rules := startDaemon(t, filepath.Join(bin, "rulenode"), nil,
-		"--rules", filepath.Join(repoRoot(t), "examples", "ecommerce", "rules.yaml"),
-		"--nats", natsURL, "--otlp", j.OTLPEndpoint, "--health", health)
-	rules.waitReady(t, "http://"+health+"/readyz", time.Minute)
+	store := procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t), "--otlp", j.OTLPEndpoint))
+	natsURL := store.URL
+	rules := procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode", filepath.Join("..", "..", "examples", "ecommerce", "rules.yaml"),
+		natsURL, "--otlp", j.OTLPEndpoint))
 
 	// The test is the third process of the trace, with its own provider
 	// exporting to the same Jaeger.
@@ -102,11 +97,8 @@ func TestCycleInJaeger(t *testing.T) {
 	if err := shutdownTracing(ctx); err != nil {
 		t.Fatalf("flush test-client spans: %v", err)
 	}
-	for _, d := range []*daemon{rules, store} {
-		if err := d.stop(); err != nil {
-			t.Fatalf("%s: %v", d.name, err)
-		}
-	}
+	rules.Stop(t, 30*time.Second)
+	store.Stop(t, 30*time.Second)
 
 	spans := waitForTrace(ctx, t, j, traceID, len(shipTrace))
 	byKey := map[string]jaegertest.Span{}
@@ -220,4 +212,11 @@ func describe(spans []jaegertest.Span) string {
 		fmt.Fprintf(&b, "  %s %s/%v/%s parent=%s\n", s.SpanID, s.ServiceName, s.Tags["span.kind"], s.OperationName, s.ParentSpanID())
 	}
 	return b.String()
+}
+
+// TestMain removes the daemons procs built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	procs.Cleanup()
+	os.Exit(code)
 }
