@@ -1,23 +1,18 @@
 package storenode_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/procs"
 	"github.com/storeloop/storeloop/internal/storetest"
 )
 
@@ -88,91 +83,17 @@ func TestRestartReplays(t *testing.T) {
 	wantCode(t, call(t, nc, events.CmdDefine, changed, nil), events.CodeBucketExists)
 }
 
-// binDir holds the storenode daemon built for the kill tests.
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	procs.Cleanup()
 	os.Exit(code)
 }
 
-// storenodeBinary builds ./cmd/storenode once per test binary.
-func storenodeBinary(t *testing.T) string {
+// startDaemon runs the storenode daemon on dataDir, on a new port each
+// time, and waits for its ready line.
+func startDaemon(t *testing.T, dataDir string) *procs.Storenode {
 	t.Helper()
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "storenode-bin-"); binErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", binDir, "github.com/storeloop/storeloop/cmd/storenode").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "storenode")
-}
-
-// daemon is a storenode process with its embedded NATS server.
-type daemon struct {
-	cmd    *exec.Cmd
-	url    string
-	exited chan struct{}
-	stderr bytes.Buffer
-}
-
-// startDaemon runs the daemon on dataDir and waits for its ready line.
-func startDaemon(t *testing.T, dataDir string) *daemon {
-	t.Helper()
-	d := &daemon{exited: make(chan struct{})}
-	d.cmd = exec.Command(storenodeBinary(t), "--data", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn")
-	d.cmd.Stderr = &d.stderr
-	stdout, err := d.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if url, ok := strings.CutPrefix(sc.Text(), "storenode ready nats="); ok {
-				ready <- url
-			}
-		}
-		d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() { d.kill(t) })
-	select {
-	case d.url = <-ready:
-	case <-d.exited:
-		t.Fatalf("storenode exited before it was ready: %s", d.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("storenode not ready in 30s: %s", d.stderr.String())
-	}
-	return d
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (d *daemon) kill(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("storenode did not exit after SIGKILL")
-	}
+	return procs.StartStorenode(t, procs.StorenodeSpec(t, dataDir, "127.0.0.1:0"))
 }
 
 func connectURL(t *testing.T, url string) *nats.Conn {
@@ -220,7 +141,7 @@ func runKill9(t *testing.T, load killLoad) {
 	const writers, killAfter = 8, 300
 	dataDir := t.TempDir()
 	d := startDaemon(t, dataDir)
-	nc := connectURL(t, d.url)
+	nc := connectURL(t, d.URL)
 	define(t, nc, load.defs...)
 
 	var (
@@ -232,7 +153,7 @@ func runKill9(t *testing.T, load killLoad) {
 		wg     sync.WaitGroup
 	)
 	for w := range writers {
-		wnc := connectURL(t, d.url)
+		wnc := connectURL(t, d.URL)
 		wg.Go(func() {
 			for n := 0; ; n++ {
 				work := load.work(w, n)
@@ -257,12 +178,12 @@ func runKill9(t *testing.T, load killLoad) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("only %d acknowledgements in 30s", count.Load())
 	}
-	d.kill(t)
+	d.Kill(t)
 	wg.Wait()
 	t.Logf("%d acknowledged, %d sent before the kill", len(acked), len(sent))
 
 	d = startDaemon(t, dataDir)
-	nc = connectURL(t, d.url)
+	nc = connectURL(t, d.URL)
 	// Acknowledged commands answer with their first result.
 	for id, result := range acked {
 		var again any
