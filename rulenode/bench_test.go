@@ -72,10 +72,10 @@ func BenchmarkRules(b *testing.B) {
 		for _, d := range lat {
 			total += d
 		}
-		raw := bench.Percentile(hops.Request, 50) + bench.Percentile(hops.PubAck, 50) + bench.Percentile(hops.Consume, 50)
+		raw := hops.Request.Quantile(0.5) + hops.PubAck.Quantile(0.5) + hops.Consume.Quantile(0.5)
 		b.ReportMetric(float64(total.Nanoseconds())/float64(len(lat)), "ns/op")
-		b.ReportMetric(ms(bench.Percentile(lat, 50)), "p50_ms")
-		b.ReportMetric(ms(bench.Percentile(lat, 99)), "p99_ms")
+		b.ReportMetric(ms(lat.Quantile(0.5)), "p50_ms")
+		b.ReportMetric(ms(lat.Quantile(0.99)), "p99_ms")
 		b.ReportMetric(ms(raw), "raw_p50_ms")
 	})
 

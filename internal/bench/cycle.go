@@ -41,16 +41,18 @@ type Cycle struct {
 	nc      *nats.Conn
 	stop    context.CancelFunc
 	stopped chan error
-	next    float64
 }
 
 // StartCycle defines the cycle's buckets on e and starts its rule runner
 // and observer. Close stops them.
 func (e *Env) StartCycle(ctx context.Context) (*Cycle, error) {
-	for _, b := range []string{cycleIn, cycleOut} {
-		def := events.BucketDef{Bucket: b, Key: "id", Schema: map[string]events.FieldDef{
-			"id": {Type: events.TypeNumber, Required: true},
-		}}
+	// The mutation's key is generated, so that turns of several cycles on
+	// one Env (a benchmark runs its function more than once) never collide.
+	for b, id := range map[string]events.FieldDef{
+		cycleIn:  {Type: events.TypeNumber, Generated: events.GenAutoincrement},
+		cycleOut: {Type: events.TypeNumber, Required: true},
+	} {
+		def := events.BucketDef{Bucket: b, Key: "id", Schema: map[string]events.FieldDef{"id": id}}
 		if err := e.Client.Define(ctx, def); err != nil {
 			return nil, err
 		}
@@ -95,12 +97,12 @@ func (e *Env) StartCycle(ctx context.Context) (*Cycle, error) {
 // Turn runs one cycle and returns its latency: from sending the mutation
 // to receiving the event of the rule's write-back.
 func (c *Cycle) Turn(ctx context.Context) (time.Duration, error) {
-	c.next++
-	key := c.next
 	start := time.Now()
-	if _, err := c.env.Client.Bucket(cycleIn).Insert(ctx, events.Record{"id": key}); err != nil {
+	rec, err := c.env.Client.Bucket(cycleIn).Insert(ctx, events.Record{})
+	if err != nil {
 		return 0, err
 	}
+	key := rec["id"]
 	for {
 		ev, err := c.watch.Next(ctx)
 		if err != nil {
@@ -119,6 +121,22 @@ func (c *Cycle) Close() error {
 	err := <-c.stopped
 	c.nc.Close()
 	return err
+}
+
+// Latencies returns n turns of the cycle, after one turn of warm-up.
+func (c *Cycle) Latencies(ctx context.Context, n int) (Latencies, error) {
+	if _, err := c.Turn(ctx); err != nil {
+		return nil, err
+	}
+	lat := make(Latencies, 0, n)
+	for range n {
+		d, err := c.Turn(ctx)
+		if err != nil {
+			return lat, err
+		}
+		lat = append(lat, d)
+	}
+	return lat, nil
 }
 
 // Latencies are the times of a series of turns.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,58 +234,26 @@ func (e *Env) RawConsume(ctx context.Context, n int) (Result, error) {
 	return res, nil
 }
 
-// CycleLatency runs UpsertRule on one runner and measures n cycles, one
-// after the other: insert a record, the runner's rule upserts, a watcher
-// sees the upsert's event. The first cycle warms up and is not counted.
-func (e *Env) CycleLatency(ctx context.Context, n int) ([]time.Duration, error) {
-	name, in, out, err := e.ruleBuckets(ctx)
+// CycleLatency measures n turns of the cycle (see Cycle) after a warm-up.
+func (e *Env) CycleLatency(ctx context.Context, n int) (Latencies, error) {
+	c, err := e.StartCycle(ctx)
 	if err != nil {
 		return nil, err
 	}
-	set, err := UpsertRule(name, in, out)
-	if err != nil {
-		return nil, err
-	}
-	w, err := e.Client.Watch(ctx, events.EventSubject(out, "*"))
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
-	rs, start, stop, err := e.runners(ctx, set, 1)
-	if err != nil {
-		return nil, err
-	}
-	start()
-	insert := e.insertInto(in)
-	lat := make([]time.Duration, 0, n)
-	for i := range n + 1 {
-		t0 := time.Now()
-		if err = insert(ctx); err != nil {
-			break
-		}
-		if err = awaitEvents(ctx, w, 1); err != nil {
-			break
-		}
-		if i > 0 {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-	if err == nil && rs[0].Ready() != nil {
-		err = errors.New("the runner stopped fetching")
-	}
-	return lat, errors.Join(err, stop())
+	lat, err := c.Latencies(ctx, n)
+	return lat, errors.Join(err, c.Close())
 }
 
 // Hops are latencies of the raw NATS operations a cycle is made of.
 type Hops struct {
 	// Request is a NATS request/reply round trip to a responder that
 	// answers at once.
-	Request []time.Duration
+	Request Latencies
 	// PubAck is a synchronous JetStream publish: until its ack.
-	PubAck []time.Duration
+	PubAck Latencies
 	// Consume is a pull of one stored message by a pull consumer (one
 	// round trip: the pull request and the message) and its plain Ack.
-	Consume []time.Duration
+	Consume Latencies
 }
 
 // RawHops measures each hop n times, on the same server.
@@ -305,7 +271,7 @@ func (e *Env) RawHops(ctx context.Context, n int) (Hops, error) {
 	if err := responder.Flush(); err != nil {
 		return h, err
 	}
-	timed := func(dst *[]time.Duration, op func() error) error {
+	timed := func(dst *Latencies, op func() error) error {
 		for range n {
 			t0 := time.Now()
 			if err := op(); err != nil {
@@ -342,16 +308,4 @@ func (e *Env) RawHops(ctx context.Context, n int) (Hops, error) {
 		return msg.Ack()
 	})
 	return h, err
-}
-
-// Percentile returns the p-th percentile (0 < p ≤ 100) of ds by the
-// nearest-rank method, or 0 for none.
-func Percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
 }
