@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/streamread"
 )
 
 // History calls fn for every bucket event in the stream whose subject
@@ -19,44 +20,15 @@ func (c *Client) History(ctx context.Context, filter string, fn func(ev *events.
 	if filter == "" {
 		filter = DefaultTailFilter
 	}
-	s, err := c.js.Stream(ctx, c.opts.stream)
-	if err != nil {
-		return fmt.Errorf("client: history: %w", err)
-	}
-	last := s.CachedInfo().State.LastSeq
-	if last == 0 {
-		return nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return fmt.Errorf("client: history: %w", err)
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("client: history: %w", err)
-	}
-	defer msgs.Stop()
-	for {
-		msg, err := msgs.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return fmt.Errorf("client: history: %w", err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("client: history: %w", err)
-		}
-		if strings.HasPrefix(msg.Subject(), events.EventSubjectPrefix+".") && events.FilterCovers(filter, msg.Subject()) {
-			ev, err := events.DecodeEvent(msg.Data())
-			if err != nil {
-				return fmt.Errorf("client: history: %s: %w", msg.Subject(), err)
-			}
-			ev.Meta.Seq = md.Sequence.Stream
-			if err := fn(ev, msg.Headers()); err != nil {
-				return err
-			}
-		}
-		if md.Sequence.Stream >= last {
+	return streamread.All(ctx, c.js, c.opts.stream, func(seq uint64, msg jetstream.Msg) error {
+		if !strings.HasPrefix(msg.Subject(), events.EventSubjectPrefix+".") || !events.FilterCovers(filter, msg.Subject()) {
 			return nil
 		}
-	}
+		ev, err := events.DecodeEvent(msg.Data())
+		if err != nil {
+			return fmt.Errorf("client: history: %s: %w", msg.Subject(), err)
+		}
+		ev.Meta.Seq = seq
+		return fn(ev, msg.Headers())
+	})
 }

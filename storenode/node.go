@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/streamread"
 	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/projections"
 	"github.com/storeloop/storeloop/tracing"
@@ -180,15 +181,15 @@ func (n *Node) rebuild(ctx context.Context) error {
 	schemas := map[string]*schema{}
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
 	rr := newReplayReplies()
-	err := replay(ctx, n.js, n.cfg.stream, func(seq uint64, subject string, hdr nats.Header, data []byte) error {
-		m, err := projections.DecodeMessage(subject, data)
+	err := streamread.All(ctx, n.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+		m, err := projections.DecodeMessage(msg.Subject(), msg.Data())
 		if err != nil {
 			return fmt.Errorf("storenode: replay seq %d: %w", seq, err)
 		}
 		if err := st.ApplyDecoded(seq, m); err != nil {
 			return err
 		}
-		return rr.observe(hdr, m, schemas, st)
+		return rr.observe(msg.Headers(), m, schemas, st)
 	})
 	if err != nil {
 		return err
@@ -197,44 +198,6 @@ func (n *Node) rebuild(ctx context.Context) error {
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)
 	return nil
-}
-
-// replay calls fn for every message of the stream, in order, up to the last
-// sequence the stream had when replay began.
-func replay(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, subject string, hdr nats.Header, data []byte) error) error {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("storenode: replay: %w", err)
-	}
-	last := s.CachedInfo().State.LastSeq
-	if last == 0 {
-		return nil
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return fmt.Errorf("storenode: replay: %w", err)
-	}
-	it, err := c.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		return fmt.Errorf("storenode: replay: %w", err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return fmt.Errorf("storenode: replay: %w", err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("storenode: replay: %w", err)
-		}
-		if err := fn(md.Sequence.Stream, msg.Subject(), msg.Headers(), msg.Data()); err != nil {
-			return err
-		}
-		if md.Sequence.Stream >= last {
-			return nil
-		}
-	}
 }
 
 // halt handles a batch that failed to commit: the speculative state is

@@ -1,0 +1,50 @@
+// Package streamread reads a JetStream stream from its first message to
+// the last one stored when the read began: what a store node replays at
+// start and what `storeloop trace` rebuilds cascades from.
+package streamread
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// All calls fn for every message of stream, in order, with its stream
+// sequence, up to the stream's last sequence when All was called, then
+// returns. An error from fn stops the read and is returned as is.
+func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, msg jetstream.Msg) error) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	if last == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	it, err := c.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		if err := fn(md.Sequence.Stream, msg); err != nil {
+			return err
+		}
+		if md.Sequence.Stream >= last {
+			return nil
+		}
+	}
+}
