@@ -136,10 +136,10 @@ func (p *pending) attributes() []attribute.KeyValue {
 	if b := bucketOf(p.body); b != "" {
 		attrs = append(attrs, tracing.AttrBucket.String(b))
 	}
-	for k, v := range map[attribute.Key]string{tracing.AttrCommandID: p.cmdID, tracing.AttrCorrelationID: p.cause.CorrelationID,
-		tracing.AttrCausationID: p.cause.CausationID, tracing.AttrRule: p.cause.RuleID} {
-		if v != "" {
-			attrs = append(attrs, k.String(v))
+	for _, kv := range []attribute.KeyValue{tracing.AttrCommandID.String(p.cmdID), tracing.AttrCorrelationID.String(p.cause.CorrelationID),
+		tracing.AttrCausationID.String(p.cause.CausationID), tracing.AttrRule.String(p.cause.RuleID)} {
+		if kv.Value.AsString() != "" {
+			attrs = append(attrs, kv)
 		}
 	}
 	return attrs
