@@ -1,0 +1,218 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// Files of an auth directory besides the credentials.
+const (
+	ServerConfFile  = "server.conf"      // server side: include it in nats-server's config
+	keysDir         = "keys"             // seeds that sign; never given to a process
+	operatorKeyFile = "keys/operator.nk" // operator seed
+	accountKeyFile  = "keys/account.nk"  // application account seed
+	systemKeyFile   = "keys/system.nk"   // system account seed
+	accountName     = "STORELOOP"        // the application account's name in its JWT
+	systemName      = "SYS"              // the system account's name
+	operatorName    = "storeloop"        // the operator's name
+)
+
+// Init writes an auth directory: one credentials file per role, server.conf
+// and keys/. dir is created, or must be empty unless [WithForce].
+func Init(dir string, opts ...Option) error {
+	c, err := newConfig(opts)
+	if err != nil {
+		return err
+	}
+	if err := prepareDir(dir, c.force); err != nil {
+		return err
+	}
+	operator, account, system, err := c.signers()
+	if err != nil {
+		return err
+	}
+	opPub, _ := operator.PublicKey()
+	accPub, _ := account.PublicKey()
+	sysPub, _ := system.PublicKey()
+
+	// Users are issued first: the account JWT revokes the old directory's.
+	files := map[string][]byte{}
+	for _, p := range c.rules() {
+		creds, err := issueUser(account, p)
+		if err != nil {
+			return err
+		}
+		files[p.Role.CredsFile()] = creds
+	}
+
+	oc := jwt.NewOperatorClaims(opPub)
+	oc.Name = operatorName
+	oc.SystemAccount = sysPub
+	opJWT, err := oc.Encode(operator)
+	if err != nil {
+		return fmt.Errorf("auth: operator jwt: %w", err)
+	}
+	ac := jwt.NewAccountClaims(accPub)
+	ac.Name = accountName
+	// Without JetStream limits the account has no JetStream at all.
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	if c.keysFrom != "" {
+		if err := revokeUsers(ac, c.keysFrom); err != nil {
+			return err
+		}
+	}
+	accJWT, err := ac.Encode(operator)
+	if err != nil {
+		return fmt.Errorf("auth: account jwt: %w", err)
+	}
+	sc := jwt.NewAccountClaims(sysPub)
+	sc.Name = systemName
+	sysJWT, err := sc.Encode(operator)
+	if err != nil {
+		return fmt.Errorf("auth: system account jwt: %w", err)
+	}
+	files[ServerConfFile] = serverConf(opJWT, sysPub, map[string]string{accPub: accJWT, sysPub: sysJWT})
+	for name, kp := range map[string]nkeys.KeyPair{operatorKeyFile: operator, accountKeyFile: account, systemKeyFile: system} {
+		seed, _ := kp.Seed()
+		files[name] = append(seed, '\n')
+	}
+	for name, body := range files {
+		mode := os.FileMode(0o600)
+		if name == ServerConfFile {
+			mode = 0o644 // no secrets: the server may run as another user
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), body, mode); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
+	return nil
+}
+
+// prepareDir creates dir and keys/, refusing to mix new credentials into a
+// directory that has files, unless force.
+func prepareDir(dir string, force bool) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("auth: %w", err)
+	case len(entries) > 0 && !force:
+		return fmt.Errorf("auth: %s is not empty: give a new directory, or --force to overwrite its credentials", dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, keysDir), 0o700); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// signers returns the operator, account and system keys: new ones, or
+// those of c.keysFrom.
+func (c *config) signers() (operator, account, system nkeys.KeyPair, err error) {
+	if c.keysFrom == "" {
+		if operator, err = nkeys.CreateOperator(); err == nil {
+			if account, err = nkeys.CreateAccount(); err == nil {
+				system, err = nkeys.CreateAccount()
+			}
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("auth: keys: %w", err)
+		}
+		return operator, account, system, nil
+	}
+	read := func(name string, prefix nkeys.PrefixByte) (nkeys.KeyPair, error) {
+		seed, err := os.ReadFile(filepath.Join(c.keysFrom, name))
+		if err != nil {
+			return nil, fmt.Errorf("auth: reuse keys: %w", err)
+		}
+		kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+		if err != nil {
+			return nil, fmt.Errorf("auth: %s: %w", name, err)
+		}
+		pub, _ := kp.PublicKey()
+		if !nkeys.IsValidPublicKey(pub) || nkeys.Prefix(pub) != prefix {
+			return nil, fmt.Errorf("auth: %s: not the expected kind of key", name)
+		}
+		return kp, nil
+	}
+	if operator, err = read(operatorKeyFile, nkeys.PrefixByteOperator); err != nil {
+		return nil, nil, nil, err
+	}
+	if account, err = read(accountKeyFile, nkeys.PrefixByteAccount); err != nil {
+		return nil, nil, nil, err
+	}
+	if system, err = read(systemKeyFile, nkeys.PrefixByteAccount); err != nil {
+		return nil, nil, nil, err
+	}
+	return operator, account, system, nil
+}
+
+// issueUser makes a new user of the account with p's permissions and
+// returns its credentials file.
+func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("auth: user key: %w", err)
+	}
+	pub, _ := user.PublicKey()
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = string(p.Role)
+	uc.Permissions.Pub.Allow.Add(p.Publish...)
+	uc.Permissions.Sub.Allow.Add(p.Subscribe...)
+	if p.Responses {
+		uc.Permissions.Resp = &jwt.ResponsePermission{MaxMsgs: 1}
+	}
+	token, err := uc.Encode(account)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %s jwt: %w", p.Role, err)
+	}
+	seed, _ := user.Seed()
+	return jwt.FormatUserConfig(token, seed)
+}
+
+// revokeUsers revokes, in ac, every user whose credentials are in dir.
+func revokeUsers(ac *jwt.AccountClaims, dir string) error {
+	for _, r := range Roles {
+		body, err := os.ReadFile(filepath.Join(dir, r.CredsFile()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		uc, err := userClaims(body)
+		if err != nil {
+			return fmt.Errorf("auth: %s: %w", r.CredsFile(), err)
+		}
+		// Every JWT of this user issued up to now.
+		ac.Revoke(uc.Subject)
+	}
+	return nil
+}
+
+// serverConf is the server-side configuration: trust the operator, know the
+// accounts from memory. It carries public JWTs only.
+func serverConf(operatorJWT, systemAccount string, accounts map[string]string) []byte {
+	var b strings.Builder
+	b.WriteString("# storeloop roles (storeloop auth init). No secrets: public JWTs only.\n")
+	b.WriteString("# Use: storenode --auth DIR, or `include \"" + ServerConfFile + "\"` in a nats-server config.\n")
+	fmt.Fprintf(&b, "operator: %s\n", operatorJWT)
+	fmt.Fprintf(&b, "system_account: %s\n", systemAccount)
+	b.WriteString("resolver: MEMORY\nresolver_preload: {\n")
+	keys := make([]string, 0, len(accounts))
+	for k := range accounts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %s\n", k, accounts[k])
+	}
+	b.WriteString("}\n")
+	return []byte(b.String())
+}

@@ -1,0 +1,199 @@
+package auth
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// Role is who a connection acts as.
+type Role string
+
+// The roles, each with its credentials file <role>.creds.
+const (
+	RoleStore    Role = "store"    // the store node: sole writer and administrator of the event stream
+	RoleRuleNode Role = "rulenode" // rule nodes: commands, their durable consumers, dead letters
+	RoleClient   Role = "client"   // applications and the CLI: commands, reading the stream
+	RoleAdmin    Role = "admin"    // operators: everything
+)
+
+// Roles lists every role, in documentation order.
+var Roles = []Role{RoleStore, RoleRuleNode, RoleClient, RoleAdmin}
+
+// CredsFile is the name of a role's credentials file in an auth directory.
+func (r Role) CredsFile() string { return string(r) + ".creds" }
+
+// InboxPrefix is the reply-inbox prefix of role: its connections must use
+// it (nats.CustomInboxPrefix), being allowed to subscribe only below it.
+func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
+
+// Defaults of the names the permissions are written for.
+const (
+	DefaultDeadLetterStream = "STORELOOP_DLQ"
+	DefaultDeadLetterPrefix = "storeloop.dlq"
+)
+
+// config names the subjects and streams the permissions cover.
+type config struct {
+	prefix      string   // command subject prefix
+	stream      string   // event stream
+	dlqStream   string   // dead-letter stream
+	dlqPrefix   string   // dead-letter subjects
+	rulePublish []string // extra subjects rule `publish` actions may use
+	keysFrom    string   // auth directory whose operator and account keys to reuse
+	force       bool     // overwrite a non-empty directory
+}
+
+// Option changes what [Init] and [Rules] generate.
+type Option func(*config) error
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{prefix: events.DefaultCommandPrefix, stream: events.DefaultStream,
+		dlqStream: DefaultDeadLetterStream, dlqPrefix: DefaultDeadLetterPrefix}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// token reports whether s is one literal subject token.
+func token(s string) bool { return s != "" && !strings.ContainsAny(s, ".*> \t\r\n") }
+
+// WithCommandPrefix writes the permissions for a store node started with
+// --prefix (default "store").
+func WithCommandPrefix(p string) Option {
+	return func(c *config) error {
+		if !token(p) {
+			return fmt.Errorf("auth: command prefix %q: want one subject token", p)
+		}
+		c.prefix = p
+		return nil
+	}
+}
+
+// WithStream writes the permissions for an event stream other than STORELOOP.
+func WithStream(name string) Option {
+	return func(c *config) error {
+		if !token(name) {
+			return fmt.Errorf("auth: stream %q: want one subject token", name)
+		}
+		c.stream = name
+		return nil
+	}
+}
+
+// WithRulePublish lets rule nodes publish on these subjects (rule `publish`
+// actions); by default they may publish nothing of their own. Subjects
+// reserved by storeloop or NATS are refused.
+func WithRulePublish(subjects ...string) Option {
+	return func(c *config) error {
+		for _, s := range subjects {
+			first, _, _ := strings.Cut(s, ".")
+			switch {
+			case s == "" || strings.ContainsAny(s, " \t\r\n"):
+				return fmt.Errorf("auth: rule publish subject %q is not a subject", s)
+			case first == "*" || first == ">" || first == events.EventSubjectPrefix || first == "storeloop" ||
+				first == c.prefix || strings.HasPrefix(first, "$") || strings.HasPrefix(first, "_INBOX"):
+				return fmt.Errorf("auth: rule publish subject %q overlaps subjects reserved by storeloop or NATS", s)
+			}
+		}
+		c.rulePublish = append(c.rulePublish, subjects...)
+		return nil
+	}
+}
+
+// WithKeysFrom makes [Init] reuse the operator and account keys of an
+// existing auth directory: the account, and so the JetStream data stored
+// under it, stays the same while every user is issued anew and the users of
+// dir are revoked. This is how credentials are rotated.
+func WithKeysFrom(dir string) Option {
+	return func(c *config) error { c.keysFrom = dir; return nil }
+}
+
+// WithForce lets [Init] overwrite the files of a non-empty directory.
+func WithForce() Option {
+	return func(c *config) error { c.force = true; return nil }
+}
+
+// Permission is one role's rights: the subjects it may publish to and
+// subscribe to (NATS wildcards), and whether it may reply to the requests
+// it receives.
+type Permission struct {
+	Role      Role
+	Publish   []string
+	Subscribe []string
+	Responses bool // may publish one reply to each request it received
+	Why       string
+}
+
+// Rules returns the permission table: every role's rights for the names
+// the options set. It is what [Init] signs into the users' JWTs.
+func Rules(opts ...Option) ([]Permission, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.rules(), nil
+}
+
+func (c *config) rules() []Permission {
+	api := "$JS.API."
+	s := c.stream
+	// Reading the stream through ordered consumers (replay, tail, trace,
+	// history), as the jetstream package does it.
+	read := []string{
+		api + "STREAM.INFO." + s,
+		api + "CONSUMER.CREATE." + s + ".>",
+		api + "CONSUMER.MSG.NEXT." + s + ".>",
+	}
+	cmds := c.prefix + ".>"
+	return []Permission{{
+		Role: RoleStore,
+		Publish: append([]string{
+			events.EventSubjectPrefix + ".>",
+			events.SchemaSubjectPrefix + ".>",
+			api + "INFO",
+			api + "STREAM.CREATE." + s,
+			api + "STREAM.UPDATE." + s,
+			api + "STREAM.MSG.GET." + s,
+			api + "DIRECT.GET." + s + ".>",
+			api + "CONSUMER.INFO." + s + ".>",
+			api + "CONSUMER.DELETE." + s + ".>",
+		}, read...),
+		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
+		Responses: true,
+		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
+	}, {
+		Role: RoleRuleNode,
+		Publish: append(append([]string{
+			cmds,
+			c.dlqPrefix + ".>",
+			"$JS.ACK." + s + ".>",
+			api + "CONSUMER.INFO." + s + ".>",
+			api + "STREAM.INFO." + c.dlqStream,
+			api + "STREAM.CREATE." + c.dlqStream,
+		}, read...), c.rulePublish...),
+		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
+		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",
+	}, {
+		Role: RoleClient,
+		Publish: append([]string{
+			cmds,
+			api + "INFO",
+			api + "CONSUMER.INFO." + s + ".>",
+			api + "CONSUMER.LIST." + s,
+			api + "STREAM.MSG.GET." + s,
+			api + "DIRECT.GET." + s + ".>",
+		}, read...),
+		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
+		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
+	}, {
+		Role:      RoleAdmin,
+		Publish:   []string{">"},
+		Subscribe: []string{">"},
+		Why:       "everything: stream and dead-letter administration, any consumer",
+	}}
+}
