@@ -40,6 +40,19 @@ type EmbeddedConfig struct {
 	Listen  string    // host:port for clients; port 0 or -1 picks a free one
 	Fsync   FsyncMode // default FsyncBatch
 	Logs    bool      // let the server log to stderr
+
+	// Auth, when set, is the server configuration enforcing the roles
+	// (auth.LoadServer(dir).Options): listen, JetStream and TLS are set on
+	// it. AuthAccount is its application account, which JetStream stores
+	// the streams under. Without Auth every client may do anything, so the
+	// server listens on loopback only unless Insecure.
+	Auth        *server.Options
+	AuthAccount string
+	Insecure    bool
+
+	// TLSCert and TLSKey make the server require TLS; TLSCA then also
+	// requires client certificates signed by it (mutual TLS).
+	TLSCert, TLSKey, TLSCA string
 }
 
 // StartEmbedded starts a JetStream-enabled NATS server for a store node and
@@ -62,16 +75,20 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if port == 0 {
 		port = -1
 	}
-	opts := &server.Options{
-		ServerName: "storeloop",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.DataDir,
-		NoSigs:     true,
-		NoLog:      !cfg.Logs,
-		SyncAlways: cfg.Fsync == FsyncAlways,
-		MaxPayload: 8 << 20,
+	if cfg.Auth == nil && !cfg.Insecure && !loopback(host) {
+		return nil, nil, fmt.Errorf("storenode: refusing to listen on %s without --auth: any client reaching it could forge or delete events; use --auth DIR (storeloop auth init DIR), a loopback address, or --insecure", cfg.Listen)
+	}
+	opts := &server.Options{}
+	if cfg.Auth != nil {
+		opts = cfg.Auth.Clone()
+	}
+	opts.ServerName = "storeloop"
+	opts.Host, opts.Port = host, port
+	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, cfg.DataDir, cfg.Fsync == FsyncAlways
+	opts.NoSigs, opts.NoLog = true, !cfg.Logs
+	opts.MaxPayload = 8 << 20
+	if err := embeddedTLS(opts, cfg); err != nil {
+		return nil, nil, err
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -88,6 +105,36 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	var nodeOpts []Option
 	if cfg.Fsync == FsyncBatch {
 		nodeOpts = append(nodeOpts, WithEmbeddedSync(cfg.DataDir))
+		if cfg.Auth != nil {
+			nodeOpts = append(nodeOpts, withEmbeddedAccount(cfg.AuthAccount))
+		}
 	}
 	return s, nodeOpts, nil
+}
+
+// loopback reports whether host only accepts connections from this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// embeddedTLS sets the server's TLS from cfg's files.
+func embeddedTLS(opts *server.Options, cfg EmbeddedConfig) error {
+	switch {
+	case cfg.TLSCert == "" && cfg.TLSKey == "" && cfg.TLSCA == "":
+		return nil
+	case cfg.TLSCert == "" || cfg.TLSKey == "":
+		return fmt.Errorf("storenode: TLS needs both --tls-cert and --tls-key")
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CaFile: cfg.TLSCA, Verify: cfg.TLSCA != ""})
+	if err != nil {
+		return fmt.Errorf("storenode: TLS: %w", err)
+	}
+	opts.TLSConfig, opts.TLS, opts.TLSVerify = tc, true, cfg.TLSCA != ""
+	opts.TLSTimeout = 5 // seconds: handshakes on a busy machine
+	return nil
 }

@@ -64,7 +64,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		}
 	}
 	if cfg.syncer == nil && cfg.syncStoreDir != "" {
-		cfg.syncer = EmbeddedSyncer(cfg.syncStoreDir, cfg.stream)
+		cfg.syncer = accountSyncer(cfg.syncStoreDir, cfg.syncAccount, cfg.stream)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {

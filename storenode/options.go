@@ -17,6 +17,7 @@ type config struct {
 	logger         *slog.Logger
 	syncer         Syncer
 	syncStoreDir   string
+	syncAccount    string // JetStream account of syncStoreDir
 	maxBatch       int
 	maxRecordBytes int
 	dedupeWindow   time.Duration
@@ -35,6 +36,7 @@ func defaultConfig() config {
 		dedupeWindow:   24 * time.Hour,
 		dedupeSize:     1 << 20,
 		appendTimeout:  10 * time.Second,
+		syncAccount:    "$G",
 	}
 }
 
@@ -82,6 +84,12 @@ func WithSyncer(s Syncer) Option {
 // node's stream in an embedded server whose JetStream StoreDir is storeDir.
 func WithEmbeddedSync(storeDir string) Option {
 	return func(c *config) error { c.syncStoreDir = storeDir; return nil }
+}
+
+// withEmbeddedAccount names the JetStream account of WithEmbeddedSync's
+// server when it enforces roles (default "$G", the server's without auth).
+func withEmbeddedAccount(account string) Option {
+	return func(c *config) error { c.syncAccount = account; return nil }
 }
 
 // WithMaxBatch caps the commands group-committed together (default 256).

@@ -43,7 +43,13 @@ type blockSyncer struct {
 // EmbeddedSyncer returns the Syncer for stream in an embedded server whose
 // JetStream StoreDir is storeDir (account "$G", the default).
 func EmbeddedSyncer(storeDir, stream string) Syncer {
-	return &blockSyncer{dir: filepath.Join(storeDir, "jetstream", "$G", "streams", stream, "msgs")}
+	return accountSyncer(storeDir, "$G", stream)
+}
+
+// accountSyncer is EmbeddedSyncer for a stream of account (with auth on,
+// the application account's public key).
+func accountSyncer(storeDir, account, stream string) Syncer {
+	return &blockSyncer{dir: filepath.Join(storeDir, "jetstream", account, "streams", stream, "msgs")}
 }
 
 func (s *blockSyncer) block(i int) string { return filepath.Join(s.dir, strconv.Itoa(i)+".blk") }
