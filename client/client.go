@@ -42,7 +42,7 @@ func Connect(url string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, nats.Name(o.natsName))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(o.natsName)}, o.natsOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "connect to NATS at %s", url), err)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -19,6 +20,7 @@ type options struct {
 	logger   *slog.Logger
 	tracerP  trace.TracerProvider
 	natsName string
+	natsOpts []nats.Option
 }
 
 // Defaults of the options.
@@ -106,6 +108,15 @@ func WithStream(name string) Option {
 func WithName(name string) Option {
 	return func(o *options) error {
 		o.natsName = name
+		return nil
+	}
+}
+
+// WithNATSOptions adds options to the connection [Connect] opens, such as
+// credentials and TLS (auth.ConnConfig.NATSOptions gives storeloop's).
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) error {
+		o.natsOpts = append(o.natsOpts, opts...)
 		return nil
 	}
 }
