@@ -33,6 +33,7 @@ func main() {
 
 type flags struct {
 	daemon.Common
+	conn                                         daemon.Conn
 	rules, natsURL, name, stream, prefix, health string
 	concurrency, maxDeliver                      int
 	ackWait                                      time.Duration
@@ -53,6 +54,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
 	start := fs.String("start", daemon.Env("STORELOOP_START", rulenode.StartAll.String()), "where a NEW rule set's consumer starts: all (the stream's history too) or new (only events appended from now); an existing consumer keeps its position (env STORELOOP_START)")
 	f.Register(fs)
+	f.conn.Register(fs, daemon.TrustCA)
 	err := daemon.SetFromEnv(fs, map[string]string{
 		"concurrency": "STORELOOP_CONCURRENCY", "max-deliver": "STORELOOP_MAX_DELIVER", "ack-wait": "STORELOOP_ACK_WAIT"})
 	if err != nil {
@@ -69,6 +71,9 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
 	case f.rules == "":
 		return nil, fmt.Errorf("--rules FILE is required")
+	}
+	if err := f.conn.Validate(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -101,7 +106,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	nc, err := nats.Connect(f.natsURL, nats.Name("rulenode "+set.Name), nats.MaxReconnects(-1))
+	connOpts, err := f.conn.NATSOptions()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(f.natsURL, append(connOpts, nats.Name("rulenode "+set.Name), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", f.natsURL, err)
 	}

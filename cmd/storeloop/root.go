@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 )
@@ -34,6 +35,10 @@ const (
 	envNATSURL     = "STORELOOP_NATS"
 	envPrefix      = "STORELOOP_PREFIX"
 	envStream      = "STORELOOP_STREAM"
+	envCreds       = "STORELOOP_CREDS"
+	envTLSCA       = "STORELOOP_TLS_CA"
+	envClientCert  = "STORELOOP_TLS_CLIENT_CERT"
+	envClientKey   = "STORELOOP_TLS_CLIENT_KEY"
 )
 
 // rootCmd is the storeloop command. Other files of this package add their
@@ -68,6 +73,10 @@ func init() {
 	pf.StringVar(&global.prefix, "prefix", events.DefaultCommandPrefix, "command subject prefix (env "+envPrefix+")")
 	pf.StringVar(&global.stream, "stream", events.DefaultStream, "event stream name (env "+envStream+")")
 	pf.DurationVar(&global.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
+	pf.String("creds", "", "NATS credentials file, e.g. client.creds of storeloop auth init (env "+envCreds+")")
+	pf.String("tls-ca", "", "PEM file of the CA that signed the NATS server's certificate (env "+envTLSCA+")")
+	pf.String("tls-client-cert", "", "client certificate, for a server that requires one (env "+envClientCert+")")
+	pf.String("tls-client-key", "", "private key of --tls-client-cert (env "+envClientKey+")")
 	rootCmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
@@ -92,11 +101,22 @@ func flagOrEnv(cmd *cobra.Command, name, env string) string {
 
 // dial connects a client with the global flags; the command should Close it.
 func dial(cmd *cobra.Command) (*client.Client, error) {
+	conn := auth.ConnConfig{
+		Creds: flagOrEnv(cmd, "creds", envCreds),
+		CA:    flagOrEnv(cmd, "tls-ca", envTLSCA),
+		Cert:  flagOrEnv(cmd, "tls-client-cert", envClientCert),
+		Key:   flagOrEnv(cmd, "tls-client-key", envClientKey),
+	}
+	natsOpts, err := conn.NATSOptions()
+	if err != nil {
+		return nil, usageError{err}
+	}
 	return client.Connect(natsURL(cmd),
 		client.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
 		client.WithStream(streamName(cmd)),
 		client.WithTimeout(global.timeout),
-		client.WithName("storeloop-cli"))
+		client.WithName("storeloop-cli"),
+		client.WithNATSOptions(natsOpts...))
 }
 
 // usageError marks a mistake of the user's invocation (exit code 2).

@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/daemon"
 	"github.com/storeloop/storeloop/storenode"
@@ -28,8 +30,10 @@ func main() {
 
 type flags struct {
 	daemon.Common
+	conn                                               daemon.Conn
 	data, listen, natsURL, fsync, prefix, stream, http string
-	serverLogs                                         bool
+	authDir, tlsCert, tlsKey                           string
+	serverLogs, insecure                               bool
 	replicas                                           int
 }
 
@@ -46,7 +50,13 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
-	if err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"}); err != nil {
+	fs.StringVar(&f.authDir, "auth", daemon.Env("STORELOOP_AUTH", ""), "enforce the roles of this directory (storeloop auth init DIR) on the embedded server, and connect with DIR/store.creds (env STORELOOP_AUTH)")
+	fs.BoolVar(&f.insecure, "insecure", false, "let the embedded server listen on a non-loopback address without --auth: anyone reaching it can do anything (env STORELOOP_INSECURE)")
+	fs.StringVar(&f.tlsCert, "tls-cert", daemon.Env("STORELOOP_TLS_CERT", ""), "embedded server: require TLS with this PEM certificate (env STORELOOP_TLS_CERT)")
+	fs.StringVar(&f.tlsKey, "tls-key", daemon.Env("STORELOOP_TLS_KEY", ""), "private key of --tls-cert (env STORELOOP_TLS_KEY)")
+	f.conn.Register(fs, "PEM CA file: the embedded server requires client certificates signed by it (mutual TLS); with --nats, the CA to trust the server with")
+	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS", "insecure": "STORELOOP_INSECURE"})
+	if err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,8 +68,30 @@ func parseFlags(args []string) (*flags, error) {
 	case f.replicas > 1 && f.natsURL == "":
 		// The embedded server is a single node: it cannot hold copies.
 		return nil, fmt.Errorf("--replicas %d needs --nats to a JetStream cluster", f.replicas)
+	case f.natsURL != "" && (f.tlsCert != "" || f.tlsKey != ""):
+		return nil, fmt.Errorf("--tls-cert and --tls-key configure the embedded server: give an external server its TLS in its own configuration")
+	}
+	if f.conn.Creds == "" && f.authDir != "" {
+		f.conn.Creds = filepath.Join(f.authDir, auth.RoleStore.CredsFile())
+	}
+	if err := f.conn.Validate(); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// startEmbedded starts the embedded NATS server the flags describe.
+func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []storenode.Option, error) {
+	cfg := storenode.EmbeddedConfig{DataDir: f.data, Listen: f.listen, Fsync: mode, Logs: f.serverLogs,
+		Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey, TLSCA: f.conn.CA}
+	if f.authDir != "" {
+		as, err := auth.LoadServer(f.authDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Auth, cfg.AuthAccount = as.Options, as.Account
+	}
+	return storenode.StartEmbedded(cfg)
 }
 
 func run(args []string) error {
@@ -85,7 +117,7 @@ func run(args []string) error {
 	var srv *server.Server
 	if url == "" {
 		var extra []storenode.Option
-		srv, extra, err = storenode.StartEmbedded(storenode.EmbeddedConfig{DataDir: f.data, Listen: f.listen, Fsync: mode, Logs: f.serverLogs})
+		srv, extra, err = f.startEmbedded(mode)
 		if err != nil {
 			return err
 		}
@@ -95,9 +127,23 @@ func run(args []string) error {
 		}()
 		opts = append(opts, extra...)
 		url = srv.ClientURL()
-		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode)
+		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode,
+			"auth", f.authDir != "", "tls", f.tlsCert != "", "mtls", f.tlsCert != "" && f.conn.CA != "")
 	}
-	nc, err := nats.Connect(url, nats.Name("storenode"), nats.MaxReconnects(-1))
+	cc := f.conn.ConnConfig
+	if srv != nil {
+		// Its own server: in process, no TCP or TLS to cross (--tls-ca is
+		// the client-certificate CA there); still authenticated as store.
+		cc = auth.ConnConfig{Creds: cc.Creds}
+	}
+	connOpts, err := cc.NATSOptions()
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		connOpts = append(connOpts, nats.InProcessServer(srv))
+	}
+	nc, err := nats.Connect(url, append(connOpts, nats.Name("storenode"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/storeloop/storeloop/auth"
+)
+
+func init() {
+	authCmd := &cobra.Command{Use: "auth", Short: "Credentials for the roles NATS enforces (store, rulenode, client, admin)"}
+	authCmd.AddCommand(authInitCmd(), authRulesCmd())
+	rootCmd.AddCommand(authCmd)
+}
+
+// authOptions are the permission names from the global flags.
+func authOptions(cmd *cobra.Command, rulePublish []string) []auth.Option {
+	return []auth.Option{
+		auth.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
+		auth.WithStream(streamName(cmd)),
+		auth.WithRulePublish(rulePublish...),
+	}
+}
+
+func authInitCmd() *cobra.Command {
+	var force bool
+	var keysFrom string
+	var rulePublish []string
+	cmd := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Write credentials for every role, and server.conf, into a new or empty DIR",
+		Long: `init writes into DIR (created, or empty) one NATS credentials file per
+role: store.creds, rulenode.creds, client.creds and admin.creds, plus
+server.conf (no secrets) for the server: storenode --auth DIR, or include it
+in a nats-server configuration. DIR/keys holds the signing seeds: keep it
+off the machines that run storeloop.
+
+Rotate credentials with --keys-from OLD: the same account (so the same
+JetStream data) with new users, and OLD's users revoked once the server
+runs with the new server.conf.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			opts := authOptions(cmd, rulePublish)
+			if force {
+				opts = append(opts, auth.WithForce())
+			}
+			if keysFrom != "" {
+				opts = append(opts, auth.WithKeysFrom(keysFrom))
+			}
+			if err := auth.Init(a[0], opts...); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "wrote %s\n", filepath.Join(a[0], auth.ServerConfFile))
+			for _, r := range auth.Roles {
+				fmt.Fprintf(out, "wrote %s\n", filepath.Join(a[0], r.CredsFile()))
+			}
+			fmt.Fprintf(out, "start the store node with: storenode --auth %s\n", a[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite the credentials of a non-empty DIR")
+	cmd.Flags().StringVar(&keysFrom, "keys-from", "", "reuse the operator and account keys of this auth directory and revoke its users (rotation)")
+	cmd.Flags().StringSliceVar(&rulePublish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
+	return cmd
+}
+
+func authRulesCmd() *cobra.Command {
+	var rulePublish []string
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Print the permission table of the roles (Markdown)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rules, err := auth.Rules(authOptions(cmd, rulePublish)...)
+			if err != nil {
+				return usageError{err}
+			}
+			return printRules(cmd.OutOrStdout(), rules)
+		},
+	}
+	cmd.Flags().StringSliceVar(&rulePublish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
+	return cmd
+}
+
+func printRules(w io.Writer, rules []auth.Permission) error {
+	code := func(subjects []string) string {
+		return "`" + strings.Join(subjects, "` `") + "`"
+	}
+	fmt.Fprintln(w, "| role | may publish | may subscribe | replies to requests | for |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, p := range rules {
+		resp := "no"
+		if p.Responses || p.Role == auth.RoleAdmin {
+			resp = "yes"
+		}
+		_, err := fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", p.Role, code(p.Publish), code(p.Subscribe), resp, p.Why)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
