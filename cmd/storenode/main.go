@@ -130,11 +130,11 @@ func run(args []string) error {
 		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode,
 			"auth", f.authDir != "", "tls", f.tlsCert != "", "mtls", f.tlsCert != "" && f.conn.CA != "")
 	}
-	cc := f.conn.ConnConfig
+	cc, connURL := f.conn.ConnConfig, url
 	if srv != nil {
 		// Its own server: in process, no TCP or TLS to cross (--tls-ca is
 		// the client-certificate CA there); still authenticated as store.
-		cc = auth.ConnConfig{Creds: cc.Creds}
+		cc, connURL = auth.ConnConfig{Creds: cc.Creds}, ""
 	}
 	connOpts, err := cc.NATSOptions()
 	if err != nil {
@@ -143,7 +143,7 @@ func run(args []string) error {
 	if srv != nil {
 		connOpts = append(connOpts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(url, append(connOpts, nats.Name("storenode"), nats.MaxReconnects(-1))...)
+	nc, err := nats.Connect(connURL, append(connOpts, nats.Name("storenode"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
