@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/procs"
@@ -312,11 +313,24 @@ func TestExampleConfigMaps(t *testing.T) {
 
 // natsConfigs are deploy/nats/*.conf and the NATS configuration of the
 // Kubernetes manifests, parsed by nats-server itself.
+// The *-auth.conf files include auth/server.conf: they are read from a
+// copy of nats/ in which `storeloop auth init` wrote authDir(t).
 func natsConfigs(t *testing.T) map[string]*server.Options {
 	t.Helper()
 	files, err := filepath.Glob("nats/*.conf")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("nats/*.conf: %v %v", files, err)
+	}
+	dir := filepath.Dir(authDir(t))
+	for i, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(files[i], body, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, cm := range k8sDocs(t)["ConfigMap"] {
 		if conf := str(get(cm.m, "data", "nats.conf")); conf != "" {
@@ -339,12 +353,33 @@ func natsConfigs(t *testing.T) map[string]*server.Options {
 	return out
 }
 
+// authDirs holds each test's auth directory.
+var authDirs = map[testing.TB]string{}
+
+// authDir returns the test's auth directory, <tmp>/auth, written by
+// `storeloop auth init` (auth.Init) on first use.
+func authDir(t *testing.T) string {
+	t.Helper()
+	if d, ok := authDirs[t]; ok {
+		return d
+	}
+	d := filepath.Join(t.TempDir(), "auth")
+	if err := auth.Init(d); err != nil {
+		t.Fatal(err)
+	}
+	authDirs[t] = d
+	t.Cleanup(func() { delete(authDirs, t) })
+	return d
+}
+
 // Every NATS configuration has what storenode needs: JetStream, an fsync
-// per write, and room for the stream's 4 MiB messages with their headers.
-// The cluster files form one cluster of three.
+// per write, and room for the stream's 4 MiB messages with their headers;
+// the -auth ones also trust the operator of auth init. The cluster files
+// form one cluster of three.
 func TestNATSConfigs(t *testing.T) {
 	confs := natsConfigs(t)
-	for _, name := range []string{"nats.conf", "cluster-1.conf", "cluster-2.conf", "cluster-3.conf", "k8s-nats.conf"} {
+	for _, name := range []string{"nats.conf", "cluster-1.conf", "cluster-2.conf", "cluster-3.conf", "k8s-nats.conf",
+		"nats-auth.conf", "cluster-1-auth.conf", "cluster-2-auth.conf", "cluster-3-auth.conf"} {
 		opts := confs[name]
 		if opts == nil {
 			t.Errorf("no %s", name)
@@ -353,6 +388,9 @@ func TestNATSConfigs(t *testing.T) {
 		if !opts.JetStream || !opts.SyncAlways || opts.MaxPayload <= 4<<20 {
 			t.Errorf("%s: jetstream %v, sync always %v, max_payload %d; want true, true, > 4 MiB",
 				name, opts.JetStream, opts.SyncAlways, opts.MaxPayload)
+		}
+		if secured := strings.HasSuffix(name, "-auth.conf"); secured != (len(opts.TrustedOperators) == 1 && opts.SystemAccount != "") {
+			t.Errorf("%s: trusted operators %d, system account %q", name, len(opts.TrustedOperators), opts.SystemAccount)
 		}
 	}
 	clusterPorts := map[int]string{}
@@ -410,11 +448,22 @@ func startServer(t *testing.T, opts *server.Options) *server.Server {
 
 // writeAndRead runs a store node with opts on url, defines a bucket,
 // inserts and reads back a record, and returns the stream's configuration.
-func writeAndRead(t *testing.T, url string, opts ...storenode.Option) jetstream.StreamConfig {
+// With an auth directory, the node connects as the store role and a
+// client's forged event is refused.
+func writeAndRead(t *testing.T, url, authDir string, opts ...storenode.Option) jetstream.StreamConfig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(url)
+	var cc auth.ConnConfig
+	if authDir != "" {
+		cc.Creds = filepath.Join(authDir, auth.RoleStore.CredsFile())
+		refusesForgery(t, url, filepath.Join(authDir, auth.RoleClient.CredsFile()))
+	}
+	natsOpts, err := cc.NATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,10 +473,18 @@ func writeAndRead(t *testing.T, url string, opts ...storenode.Option) jetstream.
 		t.Fatal(err)
 	}
 	defer node.Stop(ctx)
-	cl, err := client.New(nc)
+	if authDir != "" {
+		cc.Creds = filepath.Join(authDir, auth.RoleClient.CredsFile())
+	}
+	natsOpts, err = cc.NATSOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cl, err := client.Connect(url, client.WithNATSOptions(natsOpts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	if err := cl.Define(ctx, events.BucketDef{Bucket: "notes", Key: "id", Schema: map[string]events.FieldDef{"id": {Type: "string"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +495,7 @@ func writeAndRead(t *testing.T, url string, opts ...storenode.Option) jetstream.
 	if err != nil || rec["id"] != "a" {
 		t.Fatalf("get a = %v, %v", rec, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(cl.Conn())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,31 +506,83 @@ func writeAndRead(t *testing.T, url string, opts ...storenode.Option) jetstream.
 	return st.CachedInfo().Config
 }
 
-// A store node works on a server run from nats/nats.conf.
+// refusesForgery checks that the client credentials cannot publish an event.
+func refusesForgery(t *testing.T, url, creds string) {
+	t.Helper()
+	natsOpts, err := auth.ConnConfig{Creds: creds}.NATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan error, 1)
+	nc, err := nats.Connect(url, append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case refused <- err:
+		default:
+		}
+	}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("bucket.notes.inserted", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("forged event: %v, want a permissions violation", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("forged event not refused")
+	}
+}
+
+// A store node works on a server run from nats/nats.conf, and from
+// nats/nats-auth.conf as the store role.
 func TestStorenodeOnNATSConf(t *testing.T) {
-	opts := natsConfigs(t)["nats.conf"]
-	s := startServer(t, opts)
-	if cfg := writeAndRead(t, s.ClientURL()); int64(cfg.MaxMsgSize) >= int64(opts.MaxPayload) {
-		t.Errorf("stream max_msg_size %d does not fit max_payload %d", cfg.MaxMsgSize, opts.MaxPayload)
+	for _, name := range []string{"nats.conf", "nats-auth.conf"} {
+		t.Run(name, func(t *testing.T) {
+			opts := natsConfigs(t)[name]
+			s := startServer(t, opts)
+			dir := ""
+			if len(opts.TrustedOperators) > 0 {
+				dir = authDir(t)
+			}
+			if cfg := writeAndRead(t, s.ClientURL(), dir); int64(cfg.MaxMsgSize) >= int64(opts.MaxPayload) {
+				t.Errorf("stream max_msg_size %d does not fit max_payload %d", cfg.MaxMsgSize, opts.MaxPayload)
+			}
+		})
 	}
 }
 
 // A store node with --replicas 3 works on the three servers of
-// nats/cluster-*.conf (run in-process, on free ports in place of theirs).
+// nats/cluster-*.conf (run in-process, on free ports in place of theirs),
+// and of nats/cluster-*-auth.conf as the store role.
 func TestStorenodeOnCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-server JetStream cluster")
 	}
+	for _, suffix := range []string{"", "-auth"} {
+		t.Run("cluster-N"+suffix, func(t *testing.T) { storenodeOnCluster(t, suffix) })
+	}
+}
+
+func storenodeOnCluster(t *testing.T, suffix string) {
 	confs := natsConfigs(t)
+	cluster := func(i int) *server.Options { return confs[fmt.Sprintf("cluster-%d%s.conf", i, suffix)] }
+	dir := ""
+	if suffix != "" {
+		dir = authDir(t)
+	}
 	newPort := map[string]string{} // cluster port in the file → free port
 	for i := 1; i <= 3; i++ {
 		_, port, _ := strings.Cut(procs.FreeAddr(t), ":")
-		newPort[fmt.Sprint(confs[fmt.Sprintf("cluster-%d.conf", i)].Cluster.Port)] = port
+		newPort[fmt.Sprint(cluster(i).Cluster.Port)] = port
 	}
 	var servers []*server.Server
 	var urls []string
 	for i := 1; i <= 3; i++ {
-		opts := confs[fmt.Sprintf("cluster-%d.conf", i)]
+		opts := cluster(i)
 		opts.Port = -1
 		opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", atoi(t, newPort[fmt.Sprint(opts.Cluster.Port)])
 		for _, r := range opts.Routes {
@@ -495,7 +604,7 @@ func TestStorenodeOnCluster(t *testing.T) {
 		case <-tick.C:
 		}
 	}
-	if cfg := writeAndRead(t, strings.Join(urls, ","), storenode.WithReplicas(3)); cfg.Replicas != 3 {
+	if cfg := writeAndRead(t, strings.Join(urls, ","), dir, storenode.WithReplicas(3)); cfg.Replicas != 3 {
 		t.Errorf("stream replicas = %d, want 3", cfg.Replicas)
 	}
 }
