@@ -29,10 +29,10 @@ type secured struct {
 	js    jetstream.JetStream // admin's
 }
 
-func startSecured(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnConfig) *secured {
+func startSecured(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnConfig, opts ...auth.Option) *secured {
 	t.Helper()
 	s := &secured{dir: filepath.Join(t.TempDir(), "auth"), conn: conn}
-	if err := auth.Init(s.dir); err != nil {
+	if err := auth.Init(s.dir, opts...); err != nil {
 		t.Fatal(err)
 	}
 	as, err := auth.LoadServer(s.dir)

@@ -66,7 +66,7 @@ func TestRulesOptions(t *testing.T) {
 	}
 	rn := rules[1]
 	if rn.Role != auth.RoleRuleNode || !strings.Contains(strings.Join(rn.Publish, " "), "shop.> ") ||
-		!strings.Contains(strings.Join(rn.Publish, " "), "$JS.ACK.SHOP.>") || rn.Publish[len(rn.Publish)-1] != "mail.>" {
+		!strings.Contains(strings.Join(rn.Publish, " "), "$JS.ACK.SHOP.*.>") || rn.Publish[len(rn.Publish)-1] != "mail.>" {
 		t.Fatalf("rulenode publish = %v", rn.Publish)
 	}
 	for _, bad := range []string{"bucket.x", "store.insert", "storeloop.dlq.x", "$JS.API.>", ">", "_INBOX_client.x"} {

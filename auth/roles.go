@@ -41,6 +41,7 @@ type config struct {
 	dlqStream   string   // dead-letter stream
 	dlqPrefix   string   // dead-letter subjects
 	rulePublish []string // extra subjects rule `publish` actions may use
+	ruleSets    []string // the rule sets rulenode.creds may run; none: any
 	keysFrom    string   // auth directory whose operator and account keys to reuse
 	force       bool     // overwrite a non-empty directory
 }
@@ -101,6 +102,22 @@ func WithRulePublish(subjects ...string) Option {
 			}
 		}
 		c.rulePublish = append(c.rulePublish, subjects...)
+		return nil
+	}
+}
+
+// WithRuleSets restricts rulenode.creds to the durable consumers of these
+// rule sets: a rule node can then neither bind nor reconfigure another
+// rule set's consumer, nor read the stream through other consumers. By
+// default it may run any rule set.
+func WithRuleSets(names ...string) Option {
+	return func(c *config) error {
+		for _, n := range names {
+			if !token(n) {
+				return fmt.Errorf("auth: rule set %q: want one subject token (a consumer name)", n)
+			}
+		}
+		c.ruleSets = append(c.ruleSets, names...)
 		return nil
 	}
 }
@@ -171,11 +188,10 @@ func (c *config) rules() []Permission {
 		Publish: append(append([]string{
 			cmds,
 			c.dlqPrefix + ".>",
-			"$JS.ACK." + s + ".>",
-			api + "CONSUMER.INFO." + s + ".>",
+			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
-		}, read...), c.rulePublish...),
+		}, c.consumers()...), c.rulePublish...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",
 	}, {
@@ -196,4 +212,22 @@ func (c *config) rules() []Permission {
 		Subscribe: []string{">"},
 		Why:       "everything: stream and dead-letter administration, any consumer",
 	}}
+}
+
+// consumers is what a rule node may do with durable consumers of the
+// stream: those of c.ruleSets, or any.
+func (c *config) consumers() []string {
+	names := c.ruleSets
+	if len(names) == 0 {
+		names = []string{"*"}
+	}
+	var out []string
+	for _, n := range names {
+		api := "$JS.API.CONSUMER."
+		suffix := "." + c.stream + "." + n
+		out = append(out,
+			api+"CREATE"+suffix, api+"CREATE"+suffix+".>", // .> : with one filter subject in the name
+			api+"INFO"+suffix, api+"MSG.NEXT"+suffix, "$JS.ACK"+suffix+".>")
+	}
+	return out
 }

@@ -231,3 +231,43 @@ func streamState(t *testing.T, s *secured) string {
 		info.State.Msgs, info.State.LastSeq, info.Config.Sealed, info.Config.DenyDelete, info.Config.DenyPurge,
 		info.Config.Subjects, names)
 }
+
+// With WithRuleSets, rulenode.creds run those rule sets only: another rule
+// set's consumer can be neither created nor reconfigured, and no ordered
+// consumer reads the stream.
+func TestRuleSetRestriction(t *testing.T) {
+	s := startSecured(t, storenode.EmbeddedConfig{}, auth.ConnConfig{}, auth.WithRuleSets("ecommerce"))
+	ctx := ctxT(t)
+	if _, err := s.js.CreateOrUpdateConsumer(ctx, events.DefaultStream, jetstream.ConsumerConfig{
+		Durable: "billing", FilterSubjects: []string{"bucket.orders.>"}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	nc, errs := s.as(t, auth.RoleRuleNode)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, events.DefaultStream, jetstream.ConsumerConfig{
+		Durable: "ecommerce", FilterSubjects: []string{"bucket.orders.>", "bucket.inventory.>"}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{
+		"$JS.API.CONSUMER.CREATE.STORELOOP.billing",
+		"$JS.API.CONSUMER.CREATE.STORELOOP.billing.bucket.>",
+		"$JS.API.CONSUMER.MSG.NEXT.STORELOOP.billing",
+		"$JS.ACK.STORELOOP.billing.1.1.1.0.0",
+		"$JS.API.CONSUMER.CREATE.STORELOOP.ordered_1",
+	} {
+		if err := nc.Publish(subj, []byte(`{"stream_name":"STORELOOP","config":{"durable_name":"billing","filter_subject":">"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		wantViolation(t, errs, "publish", subj)
+	}
+	cons, err := s.js.Consumer(ctx, events.DefaultStream, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cons.CachedInfo().Config.FilterSubjects; fmt.Sprint(f) != "[bucket.orders.>]" {
+		t.Fatalf("billing's filters = %v, want unchanged", f)
+	}
+}

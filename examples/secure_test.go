@@ -39,7 +39,7 @@ func TestSecureEcommerce(t *testing.T) {
 		}
 		return string(out)
 	}
-	cli("auth", "init", dir)
+	cli("auth", "init", "--rule-set", "ecommerce", dir)
 	creds := func(r auth.Role) string { return filepath.Join(dir, r.CredsFile()) }
 	tlsFlags := []string{"--tls-ca", pki.CA, "--tls-client-cert", pki.ClientCert, "--tls-client-key", pki.ClientKey}
 

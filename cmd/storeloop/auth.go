@@ -17,19 +17,29 @@ func init() {
 	rootCmd.AddCommand(authCmd)
 }
 
-// authOptions are the permission names from the global flags.
-func authOptions(cmd *cobra.Command, rulePublish []string) []auth.Option {
+// ruleFlags are the flags of auth init and auth rules that shape the
+// rule node's permissions.
+type ruleFlags struct{ publish, sets []string }
+
+func (f *ruleFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&f.publish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
+	cmd.Flags().StringSliceVar(&f.sets, "rule-set", nil, "restrict rulenode.creds to these rule sets' consumers (repeatable; default any)")
+}
+
+// authOptions are the permission names from the global flags and f.
+func authOptions(cmd *cobra.Command, f ruleFlags) []auth.Option {
 	return []auth.Option{
 		auth.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
 		auth.WithStream(streamName(cmd)),
-		auth.WithRulePublish(rulePublish...),
+		auth.WithRulePublish(f.publish...),
+		auth.WithRuleSets(f.sets...),
 	}
 }
 
 func authInitCmd() *cobra.Command {
 	var force bool
 	var keysFrom string
-	var rulePublish []string
+	var rules ruleFlags
 	cmd := &cobra.Command{
 		Use:   "init DIR",
 		Short: "Write credentials for every role, and server.conf, into a new or empty DIR",
@@ -44,7 +54,7 @@ JetStream data) with new users, and OLD's users revoked once the server
 runs with the new server.conf.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			opts := authOptions(cmd, rulePublish)
+			opts := authOptions(cmd, rules)
 			if force {
 				opts = append(opts, auth.WithForce())
 			}
@@ -65,25 +75,25 @@ runs with the new server.conf.`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite the credentials of a non-empty DIR")
 	cmd.Flags().StringVar(&keysFrom, "keys-from", "", "reuse the operator and account keys of this auth directory and revoke its users (rotation)")
-	cmd.Flags().StringSliceVar(&rulePublish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
+	rules.register(cmd)
 	return cmd
 }
 
 func authRulesCmd() *cobra.Command {
-	var rulePublish []string
+	var rules ruleFlags
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "Print the permission table of the roles (Markdown)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rules, err := auth.Rules(authOptions(cmd, rulePublish)...)
+			table, err := auth.Rules(authOptions(cmd, rules)...)
 			if err != nil {
 				return usageError{err}
 			}
-			return printRules(cmd.OutOrStdout(), rules)
+			return printRules(cmd.OutOrStdout(), table)
 		},
 	}
-	cmd.Flags().StringSliceVar(&rulePublish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
+	rules.register(cmd)
 	return cmd
 }
 
