@@ -3,6 +3,7 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/client"
@@ -21,8 +23,9 @@ import (
 // The seed's e-commerce example with auth and mutual TLS on: credentials
 // from `storeloop auth init`, a storenode process enforcing them over TLS,
 // a rulenode process on rulenode.creds, the writes and the CLI on
-// client.creds. The results are the seed's 48/195/274, and the client role
-// cannot forge an event on the way.
+// client.creds. The results are the seed's 48/195/274; neither the client
+// nor the rule node role can forge an event or delete, purge, seal or
+// hijack the stream on the way.
 func TestSecureEcommerce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemons")
@@ -58,9 +61,7 @@ func TestSecureEcommerce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := make(chan error, 1)
-	cl, err := client.Connect(store.URL, client.WithNATSOptions(append(natsOpts,
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { forged <- err }))...))
+	cl, err := client.Connect(store.URL, client.WithNATSOptions(natsOpts...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,20 +71,46 @@ func TestSecureEcommerce(t *testing.T) {
 			t.Fatalf("%s: %v", step.What, err)
 		}
 	}
-	// A forged "shipped" event: refused by the server, never state.
-	if err := cl.Conn().Publish("bucket.orders.updated", []byte(`{"type":"updated","bucket":"orders","key":2}`)); err != nil {
+	cli(append(asClient, "settle", "--rule-set", "ecommerce")...)
+
+	// What the issue did as a curious NATS user, now as the client and the
+	// rule node roles: each publish is refused by the server.
+	for _, r := range []auth.Role{auth.RoleClient, auth.RoleRuleNode} {
+		conn.Creds = creds(r)
+		refused(ctx, t, store.URL, conn,
+			"bucket.orders.updated", // a forged event
+			"$JS.API.STREAM.DELETE.STORELOOP",
+			"$JS.API.STREAM.PURGE.STORELOOP",
+			"$JS.API.STREAM.UPDATE.STORELOOP", // seal
+			"$JS.API.STREAM.CREATE.HIJACK",    // a stream capturing store.>
+			"$JS.API.CONSUMER.DELETE.STORELOOP.ecommerce")
+	}
+	conn.Creds = creds(auth.RoleAdmin)
+	natsOpts, err = conn.NATSOptions()
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-forged:
-		if !strings.Contains(err.Error(), `Publish to "bucket.orders.updated"`) {
-			t.Fatalf("async error %v, want the publish refused", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("forged publish not refused")
+	admin, err := nats.Connect(store.URL, natsOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	js, err := jetstream.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "STORELOOP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 definitions + 8 writes + 2 stock deductions + 2 loyalty upserts.
+	if info := st.CachedInfo(); info.Config.Sealed || info.State.Msgs != 15 {
+		t.Errorf("stream sealed %v with %d messages, want unsealed with 15", info.Config.Sealed, info.State.Msgs)
+	}
+	if _, err := js.Stream(ctx, "HIJACK"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("HIJACK stream: %v, want not found", err)
 	}
 
-	cli(append(asClient, "settle", "--rule-set", "ecommerce")...)
 	for _, c := range []struct {
 		bucket, key, field string
 		want               float64
@@ -96,6 +123,37 @@ func TestSecureEcommerce(t *testing.T) {
 		out := cli(append(asClient, "get", c.bucket, c.key)...)
 		if err := json.Unmarshal([]byte(out), &rec); err != nil || rec[c.field] != c.want {
 			t.Errorf("%s %s = %s (%v), want %s %v", c.bucket, c.key, out, err, c.field, c.want)
+		}
+	}
+}
+
+// refused connects as conn and checks that each publish is refused with a
+// permissions violation naming its subject.
+func refused(ctx context.Context, t *testing.T, url string, conn auth.ConnConfig, subjects ...string) {
+	t.Helper()
+	errs := make(chan error, len(subjects))
+	natsOpts, err := conn.NATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		errs <- err
+	}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, subj := range subjects {
+		if err := nc.Publish(subj, []byte(`{"config":{"name":"HIJACK","subjects":["store.>"],"sealed":true}}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `Publish to "`+subj+`"`) {
+				t.Fatalf("%s: %s: %v, want its publish refused", conn.Creds, subj, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: %s not refused", conn.Creds, subj)
 		}
 	}
 }
