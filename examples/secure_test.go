@@ -110,6 +110,9 @@ func TestSecureEcommerce(t *testing.T) {
 	if _, err := js.Stream(ctx, "HIJACK"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("HIJACK stream: %v, want not found", err)
 	}
+	if _, err := js.Consumer(ctx, "STORELOOP", "ecommerce"); err != nil {
+		t.Errorf("the rule set's consumer: %v", err)
+	}
 
 	for _, c := range []struct {
 		bucket, key, field string
