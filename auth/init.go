@@ -19,9 +19,13 @@ const (
 	operatorKeyFile = "keys/operator.nk" // operator seed
 	accountKeyFile  = "keys/account.nk"  // application account seed
 	systemKeyFile   = "keys/system.nk"   // system account seed
-	accountName     = "STORELOOP"        // the application account's name in its JWT
-	systemName      = "SYS"              // the system account's name
-	operatorName    = "storeloop"        // the operator's name
+)
+
+// Names in the JWTs, for people reading them (nsc, nats server list).
+const (
+	operatorName = "storeloop"
+	accountName  = "STORELOOP"
+	systemName   = "SYS"
 )
 
 // Init writes an auth directory: one credentials file per role, server.conf
@@ -86,7 +90,7 @@ func Init(dir string, opts ...Option) error {
 	for name, body := range files {
 		mode := os.FileMode(0o600)
 		if name == ServerConfFile {
-			mode = 0o644 // no secrets: the server may run as another user
+			mode = 0o644 // public: may be copied next to a server's configuration
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), body, mode); err != nil {
 			return fmt.Errorf("auth: %w", err)
