@@ -1,12 +1,18 @@
 package storenode
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/storeloop/storeloop/internal/datadir"
 )
 
 // FsyncMode chooses when appended events reach the disk.
@@ -34,6 +40,20 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 	return "", fmt.Errorf("fsync mode %q: want batch, always or periodic", s)
 }
 
+// DataDirInUseError is StartEmbedded's error when another process holds
+// the data directory; Holder names it (pid, host, start time).
+type DataDirInUseError = datadir.HeldError
+
+// embeddedLocks maps a data directory to the lock of this process's
+// embedded server on it, so that a restart within the process (tests,
+// examples) waits for a stopped server's release instead of racing it.
+var embeddedLocks sync.Map // absolute path → *embeddedLock
+
+type embeddedLock struct {
+	srv      *server.Server
+	released chan struct{}
+}
+
 // EmbeddedConfig configures the NATS server a store node embeds.
 type EmbeddedConfig struct {
 	DataDir string    // JetStream file storage directory
@@ -42,8 +62,11 @@ type EmbeddedConfig struct {
 	Logs    bool      // let the server log to stderr
 }
 
-// StartEmbedded starts a JetStream-enabled NATS server for a store node and
-// returns it with the options the node needs for the chosen fsync mode.
+// StartEmbedded locks the data directory for this process (a second store
+// node on it fails with *DataDirInUseError naming the holder), starts a
+// JetStream-enabled NATS server for a store node and returns it with the
+// options the node needs: the high-water mark in the data directory and
+// the chosen fsync mode. The lock is released when the server shuts down.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if cfg.DataDir == "" {
 		return nil, nil, fmt.Errorf("storenode: embedded server needs a data directory")
@@ -62,6 +85,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if port == 0 {
 		port = -1
 	}
+	// One writer per data directory: the lock comes before the server
+	// opens anything in it, and lives as long as the server.
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storenode: data directory: %w", err)
+	}
+	if prev, ok := embeddedLocks.Load(dir); ok && !prev.(*embeddedLock).srv.Running() {
+		<-prev.(*embeddedLock).released
+	}
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if errors.Is(err, datadir.ErrLockUnsupported) {
+		slog.Warn("one store node per data directory is not enforced on this platform", "data", cfg.DataDir)
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("storenode: %w", err)
+	}
 	opts := &server.Options{
 		ServerName: "storeloop",
 		Host:       host,
@@ -75,17 +113,26 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
+		lock.Release()
 		return nil, nil, fmt.Errorf("storenode: embedded server: %w", err)
 	}
 	if cfg.Logs {
 		s.ConfigureLogger()
 	}
 	s.Start()
+	held := &embeddedLock{srv: s, released: make(chan struct{})}
+	embeddedLocks.Store(dir, held)
+	go func() {
+		s.WaitForShutdown()
+		lock.Release()
+		embeddedLocks.CompareAndDelete(dir, held)
+		close(held.released)
+	}()
 	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
 		return nil, nil, fmt.Errorf("storenode: embedded server not ready after 30s")
 	}
-	var nodeOpts []Option
+	nodeOpts := []Option{WithDataDir(cfg.DataDir)}
 	if cfg.Fsync == FsyncBatch {
 		nodeOpts = append(nodeOpts, WithEmbeddedSync(cfg.DataDir))
 	}

@@ -29,7 +29,7 @@ func main() {
 type flags struct {
 	daemon.Common
 	data, listen, natsURL, fsync, prefix, stream, http string
-	serverLogs                                         bool
+	serverLogs, acceptDataLoss                         bool
 	replicas                                           int
 }
 
@@ -46,7 +46,8 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
-	if err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"}); err != nil {
+	fs.BoolVar(&f.acceptDataLoss, "accept-data-loss", false, "start even if acknowledged events are missing from the stream: log and count the loss, serve what is left (env STORELOOP_ACCEPT_DATA_LOSS)")
+	if err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS"}); err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +82,9 @@ func run(args []string) error {
 	defer shutdownTelemetry(context.Background())
 
 	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
+	if f.acceptDataLoss {
+		opts = append(opts, storenode.WithAcceptDataLoss())
+	}
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
