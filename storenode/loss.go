@@ -1,9 +1,12 @@
 package storenode
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,53 +117,96 @@ func subtract(rs, cut []events.SeqRange) []events.SeqRange {
 	return out
 }
 
-// highWater keeps the node's durable high-water mark in its data directory.
-type highWater struct {
-	dir  string
-	lost metric.Int64Counter
+// lossGuard is what the node knows of lost events: the durable
+// high-water mark (with a data directory), the holes accepted as lost, and
+// the loss to report. Its methods are safe from any goroutine.
+type lossGuard struct {
+	dir     string // "" without a data directory: no mark is kept
+	accept  bool
+	counter metric.Int64Counter
 
-	mu   sync.Mutex
-	mark datadir.Mark // as last written
+	mu       sync.Mutex
+	mark     datadir.Mark      // as last written; Lost holds the accepted holes
+	reported []events.SeqRange // for status: the accepted holes and this run's loss
 }
 
-func newHighWater(dir, stream string) (*highWater, error) {
-	m, err := datadir.ReadMark(dir, stream)
-	if err != nil {
-		return nil, fmt.Errorf("storenode: %w", err)
+func newLossGuard(cfg config) (*lossGuard, error) {
+	g := &lossGuard{dir: cfg.dataDir, accept: cfg.acceptDataLoss, mark: datadir.Mark{Stream: cfg.stream}}
+	var err error
+	if g.dir != "" {
+		if g.mark, err = datadir.ReadMark(g.dir, cfg.stream); err != nil {
+			return nil, fmt.Errorf("storenode: %w", err)
+		}
 	}
-	lost, err := otel.Meter(tracing.InstrumentationName).Int64Counter("storeloop.events.lost",
-		metric.WithDescription("Acknowledged events found missing from the stream at start and accepted with --accept-data-loss."),
+	g.reported = slices.Clone(g.mark.Lost)
+	g.counter, err = otel.Meter(tracing.InstrumentationName).Int64Counter("storeloop.events.lost",
+		metric.WithDescription("Acknowledged events found missing from the stream and accepted with --accept-data-loss."),
 		metric.WithUnit("{event}"))
 	if err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
-	return &highWater{dir: dir, lost: lost, mark: m}, nil
+	return g, nil
 }
 
-func (h *highWater) current() datadir.Mark {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.mark
+func (g *lossGuard) current() datadir.Mark {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mark
+}
+
+// lost returns the events reported lost, for status.
+func (g *lossGuard) lost() []events.SeqRange {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.reported)
 }
 
 // advance writes seq as the mark if it is past the one written.
-func (h *highWater) advance(seq uint64) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if seq <= h.mark.LastSeq {
+func (g *lossGuard) advance(seq uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dir == "" || seq <= g.mark.LastSeq {
 		return nil
 	}
-	m := h.mark
+	m := g.mark
 	m.LastSeq = seq
-	return h.writeLocked(m)
+	return g.writeLocked(m)
 }
 
-func (h *highWater) writeLocked(m datadir.Mark) error {
-	if err := datadir.WriteMark(h.dir, m); err != nil {
-		return err
+func (g *lossGuard) writeLocked(m datadir.Mark) error {
+	if g.dir != "" {
+		if err := datadir.WriteMark(g.dir, m); err != nil {
+			return fmt.Errorf("storenode: high-water mark: %w", err)
+		}
 	}
-	h.mark = m
+	g.mark = m
 	return nil
+}
+
+// judge returns loss, or when accepting logs and counts it, moves the mark
+// to the stream as it is (streamLast) and returns nil. Holes below the
+// stream's end stay holes and are remembered as accepted; a cut tail is
+// written again by the next appends; a stream that is gone starts over.
+func (g *lossGuard) judge(loss *DataLossError, streamLast uint64, log *slog.Logger) error {
+	if !g.accept {
+		return loss
+	}
+	log.Error("data loss accepted (--accept-data-loss): serving what is left", "err", loss.Error())
+	g.counter.Add(context.Background(), int64(lostCount(loss.Missing)))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reported = append(g.reported, loss.Missing...)
+	m := datadir.Mark{Stream: g.mark.Stream, LastSeq: streamLast}
+	if !loss.Gone {
+		for _, r := range append(slices.Clone(g.mark.Lost), loss.Missing...) {
+			if r.First <= streamLast {
+				r.Last = min(r.Last, streamLast)
+				m.Lost = append(m.Lost, r)
+			}
+		}
+		slices.SortFunc(m.Lost, func(a, b events.SeqRange) int { return cmp.Compare(a.First, b.First) })
+	}
+	return g.writeLocked(m)
 }
 
 // checkStreamExists runs before the node binds the stream: a stream that
@@ -170,12 +216,12 @@ func (n *Node) checkStreamExists(ctx context.Context) error {
 	s, err := n.js.Stream(ctx, n.cfg.stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		if n.hw == nil || n.hw.current().LastSeq == 0 {
+		mark := n.loss.current()
+		if mark.LastSeq == 0 {
 			return nil
 		}
-		mark := n.hw.current()
-		return n.lose(&DataLossError{Stream: n.cfg.stream, Mark: mark.LastSeq, Gone: true,
-			Missing: []events.SeqRange{{First: 1, Last: mark.LastSeq}}}, 0)
+		return n.loss.judge(&DataLossError{Stream: n.cfg.stream, Mark: mark.LastSeq, Gone: true,
+			Missing: []events.SeqRange{{First: 1, Last: mark.LastSeq}}}, 0, n.log)
 	case err != nil:
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	case s.CachedInfo().Config.Sealed:
@@ -185,53 +231,15 @@ func (n *Node) checkStreamExists(ctx context.Context) error {
 	return nil
 }
 
-// checkSeqs judges what a replay found missing against the mark and the
-// loss already accepted; it runs at the end of every rebuild.
+// checkSeqs judges what a replay found missing, against the mark and the
+// holes already accepted; it runs at the end of every rebuild.
 func (n *Node) checkSeqs(c *seqCheck, streamLast uint64) error {
-	var mark datadir.Mark
-	if n.hw != nil {
-		mark = n.hw.current()
-	}
+	mark := n.loss.current()
 	missing := subtract(c.end(streamLast, mark.LastSeq), mark.Lost)
 	if len(missing) == 0 {
 		return nil
 	}
-	return n.lose(&DataLossError{Stream: n.cfg.stream, Mark: mark.LastSeq, Missing: missing}, streamLast)
-}
-
-// lose returns loss, or with WithAcceptDataLoss logs and counts it, moves
-// the mark to the stream as it is (remembering holes inside it, so later
-// starts accept them) and returns nil.
-func (n *Node) lose(loss *DataLossError, streamLast uint64) error {
-	if !n.cfg.acceptDataLoss {
-		return loss
-	}
-	n.log.Error("data loss accepted (--accept-data-loss): serving what is left", "err", loss.Error())
-	count := lostCount(loss.Missing)
-	n.healthMu.Lock()
-	n.lostRanges = append(n.lostRanges, loss.Missing...)
-	n.healthMu.Unlock()
-	if n.hw == nil {
-		return nil
-	}
-	n.hw.lost.Add(context.Background(), int64(count))
-	n.hw.mu.Lock()
-	defer n.hw.mu.Unlock()
-	m := datadir.Mark{Stream: n.cfg.stream, LastSeq: streamLast}
-	if !loss.Gone {
-		// Holes below the stream's end stay holes; a cut tail is
-		// written again by the next appends.
-		for _, r := range append(n.hw.mark.Lost, loss.Missing...) {
-			if r.First <= streamLast {
-				r.Last = min(r.Last, streamLast)
-				m.Lost = append(m.Lost, r)
-			}
-		}
-	}
-	if err := n.hw.writeLocked(m); err != nil {
-		return fmt.Errorf("storenode: high-water mark: %w", err)
-	}
-	return nil
+	return n.loss.judge(&DataLossError{Stream: n.cfg.stream, Mark: mark.LastSeq, Missing: missing}, streamLast, n.log)
 }
 
 // keepMark writes the high-water mark every MarkInterval while it moves,
@@ -250,7 +258,7 @@ func (n *Node) keepMark() {
 }
 
 func (n *Node) writeMark() {
-	if err := n.hw.advance(n.lastSeq.Load()); err != nil {
+	if err := n.loss.advance(n.lastSeq.Load()); err != nil {
 		n.log.Error("high-water mark not written", "err", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,9 +50,7 @@ type Node struct {
 	healthMu sync.Mutex
 	halted   string // why writes are refused; "" while healthy
 
-	lostRanges []events.SeqRange // events lost and accepted (WithAcceptDataLoss); healthMu
-
-	hw *highWater // nil without a data directory (WithDataDir)
+	loss *lossGuard // the high-water mark and the data loss accepted
 
 	failMu  sync.Mutex
 	failErr error // a batch failed to commit; the loop must rebuild
@@ -90,11 +87,8 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
-	if cfg.dataDir != "" {
-		if n.hw, err = newHighWater(cfg.dataDir, cfg.stream); err != nil {
-			return nil, err
-		}
-		n.lostRanges = n.hw.current().Lost
+	if n.loss, err = newLossGuard(cfg); err != nil {
+		return nil, err
 	}
 	if err := n.checkStreamExists(ctx); err != nil {
 		return nil, err
@@ -111,7 +105,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	go n.loop()
 	go n.acker()
 	go n.committer()
-	if n.hw != nil {
+	if cfg.dataDir != "" {
 		go n.keepMark()
 	}
 	if err := n.serve(); err != nil {
@@ -151,20 +145,18 @@ func (n *Node) Stop(ctx context.Context) error {
 	if c, ok := n.cfg.syncer.(io.Closer); ok {
 		c.Close()
 	}
-	if n.hw != nil {
-		n.writeMark()
-	}
+	n.writeMark()
 	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
 	return err
 }
 
 // Status reports progress and health; safe from any goroutine.
 func (n *Node) Status() events.StatusResult {
+	lost := n.loss.lost()
 	n.healthMu.Lock()
 	defer n.healthMu.Unlock()
 	return events.StatusResult{LastSeq: n.lastSeq.Load(), InFlight: int(n.inFlight.Load()),
-		Healthy: n.halted == "", Reason: n.halted,
-		LostEvents: lostCount(n.lostRanges), LostRanges: slices.Clone(n.lostRanges)}
+		Healthy: n.halted == "", Reason: n.halted, LostEvents: lostCount(lost), LostRanges: lost}
 }
 
 // Ready reports whether the node accepts writes.
