@@ -427,3 +427,55 @@ func TestSecondDaemonOnDataDir(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonDataLoss: the real daemon on a data directory whose stream was
+// deleted from outside exits non-zero naming the stream and the mark, and
+// starts with --accept-data-loss, reporting the loss in status and
+// /metrics.
+func TestDaemonDataLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the storenode daemon")
+	}
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	nc := connectURL(t, d.URL)
+	insertOrders(t, nc, 5)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, events.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop(t, 30*time.Second)
+
+	refused := procs.Start(t, procs.StorenodeSpec(t, dir, "127.0.0.1:0"))
+	if state := refused.WaitExit(t, procs.StartTimeout); state.ExitCode() != 1 {
+		t.Fatalf("exit %s, want 1:\n%s", state, refused.Output())
+	}
+	if out, want := refused.Output(), "stream STORELOOP is missing but this node acknowledged events up to sequence 6"; !strings.Contains(out, want) {
+		t.Fatalf("output does not say %q:\n%s", want, out)
+	}
+
+	spec := procs.StorenodeSpec(t, dir, "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "info")
+	spec.Env = []string{"STORELOOP_ACCEPT_DATA_LOSS=true"}
+	d = procs.StartStorenode(t, spec)
+	nc = connectURL(t, d.URL)
+	var status events.StatusResult
+	mustCall(t, nc, events.CmdStatus, struct{}{}, &status)
+	if status.LostEvents != 6 || !reflect.DeepEqual(status.LostRanges, []events.SeqRange{{First: 1, Last: 6}}) || !status.Healthy {
+		t.Fatalf("status %+v, want 6 events lost", status)
+	}
+	l := d.WaitLine(t, true, "http endpoints", procs.StartTimeout)
+	_, addr, _ := strings.Cut(l, "addr=")
+	addr, _, _ = strings.Cut(addr, " ")
+	body, err := procs.Get(ctx, "http://"+strings.Trim(addr, `"`)+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := procs.Sum(body, "storeloop_events_lost_total"); got != 6 {
+		t.Errorf("storeloop_events_lost_total = %v, want 6", got)
+	}
+}
