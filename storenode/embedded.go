@@ -1,9 +1,7 @@
 package storenode
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -11,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-
-	"github.com/storeloop/storeloop/internal/datadir"
 )
 
 // FsyncMode chooses when appended events reach the disk.
@@ -39,10 +35,6 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 	}
 	return "", fmt.Errorf("fsync mode %q: want batch, always or periodic", s)
 }
-
-// DataDirInUseError is StartEmbedded's error when another process holds
-// the data directory; Holder names it (pid, host, start time).
-type DataDirInUseError = datadir.HeldError
 
 // embeddedLocks maps a data directory to the lock of this process's
 // embedded server on it, so that a restart within the process (tests,
@@ -94,11 +86,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if prev, ok := embeddedLocks.Load(dir); ok && !prev.(*embeddedLock).srv.Running() {
 		<-prev.(*embeddedLock).released
 	}
-	lock, err := datadir.Acquire(cfg.DataDir)
-	if errors.Is(err, datadir.ErrLockUnsupported) {
-		slog.Warn("one store node per data directory is not enforced on this platform", "data", cfg.DataDir)
-	} else if err != nil {
-		return nil, nil, fmt.Errorf("storenode: %w", err)
+	release, err := LockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := &server.Options{
 		ServerName: "storeloop",
@@ -113,7 +103,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
-		lock.Release()
+		release()
 		return nil, nil, fmt.Errorf("storenode: embedded server: %w", err)
 	}
 	if cfg.Logs {
@@ -124,7 +114,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	embeddedLocks.Store(dir, held)
 	go func() {
 		s.WaitForShutdown()
-		lock.Release()
+		release()
 		embeddedLocks.CompareAndDelete(dir, held)
 		close(held.released)
 	}()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/datadir"
+	"github.com/storeloop/storeloop/internal/natstest"
 	"github.com/storeloop/storeloop/internal/procs"
 	"github.com/storeloop/storeloop/storenode"
 )
@@ -477,5 +478,42 @@ func TestDaemonDataLoss(t *testing.T) {
 	}
 	if got := procs.Sum(body, "storeloop_events_lost_total"); got != 6 {
 		t.Errorf("storeloop_events_lost_total = %v, want 6", got)
+	}
+}
+
+// TestExternalServerDataDir: with --nats, a --data directory holds the
+// node's lock and high-water mark: a second daemon on it is refused, and a
+// stream deleted on the server is data loss at the next start.
+func TestExternalServerDataDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the storenode daemon")
+	}
+	srv := natstest.Server(t)
+	dir := t.TempDir()
+	spec := procs.StorenodeSpec(t, dir, "127.0.0.1:0", "--nats", srv.ClientURL())
+	first := procs.StartStorenode(t, spec)
+	nc := connectURL(t, srv.ClientURL())
+	insertOrders(t, nc, 3)
+
+	second := procs.Start(t, spec)
+	if state := second.WaitExit(t, procs.StartTimeout); state.ExitCode() != 1 ||
+		!strings.Contains(second.Output(), fmt.Sprintf("in use by another store node: pid %d", first.Pid())) {
+		t.Fatalf("second daemon: %s:\n%s", state, second.Output())
+	}
+	first.Stop(t, 30*time.Second)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, events.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	again := procs.Start(t, spec)
+	if state := again.WaitExit(t, procs.StartTimeout); state.ExitCode() != 1 ||
+		!strings.Contains(again.Output(), "stream STORELOOP is missing but this node acknowledged events up to sequence 4") {
+		t.Fatalf("start after the stream was deleted: %s:\n%s", state, again.Output())
 	}
 }

@@ -29,14 +29,14 @@ func main() {
 type flags struct {
 	daemon.Common
 	data, listen, natsURL, fsync, prefix, stream, http string
-	serverLogs, acceptDataLoss                         bool
+	serverLogs, acceptDataLoss, dataSet                bool
 	replicas                                           int
 }
 
 func parseFlags(args []string) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("storenode", flag.ContinueOnError)
-	fs.StringVar(&f.data, "data", daemon.Env("STORELOOP_DATA", "./storeloop-data"), "JetStream data directory of the embedded NATS server (env STORELOOP_DATA)")
+	fs.StringVar(&f.data, "data", daemon.Env("STORELOOP_DATA", "./storeloop-data"), "JetStream data directory of the embedded NATS server; with --nats, only if given: where the node keeps its lock and high-water mark (env STORELOOP_DATA)")
 	fs.StringVar(&f.listen, "listen", daemon.Env("STORELOOP_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env STORELOOP_LISTEN)")
 	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", ""), "use this external NATS server instead of an embedded one (env STORELOOP_NATS)")
 	fs.StringVar(&f.fsync, "fsync", daemon.Env("STORELOOP_FSYNC", string(storenode.FsyncBatch)), "embedded durability: batch (fsync per group commit), always (NATS fsyncs every message) or periodic (env STORELOOP_FSYNC)")
@@ -53,6 +53,8 @@ func parseFlags(args []string) (*flags, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
+	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
@@ -100,6 +102,14 @@ func run(args []string) error {
 		opts = append(opts, extra...)
 		url = srv.ClientURL()
 		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode)
+	} else if f.dataSet {
+		// The node's own files only: its lock and high-water mark.
+		release, err := storenode.LockDataDir(f.data)
+		if err != nil {
+			return err
+		}
+		defer release()
+		opts = append(opts, storenode.WithDataDir(f.data))
 	}
 	nc, err := nats.Connect(url, nats.Name("storenode"), nats.MaxReconnects(-1))
 	if err != nil {
