@@ -195,6 +195,9 @@ func (g *lossGuard) judge(loss *DataLossError, streamLast uint64, log *slog.Logg
 	g.counter.Add(context.Background(), int64(lostCount(loss.Missing)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if loss.Gone {
+		g.reported = nil // the holes of the old stream went with it
+	}
 	g.reported = append(g.reported, loss.Missing...)
 	m := datadir.Mark{Stream: g.mark.Stream, LastSeq: streamLast}
 	if !loss.Gone {
