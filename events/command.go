@@ -121,6 +121,16 @@ type (
 		InFlight int    `json:"inFlight"`
 		Healthy  bool   `json:"healthy"`
 		Reason   string `json:"reason,omitempty"`
+		// LostEvents counts the events found missing from the stream at
+		// start and accepted with --accept-data-loss; LostRanges lists them.
+		LostEvents uint64     `json:"lostEvents,omitempty"`
+		LostRanges []SeqRange `json:"lostRanges,omitempty"`
+	}
+
+	// SeqRange is the stream sequences First through Last, inclusive.
+	SeqRange struct {
+		First uint64 `json:"first"`
+		Last  uint64 `json:"last"`
 	}
 )
 

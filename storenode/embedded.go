@@ -3,7 +3,9 @@ package storenode
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -34,6 +36,16 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 	return "", fmt.Errorf("fsync mode %q: want batch, always or periodic", s)
 }
 
+// embeddedLocks maps a data directory to the lock of this process's
+// embedded server on it, so that a restart within the process (tests,
+// examples) waits for a stopped server's release instead of racing it.
+var embeddedLocks sync.Map // absolute path → *embeddedLock
+
+type embeddedLock struct {
+	srv      *server.Server
+	released chan struct{}
+}
+
 // EmbeddedConfig configures the NATS server a store node embeds.
 type EmbeddedConfig struct {
 	DataDir string    // JetStream file storage directory
@@ -55,8 +67,11 @@ type EmbeddedConfig struct {
 	TLSCert, TLSKey, TLSCA string
 }
 
-// StartEmbedded starts a JetStream-enabled NATS server for a store node and
-// returns it with the options the node needs for the chosen fsync mode.
+// StartEmbedded locks the data directory for this process (a second store
+// node on it fails with *DataDirInUseError naming the holder), starts a
+// JetStream-enabled NATS server for a store node and returns it with the
+// options the node needs: the high-water mark in the data directory and
+// the chosen fsync mode. The lock is released when the server shuts down.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if cfg.DataDir == "" {
 		return nil, nil, fmt.Errorf("storenode: embedded server needs a data directory")
@@ -90,19 +105,41 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 	if err := embeddedTLS(opts, cfg); err != nil {
 		return nil, nil, err
 	}
+	// One writer per data directory: the lock comes before the server
+	// opens anything in it, and lives as long as the server.
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storenode: data directory: %w", err)
+	}
+	if prev, ok := embeddedLocks.Load(dir); ok && !prev.(*embeddedLock).srv.Running() {
+		<-prev.(*embeddedLock).released
+	}
+	release, err := LockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
+		release()
 		return nil, nil, fmt.Errorf("storenode: embedded server: %w", err)
 	}
 	if cfg.Logs {
 		s.ConfigureLogger()
 	}
 	s.Start()
+	held := &embeddedLock{srv: s, released: make(chan struct{})}
+	embeddedLocks.Store(dir, held)
+	go func() {
+		s.WaitForShutdown()
+		release()
+		embeddedLocks.CompareAndDelete(dir, held)
+		close(held.released)
+	}()
 	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
 		return nil, nil, fmt.Errorf("storenode: embedded server not ready after 30s")
 	}
-	var nodeOpts []Option
+	nodeOpts := []Option{WithDataDir(cfg.DataDir)}
 	if cfg.Fsync == FsyncBatch {
 		nodeOpts = append(nodeOpts, WithEmbeddedSync(cfg.DataDir))
 		if cfg.Auth != nil {

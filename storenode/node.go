@@ -50,6 +50,8 @@ type Node struct {
 	healthMu sync.Mutex
 	halted   string // why writes are refused; "" while healthy
 
+	loss *lossGuard // the high-water mark and the data loss accepted
+
 	failMu  sync.Mutex
 	failErr error // a batch failed to commit; the loop must rebuild
 }
@@ -85,6 +87,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
+	if n.loss, err = newLossGuard(cfg); err != nil {
+		return nil, err
+	}
+	if err := n.checkStreamExists(ctx); err != nil {
+		return nil, err
+	}
 	if err := n.ensureStream(ctx); err != nil {
 		return nil, err
 	}
@@ -97,6 +105,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	go n.loop()
 	go n.acker()
 	go n.committer()
+	if cfg.dataDir != "" {
+		go n.keepMark()
+	}
 	if err := n.serve(); err != nil {
 		n.Stop(ctx)
 		return nil, err
@@ -134,16 +145,18 @@ func (n *Node) Stop(ctx context.Context) error {
 	if c, ok := n.cfg.syncer.(io.Closer); ok {
 		c.Close()
 	}
+	n.writeMark()
 	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
 	return err
 }
 
 // Status reports progress and health; safe from any goroutine.
 func (n *Node) Status() events.StatusResult {
+	lost := n.loss.lost()
 	n.healthMu.Lock()
 	defer n.healthMu.Unlock()
 	return events.StatusResult{LastSeq: n.lastSeq.Load(), InFlight: int(n.inFlight.Load()),
-		Healthy: n.halted == "", Reason: n.halted}
+		Healthy: n.halted == "", Reason: n.halted, LostEvents: lostCount(lost), LostRanges: lost}
 }
 
 // Ready reports whether the node accepts writes.
@@ -175,13 +188,21 @@ func (n *Node) ensureStream(ctx context.Context) error {
 	return nil
 }
 
-// rebuild replaces the state with the fold of the whole stream.
+// rebuild replaces the state with the fold of the whole stream, read on a
+// connection of its own; a sequence missing from it is data loss.
 func (n *Node) rebuild(ctx context.Context) error {
+	src, err := n.openReplay(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.close()
 	st := projections.NewState()
 	schemas := map[string]*schema{}
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
 	rr := newReplayReplies()
-	err := streamread.All(ctx, n.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+	seqs := newSeqCheck()
+	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+		seqs.observe(seq)
 		m, err := projections.DecodeMessage(msg.Subject(), msg.Data())
 		if err != nil {
 			return fmt.Errorf("storenode: replay seq %d: %w", seq, err)
@@ -194,6 +215,12 @@ func (n *Node) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.checkSeqs(seqs, src.last); err != nil {
+		return err
+	}
+	// After accepted loss at the tail the stream's last sequence is past
+	// the last event: appends must expect the former.
+	st.LastSeq = max(st.LastSeq, src.last)
 	rr.fill(dd, n.now())
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)

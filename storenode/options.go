@@ -23,7 +23,9 @@ type config struct {
 	dedupeWindow   time.Duration
 	dedupeSize     int
 	appendTimeout  time.Duration
-	replicas       int // 0: the server's default, one copy
+	replicas       int    // 0: the server's default, one copy
+	dataDir        string // where the high-water mark is kept; "" for none
+	acceptDataLoss bool
 }
 
 func defaultConfig() config {
@@ -138,4 +140,25 @@ func WithReplicas(n int) Option {
 		c.replicas = n
 		return nil
 	}
+}
+
+// WithDataDir keeps the node's durable high-water mark in dir, so that a
+// stream found shorter than what the node acknowledged, or gone, is
+// reported as data loss at start. The caller holds dir's writer lock
+// (StartEmbedded does).
+func WithDataDir(dir string) Option {
+	return func(c *config) error {
+		if dir == "" {
+			return fmt.Errorf("storenode: empty data directory")
+		}
+		c.dataDir = dir
+		return nil
+	}
+}
+
+// WithAcceptDataLoss makes a start that finds events missing from the
+// stream log and count the loss, move the high-water mark and serve what
+// is left, instead of failing with *DataLossError.
+func WithAcceptDataLoss() Option {
+	return func(c *config) error { c.acceptDataLoss = true; return nil }
 }

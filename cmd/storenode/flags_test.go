@@ -39,3 +39,37 @@ func TestReplicasFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestAcceptDataLossFlag(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     string // STORELOOP_ACCEPT_DATA_LOSS; "" leaves it unset
+		args    []string
+		want    bool
+		wantErr bool
+	}{
+		{name: "default", want: false},
+		{name: "flag", args: []string{"--accept-data-loss"}, want: true},
+		{name: "environment", env: "true", want: true},
+		{name: "flag over environment", env: "true", args: []string{"--accept-data-loss=false"}, want: false},
+		{name: "malformed environment", env: "sure", wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STORELOOP_ACCEPT_DATA_LOSS", tc.env)
+			if tc.env == "" {
+				os.Unsetenv("STORELOOP_ACCEPT_DATA_LOSS")
+			}
+			f, err := parseFlags(tc.args)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("parsed %v, want an error", f.acceptDataLoss)
+				}
+				return
+			}
+			if err != nil || f.acceptDataLoss != tc.want {
+				t.Fatalf("acceptDataLoss = %v, %v; want %v", f, err, tc.want)
+			}
+		})
+	}
+}

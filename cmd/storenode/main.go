@@ -33,14 +33,14 @@ type flags struct {
 	conn                                               daemon.Conn
 	data, listen, natsURL, fsync, prefix, stream, http string
 	authDir, tlsCert, tlsKey                           string
-	serverLogs, insecure                               bool
+	serverLogs, insecure, acceptDataLoss, dataSet      bool
 	replicas                                           int
 }
 
 func parseFlags(args []string) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("storenode", flag.ContinueOnError)
-	fs.StringVar(&f.data, "data", daemon.Env("STORELOOP_DATA", "./storeloop-data"), "JetStream data directory of the embedded NATS server (env STORELOOP_DATA)")
+	fs.StringVar(&f.data, "data", daemon.Env("STORELOOP_DATA", "./storeloop-data"), "JetStream data directory of the embedded NATS server; with --nats, only if given: where the node keeps its lock and high-water mark (env STORELOOP_DATA)")
 	fs.StringVar(&f.listen, "listen", daemon.Env("STORELOOP_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env STORELOOP_LISTEN)")
 	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", ""), "use this external NATS server instead of an embedded one (env STORELOOP_NATS)")
 	fs.StringVar(&f.fsync, "fsync", daemon.Env("STORELOOP_FSYNC", string(storenode.FsyncBatch)), "embedded durability: batch (fsync per group commit), always (NATS fsyncs every message) or periodic (env STORELOOP_FSYNC)")
@@ -55,13 +55,17 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", daemon.Env("STORELOOP_TLS_CERT", ""), "embedded server: require TLS with this PEM certificate (env STORELOOP_TLS_CERT)")
 	fs.StringVar(&f.tlsKey, "tls-key", daemon.Env("STORELOOP_TLS_KEY", ""), "private key of --tls-cert (env STORELOOP_TLS_KEY)")
 	f.conn.Register(fs, "PEM CA file: the embedded server requires client certificates signed by it (mutual TLS); with --nats, the CA to trust the server with")
-	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS", "insecure": "STORELOOP_INSECURE"})
+	fs.BoolVar(&f.acceptDataLoss, "accept-data-loss", false, "start even if acknowledged events are missing from the stream: log and count the loss, serve what is left (env STORELOOP_ACCEPT_DATA_LOSS)")
+	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS",
+		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS"})
 	if err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
+	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
@@ -113,6 +117,9 @@ func run(args []string) error {
 	defer shutdownTelemetry(context.Background())
 
 	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
+	if f.acceptDataLoss {
+		opts = append(opts, storenode.WithAcceptDataLoss())
+	}
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
@@ -129,6 +136,14 @@ func run(args []string) error {
 		url = srv.ClientURL()
 		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode,
 			"auth", f.authDir != "", "tls", f.tlsCert != "", "mtls", f.tlsCert != "" && f.conn.CA != "")
+	} else if f.dataSet {
+		// The node's own files only: its lock and high-water mark.
+		release, err := storenode.LockDataDir(f.data)
+		if err != nil {
+			return err
+		}
+		defer release()
+		opts = append(opts, storenode.WithDataDir(f.data))
 	}
 	cc, connURL := f.conn.ConnConfig, url
 	if srv != nil {

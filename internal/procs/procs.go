@@ -320,3 +320,11 @@ func (p *Proc) Exited() bool {
 		return false
 	}
 }
+
+// WaitExit waits up to timeout for the process to end by itself and
+// returns how it ended.
+func (p *Proc) WaitExit(t testing.TB, timeout time.Duration) *os.ProcessState {
+	t.Helper()
+	p.wait(t, timeout)
+	return p.state
+}

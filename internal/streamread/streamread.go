@@ -10,23 +10,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// FetchBytes bounds the bytes of messages in flight to the reader: large
+// enough for one message of the largest size a stream allows (4 MiB for
+// the store's), small enough that the server never finds the reading
+// connection a slow consumer (it allows 64 MiB pending per connection).
+const FetchBytes = 16 << 20
+
 // All calls fn for every message of stream, in order, with its stream
 // sequence, up to the stream's last sequence when All was called, then
 // returns. An error from fn stops the read and is returned as is.
+// Sequences missing from the stream are skipped: fn sees the gap.
 func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, msg jetstream.Msg) error) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	last := s.CachedInfo().State.LastSeq
-	if last == 0 {
+	state := s.CachedInfo().State
+	if state.Msgs == 0 {
 		return nil
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessages(4096))
+	it, err := c.Messages(jetstream.PullMaxBytes(FetchBytes))
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
@@ -43,7 +50,9 @@ func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq
 		if err := fn(md.Sequence.Stream, msg); err != nil {
 			return err
 		}
-		if md.Sequence.Stream >= last {
+		// NumPending ends the read too when the last sequences are
+		// missing (the stream keeps its last sequence past lost messages).
+		if md.Sequence.Stream >= state.LastSeq || md.NumPending == 0 {
 			return nil
 		}
 	}

@@ -1,0 +1,49 @@
+package storenode
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// replaySource is the stream as a rebuild reads it: on a NATS connection
+// of its own, opened with the node's connection options (servers,
+// credentials, TLS), so that a replay's bytes never share a connection's
+// pending limits with the commands being served.
+type replaySource struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	last uint64 // the stream's last sequence before the read
+}
+
+func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
+	o := n.nc.Opts
+	o.Name += " replay"
+	// The callbacks are about the node's connection (micro's service
+	// stops itself from them when its connection closes): not this one's.
+	o.ConnectedCB, o.DisconnectedCB, o.DisconnectedErrCB, o.ReconnectedCB, o.ClosedCB = nil, nil, nil, nil, nil
+	o.DiscoveredServersCB, o.LameDuckModeHandler, o.ReconnectErrCB = nil, nil, nil
+	o.AsyncErrorCB = func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		n.log.Warn("replay connection", "err", err)
+	}
+	nc, err := o.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("storenode: replay connection: %w", err)
+	}
+	r := &replaySource{nc: nc}
+	if r.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("storenode: replay: %w", err)
+	}
+	s, err := r.js.Stream(ctx, n.cfg.stream)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("storenode: replay stream %s: %w", n.cfg.stream, err)
+	}
+	r.last = s.CachedInfo().State.LastSeq
+	return r, nil
+}
+
+func (r *replaySource) close() { r.nc.Close() }
