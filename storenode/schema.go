@@ -481,6 +481,11 @@ func (s *schema) keyOf(rec events.Record) (any, *events.Error) {
 	case string:
 		return k, nil
 	case float64:
+		if k == 0 {
+			// The stored record says 0 for a key of -0, the key it is under.
+			rec[s.key] = 0.0
+			return 0.0, nil
+		}
 		if !math.IsNaN(k) && !math.IsInf(k, 0) {
 			return k, nil
 		}
