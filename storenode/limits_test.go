@@ -1,11 +1,15 @@
 package storenode_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/storetest"
+	"github.com/storeloop/storeloop/storenode"
 )
 
 // numberKeysDef is a bucket keyed by a number the caller chooses.
@@ -36,5 +40,190 @@ func TestNegativeZeroKeyIsZero(t *testing.T) {
 	mustCall(t, nc, events.CmdCount, []byte(`{"bucket":"nums"}`), &n)
 	if n != 1 {
 		t.Fatalf("count after restart = %d, want 1", n)
+	}
+}
+
+// bigDef is a bucket of records carrying a large blob.
+func bigDef() events.BucketDef {
+	return events.BucketDef{Bucket: "big", Key: "id", Schema: map[string]events.FieldDef{
+		"id": {Type: events.TypeNumber}, "blob": {Type: events.TypeString}, "n": {Type: events.TypeNumber},
+	}}
+}
+
+// insertBig inserts records 1..count of bigDef with a blob of size bytes,
+// several at a time.
+func insertBig(t *testing.T, nc *nats.Conn, count, size int) {
+	t.Helper()
+	blob := strings.Repeat("x", size)
+	errs := make(chan error, count)
+	sem := make(chan struct{}, 16)
+	for i := 1; i <= count; i++ {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- try(nc, events.CmdInsert, events.InsertRequest{Bucket: "big", Record: events.Record{"id": float64(i), "blob": blob, "n": 0.0}}, nil)
+		}()
+	}
+	for range count {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Issue 9 case 1, the query: 100 records of 100 KB; `store.query
+// {"bucket":"big"}` was answered with a 10 MB reply the server dropped, and
+// the caller timed out. Now each page stops before the max payload, with a
+// cursor, and the pages hold every record once.
+func TestQueryPagesByBytes(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, bigDef())
+	insertBig(t, nc, 100, 100<<10)
+	raw := rawCall(t, nc, events.CmdQuery, []byte(`{"bucket":"big"}`))
+	if int64(len(raw)) > nc.MaxPayload() {
+		t.Fatalf("reply of %d bytes, over the max payload %d", len(raw), nc.MaxPayload())
+	}
+	var first events.QueryResult
+	if e := decodeReply(t, events.CmdQuery, raw, &first); e != nil {
+		t.Fatal(e)
+	}
+	// 1 MiB holds ten records of 100 KiB and their keys, not eleven.
+	if len(first.Records) != 10 || first.NextCursor == "" {
+		t.Fatalf("first page: %d records, cursor %q; want 10 and a cursor", len(first.Records), first.NextCursor)
+	}
+	all := queryAll(t, nc, "big", nil, 0)
+	if len(all) != 100 {
+		t.Fatalf("paged through %d records, want 100", len(all))
+	}
+	for i, r := range all {
+		if r["id"] != float64(i+1) {
+			t.Fatalf("record %d has id %v, want %d: records repeated or lost", i, r["id"], i+1)
+		}
+	}
+	if n := st.Node.ReplyFailures(); n != 0 {
+		t.Fatalf("%d replies failed to send", n)
+	}
+}
+
+// Issue 9 case 1, the transaction: 100 increments of one 100 KB record with a
+// command id were applied (_version 101) but the reply, 100 copies of the
+// record, was never delivered, and every retry got the same oversized
+// remembered reply. Now the tx is refused before it applies, and so is
+// every retry; a tx whose reply fits is answered and remembered.
+func TestTxWhoseReplyCannotFitIsRefusedBeforeApplying(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, bigDef())
+	insertBig(t, nc, 1, 100<<10)
+	seq := lastSeq(t, nc)
+	tx := func(ops int) events.TxRequest {
+		req := events.TxRequest{}
+		for range ops {
+			req.Ops = append(req.Ops, events.TxOp{Op: events.CmdUpdate, Bucket: "big", Key: 1.0, Increment: map[string]float64{"n": 1}})
+		}
+		return req
+	}
+	for range 2 { // the retry with the same id is refused the same way
+		e := call(t, nc, events.CmdTx, tx(100), nil, events.HeaderCommandID, "tx-100")
+		wantCode(t, e, events.CodeTooLarge)
+		if !strings.Contains(e.Message, "nothing was applied") {
+			t.Fatalf("message %q does not say nothing was applied", e.Message)
+		}
+	}
+	wantNoNewEvents(t, nc, seq)
+	if r := getRecord(t, nc, "big", 1.0); r["_version"] != 1.0 || r["n"] != 0.0 {
+		t.Fatalf("record after refused tx: version %v n %v, want 1 and 0", r["_version"], r["n"])
+	}
+	var res events.TxResult
+	mustCall(t, nc, events.CmdTx, tx(5), &res, events.HeaderCommandID, "tx-5")
+	again := rawCall(t, nc, events.CmdTx, tx(5), events.HeaderCommandID, "tx-5")
+	var res2 events.TxResult
+	if e := decodeReply(t, events.CmdTx, again, &res2); e != nil || len(res2.Results) != 5 {
+		t.Fatalf("retry of tx-5: %v, %d results", e, len(res2.Results))
+	}
+	if r := getRecord(t, nc, "big", 1.0); r["_version"] != 6.0 || r["n"] != 5.0 {
+		t.Fatalf("record after tx-5 and its retry: version %v n %v, want 6 and 5", r["_version"], r["n"])
+	}
+	restartNode(t, st)
+	again = rawCall(t, nc, events.CmdTx, tx(5), events.HeaderCommandID, "tx-5")
+	if int64(len(again)) > nc.MaxPayload() {
+		t.Fatalf("remembered reply after restart is %d bytes", len(again))
+	}
+	if e := decodeReply(t, events.CmdTx, again, &res2); e != nil || len(res2.Results) != 5 {
+		t.Fatalf("retry of tx-5 after restart: %v, %d results", e, len(res2.Results))
+	}
+}
+
+// wantHealthy fails the test unless the node accepts writes.
+func wantHealthy(t *testing.T, st *storetest.Store) {
+	t.Helper()
+	if err := st.Node.Ready(); err != nil {
+		t.Fatalf("node not ready: %v", err)
+	}
+}
+
+// Issue 9 case 3: 2.5 MB causal headers made the append fail ("message
+// size exceeds maximum allowed"), answered unavailable — a retry could never
+// succeed — and halted the node into a full rebuild. Scaled to the test
+// server's 1 MiB max payload: a 150 KB record updated with 400 KB
+// correlation and causation ids, whose event (old and new record, both ids
+// in its meta) would be over 1 MiB.
+func TestOversizedCausalHeadersAreRefusedAtDecode(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, bigDef())
+	insertBig(t, nc, 1, 150<<10)
+	seq := lastSeq(t, nc)
+	huge := strings.Repeat("c", 400<<10)
+	e := call(t, nc, events.CmdUpdate, events.UpdateRequest{Bucket: "big", Key: 1.0, Changes: events.Record{"n": 1.0}}, nil,
+		events.HeaderCorrelationID, huge, events.HeaderCausationID, huge)
+	wantCode(t, e, events.CodeTooLarge)
+	if want := fmt.Sprintf("headers are %d bytes, at most 65536 together", 2*(400<<10)+len(events.HeaderCorrelationID)+len(events.HeaderCausationID)); e.Message != want {
+		t.Fatalf("message %q, want %q", e.Message, want)
+	}
+	wantHealthy(t, st)
+	wantNoNewEvents(t, nc, seq)
+	for _, tc := range []struct {
+		header string
+		size   int
+	}{
+		{events.HeaderCommandID, events.MaxCommandIDBytes + 1},
+		{events.HeaderCorrelationID, events.MaxCausalIDBytes + 1},
+		{events.HeaderCausationID, events.MaxCausalIDBytes + 1},
+		{events.HeaderRule, events.MaxRuleIDBytes + 1},
+	} {
+		e := call(t, nc, events.CmdUpdate, events.UpdateRequest{Bucket: "big", Key: 1.0, Changes: events.Record{"n": 1.0}}, nil, tc.header, strings.Repeat("h", tc.size))
+		wantCode(t, e, events.CodeTooLarge)
+		if want := fmt.Sprintf("%s is %d bytes, at most %d", tc.header, tc.size, tc.size-1); e.Message != want {
+			t.Fatalf("message %q, want %q", e.Message, want)
+		}
+	}
+	wantNoNewEvents(t, nc, seq)
+	// At the caps, the write goes through.
+	mustCall(t, nc, events.CmdUpdate, events.UpdateRequest{Bucket: "big", Key: 1.0, Changes: events.Record{"n": 1.0}}, nil,
+		events.HeaderCorrelationID, strings.Repeat("c", events.MaxCausalIDBytes), events.HeaderCausationID, strings.Repeat("c", events.MaxCausalIDBytes))
+	wantHealthy(t, st)
+}
+
+// An event the stream could not take is refused before it is appended,
+// whatever made it large: with records allowed up to 600 KB, an update of
+// a 500 KB record (old and new record in one event) would be over the
+// server's 1 MiB and used to halt the node.
+func TestEventOverTheMaxPayloadIsRefused(t *testing.T) {
+	st := storetest.StartStore(t, storenode.WithMaxRecordBytes(600<<10))
+	nc := st.Conn
+	define(t, nc, bigDef())
+	insertBig(t, nc, 1, 500<<10)
+	seq := lastSeq(t, nc)
+	e := call(t, nc, events.CmdUpdate, events.UpdateRequest{Bucket: "big", Key: 1.0, Changes: events.Record{"n": 1.0}}, nil)
+	wantCode(t, e, events.CodeTooLarge)
+	if !strings.Contains(e.Message, "the event would be") {
+		t.Fatalf("message %q", e.Message)
+	}
+	wantHealthy(t, st)
+	wantNoNewEvents(t, nc, seq)
+	if r := getRecord(t, nc, "big", 1.0); r["_version"] != 1.0 {
+		t.Fatalf("record changed to version %v", r["_version"])
 	}
 }

@@ -50,6 +50,8 @@ type Node struct {
 	healthMu sync.Mutex
 	halted   string // why writes are refused; "" while healthy
 
+	replyFailures atomic.Int64 // replies the connection refused to send
+
 	failMu  sync.Mutex
 	failErr error // a batch failed to commit; the loop must rebuild
 }
@@ -162,7 +164,7 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		Storage:            jetstream.FileStorage,
 		Retention:          jetstream.LimitsPolicy,
 		Discard:            jetstream.DiscardNew,
-		MaxMsgSize:         4 << 20,
+		MaxMsgSize:         streamMaxMsgBytes,
 		DenyDelete:         true,
 		DenyPurge:          true,
 		AllowAtomicPublish: true,

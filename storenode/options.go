@@ -23,6 +23,7 @@ type config struct {
 	dedupeSize     int
 	appendTimeout  time.Duration
 	replicas       int // 0: the server's default, one copy
+	maxScan        int
 }
 
 func defaultConfig() config {
@@ -35,6 +36,7 @@ func defaultConfig() config {
 		dedupeWindow:   24 * time.Hour,
 		dedupeSize:     1 << 20,
 		appendTimeout:  10 * time.Second,
+		maxScan:        DefaultMaxScan,
 	}
 }
 
@@ -128,6 +130,23 @@ func WithReplicas(n int) Option {
 			return fmt.Errorf("storenode: replicas %d out of range 1..5", n)
 		}
 		c.replicas = n
+		return nil
+	}
+}
+
+// DefaultMaxScan is the default cap on the records one command visits.
+const DefaultMaxScan = 100_000
+
+// WithMaxScan caps the records one query, count, aggregate or transaction's
+// queryReads may visit (default DefaultMaxScan); past it the command is
+// refused with too_large before it runs. Every command runs on the single
+// writer, so the cap bounds how long one command can hold up the others.
+func WithMaxScan(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("storenode: max scan %d must be positive", n)
+		}
+		c.maxScan = n
 		return nil
 	}
 }
