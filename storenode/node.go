@@ -181,8 +181,8 @@ func (n *Node) ensureStream(ctx context.Context) error {
 func (n *Node) rebuild(ctx context.Context) error {
 	st := projections.NewState()
 	schemas := map[string]*schema{}
-	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
-	rr := newReplayReplies()
+	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize, n.cfg.dedupeBytes)
+	rr := newReplayReplies(dd, n.now())
 	err := streamread.All(ctx, n.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
 		m, err := projections.DecodeMessage(msg.Subject(), msg.Data())
 		if err != nil {
@@ -196,7 +196,6 @@ func (n *Node) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rr.fill(dd, n.now())
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)
 	return nil

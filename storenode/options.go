@@ -24,6 +24,7 @@ type config struct {
 	appendTimeout  time.Duration
 	replicas       int // 0: the server's default, one copy
 	maxScan        int
+	dedupeBytes    int
 }
 
 func defaultConfig() config {
@@ -37,6 +38,7 @@ func defaultConfig() config {
 		dedupeSize:     1 << 20,
 		appendTimeout:  10 * time.Second,
 		maxScan:        DefaultMaxScan,
+		dedupeBytes:    DefaultDedupeBytes,
 	}
 }
 
@@ -147,6 +149,23 @@ func WithMaxScan(n int) Option {
 			return fmt.Errorf("storenode: max scan %d must be positive", n)
 		}
 		c.maxScan = n
+		return nil
+	}
+}
+
+// DefaultDedupeBytes is the default byte budget of the dedupe table.
+const DefaultDedupeBytes = 32 << 20
+
+// WithDedupeBytes bounds the memory the remembered replies of idempotent
+// commands take (default DefaultDedupeBytes): past it the oldest are
+// forgotten first, as past WithDedupe's window and count. Replay fills the
+// table within the same budget as it reads the stream.
+func WithDedupeBytes(n int) Option {
+	return func(c *config) error {
+		if n < 1<<20 {
+			return fmt.Errorf("storenode: dedupe bytes %d must be at least 1 MiB", n)
+		}
+		c.dedupeBytes = n
 		return nil
 	}
 }
