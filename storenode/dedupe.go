@@ -101,6 +101,7 @@ type replayTx struct {
 	events []*events.Event
 	layout []any
 }
+
 // txLayoutHeader, on the first message of a transaction some of whose ops
 // appended nothing, is the JSON list of what each op's result is: "e" the
 // next event's result, "d" {"deleted":false}, or [bucket, key] for a no-op

@@ -104,4 +104,3 @@ func TestReplayRepliesStayWithinTheBudget(t *testing.T) {
 		t.Fatalf("%d transactions kept aside", len(rr.txs))
 	}
 }
-
