@@ -42,6 +42,18 @@ func defaultConfig() config {
 	}
 }
 
+// CheckOptions reports the first invalid option, so that a daemon can refuse
+// bad flags before it starts anything.
+func CheckOptions(opts ...Option) error {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WithCommandPrefix sets the first token of command subjects (default "store").
 func WithCommandPrefix(prefix string) Option {
 	return func(c *config) error {

@@ -33,6 +33,7 @@ type flags struct {
 	data, listen, natsURL, fsync, prefix, stream, http string
 	serverLogs                                         bool
 	replicas                                           int
+	maxScan, dedupeBytes                               int // the store node's cost and memory caps
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -48,10 +49,18 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
+	fs.IntVar(&f.maxScan, "max-scan", storenode.DefaultMaxScan, "refuse (too_large) a command that would visit more records than this (env STORELOOP_MAX_SCAN)")
+	fs.IntVar(&f.dedupeBytes, "dedupe-bytes", storenode.DefaultDedupeBytes, "memory for the remembered replies of idempotent commands, in bytes; the oldest go first (env STORELOOP_DEDUPE_BYTES)")
+	if err := daemon.SetFromEnv(fs, map[string]string{"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES"}); err != nil {
+		return nil, err
+	}
 	if err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS"}); err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := storenode.CheckOptions(f.limits()...); err != nil {
 		return nil, err
 	}
 	switch {
@@ -62,6 +71,11 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, fmt.Errorf("--replicas %d needs --nats to a JetStream cluster", f.replicas)
 	}
 	return f, nil
+}
+
+// limits are the store node's options for its caps.
+func (f *flags) limits() []storenode.Option {
+	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes)}
 }
 
 func run(args []string) error {
@@ -83,6 +97,7 @@ func run(args []string) error {
 	defer shutdownTelemetry(context.Background())
 
 	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
+	opts = append(opts, f.limits()...)
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
