@@ -213,6 +213,9 @@ func sortedKeyStrings(keys []keyOrder) []string {
 // key k (see events.KeyString).
 func Cursor(k string) string { return base64.RawURLEncoding.EncodeToString([]byte(k)) }
 
+// CursorLen is len(Cursor(k)).
+func CursorLen(k string) int { return base64.RawURLEncoding.EncodedLen(len(k)) }
+
 // decodeCursor accepts only what encodeCursor makes: a valid key in its
 // canonical form.
 func decodeCursor(c string) (keyOrder, error) {

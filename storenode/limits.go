@@ -62,7 +62,7 @@ func (n *Node) queryPage(b *projections.Bucket, recs []events.Record, next strin
 	// and the reply's envelope.
 	limit := n.replyLimit() - replyEnvelope - len(`],"nextCursor":""}`)
 	out := append(make([]byte, 0, 4096), `{"records":[`...)
-	last := "" // the cursor after the last record in out
+	last := "" // the key of the last record in out
 	for i, r := range recs {
 		start := len(out)
 		if i > 0 {
@@ -76,15 +76,14 @@ func (n *Node) queryPage(b *projections.Bucket, recs []events.Record, next strin
 		if err != nil {
 			return nil, events.Errorf(events.CodeInternal, "record without a key: %v", err)
 		}
-		cursor := projections.Cursor(k)
-		if len(out)+len(cursor) > limit {
+		if len(out)+projections.CursorLen(k) > limit {
 			if i == 0 {
 				return nil, events.Errorf(events.CodeTooLarge, "record %v is %d bytes, over what a reply can carry (%d)", r[b.Def.Key], len(out)-start, limit)
 			}
-			out, next = out[:start], last
+			out, next = out[:start], projections.Cursor(last)
 			break
 		}
-		last = cursor
+		last = k
 	}
 	out = append(out, ']')
 	if next != "" {
