@@ -27,7 +27,7 @@ func TestReplyThatIsNoStoreReplyFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code := cli(t, s.ClientURL(), "", "insert", "orders", `{"userId":"alice","total":10}`)
-	if code == 0 || stdout != "" || !strings.HasPrefix(stderr, `error: internal: not a store reply (neither result nor error): {"stream":"HIJACK"`) {
-		t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant a non-zero exit naming the reply", code, stdout, stderr)
+	if code != exitCommand || stdout != "" || !strings.HasPrefix(stderr, `error: internal: not a store reply (neither result nor error): {"stream":"HIJACK"`) {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit %d naming the reply", code, stdout, stderr, exitCommand)
 	}
 }
