@@ -210,13 +210,13 @@ func TestOversizedCausalHeadersAreRefusedAtDecode(t *testing.T) {
 
 // An event the stream could not take is refused before it is appended,
 // whatever made it large: with records allowed up to 600 KB, an update of
-// a 500 KB record (old and new record in one event) would be over the
+// a 530 KB record (old and new record in one event) would be over the
 // server's 1 MiB and used to halt the node.
 func TestEventOverTheMaxPayloadIsRefused(t *testing.T) {
 	st := storetest.StartStore(t, storenode.WithMaxRecordBytes(600<<10))
 	nc := st.Conn
 	define(t, nc, bigDef())
-	insertBig(t, nc, 1, 500<<10)
+	insertBig(t, nc, 1, 530<<10)
 	seq := lastSeq(t, nc)
 	e := call(t, nc, events.CmdUpdate, events.UpdateRequest{Bucket: "big", Key: 1.0, Changes: events.Record{"n": 1.0}}, nil)
 	wantCode(t, e, events.CodeTooLarge)
