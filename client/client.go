@@ -93,6 +93,9 @@ func newClient(nc *nats.Conn, o options) (*Client, error) {
 // Conn returns the client's NATS connection.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
+// CommandPrefix is the first token of the store's command subjects.
+func (c *Client) CommandPrefix() string { return c.opts.prefix }
+
 // Close closes the NATS connection if the client opened it.
 func (c *Client) Close() {
 	if c.ownsNC {

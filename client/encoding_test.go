@@ -45,6 +45,10 @@ func TestDecodeReplyRecord(t *testing.T) {
 		{"escaped", `{"result":{"s":"\u00e9\n"}}`, events.Record{"s": "é\n"}, ""},
 		{"not an object", `{"result":[1]}`, nil, events.CodeInternal},
 		{"malformed", `{"result":`, nil, events.CodeInternal},
+		// Issue 8 item 6: a stream capturing store.> answered an insert with
+		// its PubAck, and the CLI printed null with exit 0.
+		{"a JetStream PubAck", `{"stream":"HIJACK","seq":5}`, nil, events.CodeInternal},
+		{"empty object", `{}`, nil, events.CodeInternal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got events.Record
@@ -63,5 +67,20 @@ func TestDecodeReplyRecord(t *testing.T) {
 				t.Fatalf("record = %#v, want %#v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A reply with neither result nor error is an error whatever the caller
+// decodes into, nothing included.
+func TestDecodeReplyNeitherResultNorError(t *testing.T) {
+	var n int
+	for _, into := range []any{nil, &n, &struct{ Deleted bool }{}} {
+		err := decodeReply([]byte(`{"stream":"HIJACK","seq":5}`), into)
+		if !errors.Is(err, events.ErrInternal) || err.Error() != `internal: not a store reply (neither result nor error): {"stream":"HIJACK","seq":5}` {
+			t.Fatalf("decodeReply into %T = %v, want internal naming the reply", into, err)
+		}
+	}
+	if err := decodeReply([]byte(`{"result":null}`), nil); err != nil {
+		t.Fatalf("a null result is a result: %v", err)
 	}
 }

@@ -118,28 +118,45 @@ func encodeRequest(req any) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// decodeReply turns a reply body into result, or into the store's *events.Error.
+// decodeReply turns a reply body into result, or into the store's
+// *events.Error. A body with neither (a JetStream PubAck from a stream that
+// captures the command subjects, anything else that is not the store's
+// reply) is an internal error, never a success.
 func decodeReply(data []byte, result any) error {
 	if rec, ok := result.(*events.Record); ok && *rec == nil && decodeRecordReply(data, rec) {
 		return nil
 	}
-	// One pass: a non-nil pointer in an interface field is decoded into.
 	var r struct {
-		Result any           `json:"result"`
+		Result replyResult   `json:"result"`
 		Error  *events.Error `json:"error"`
 	}
-	if result != nil {
-		r.Result = result
-	}
+	r.Result.into = result
 	if err := json.Unmarshal(data, &r); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" && typeErr.Field != "error" {
-			return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "unexpected result in %.200s", data), err)
-		}
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "malformed reply"), err)
 	}
-	if r.Error != nil {
+	switch {
+	case r.Result.err != nil:
+		return fmt.Errorf("%w: %w", events.Errorf(events.CodeInternal, "unexpected result in %.200s", data), r.Result.err)
+	case r.Error != nil:
 		return r.Error
+	case !r.Result.seen:
+		return events.Errorf(events.CodeInternal, "not a store reply (neither result nor error): %.200s", data)
+	}
+	return nil
+}
+
+// replyResult decodes a reply's result into into (when not nil) and
+// records that the reply had one: null is a result, a missing field is not.
+type replyResult struct {
+	into any
+	seen bool
+	err  error // the result is not what into holds
+}
+
+func (r *replyResult) UnmarshalJSON(data []byte) error {
+	r.seen = true
+	if r.into != nil {
+		r.err = json.Unmarshal(data, r.into)
 	}
 	return nil
 }

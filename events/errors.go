@@ -19,6 +19,7 @@ const (
 	CodeBadRequest     Code = "bad_request"
 	CodeUnavailable    Code = "unavailable"
 	CodeInternal       Code = "internal"
+	CodeTooLarge       Code = "too_large" // past a documented cap (limits.go), refused before anything applies
 )
 
 // Issue is one problem found while validating a record.
@@ -75,6 +76,7 @@ var (
 	ErrBadRequest     = &Error{Code: CodeBadRequest}
 	ErrUnavailable    = &Error{Code: CodeUnavailable}
 	ErrInternal       = &Error{Code: CodeInternal}
+	ErrTooLarge       = &Error{Code: CodeTooLarge}
 )
 
 // Errorf returns an *Error with the code and a formatted message.

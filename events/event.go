@@ -85,7 +85,8 @@ func DecodeEvent(data []byte) (*Event, error) {
 }
 
 // KeyString returns the canonical form of a record key: keys are strings or
-// numbers, and "1" and 1 are different keys. It is used for map keys, command
+// numbers, and "1" and 1 are different keys. Numbers are canonical by value:
+// -0 is 0, and 1, 1.0 and 1e0 are one key. It is used for map keys, command
 // ids and cursors.
 func KeyString(key any) (string, error) {
 	switch k := key.(type) {
@@ -94,6 +95,9 @@ func KeyString(key any) (string, error) {
 	case float64:
 		if math.IsNaN(k) || math.IsInf(k, 0) {
 			return "", fmt.Errorf("key %v is not a finite number", k)
+		}
+		if k == 0 {
+			k = 0 // -0 == 0: one key, as the unique index has it
 		}
 		return "n:" + strconv.FormatFloat(k, 'g', -1, 64), nil
 	case int:

@@ -62,7 +62,7 @@ func (b *Bucket) Query(w events.Where, limit int, after string) (records []event
 	slices.SortFunc(keys, compareOrder)
 	if len(keys) > limit {
 		keys = keys[:limit]
-		nextCursor = encodeCursor(keys[limit-1].key)
+		nextCursor = Cursor(keys[limit-1].key)
 	}
 	records = make([]events.Record, len(keys))
 	for i, k := range keys {
@@ -133,6 +133,20 @@ func (b *Bucket) Aggregate(fn, field string, w events.Where) (any, error) {
 	return hi, nil
 }
 
+// ScanCost is how many records Query, MatchKeys or Aggregate visit for a
+// filter f: the candidates its indexes give, else every record. A count of
+// everything visits none. It lets a caller refuse a costly scan before
+// running it.
+func (b *Bucket) ScanCost(f *Filter, counting bool) int {
+	if counting && f.matchesAll() {
+		return 0
+	}
+	if keys, ok := b.candidates(f); ok {
+		return len(keys)
+	}
+	return len(b.records)
+}
+
 // MatchKeys returns the canonical keys (events.KeyString) of the records
 // matching f, in key order. A transaction uses it to check that a query's
 // result set is still what the caller saw.
@@ -152,8 +166,8 @@ func (b *Bucket) Keys() []string {
 }
 
 // CompareKeys orders canonical keys (events.KeyString): numeric keys first,
-// ascending, then string keys in byte order. It is a total order: the only
-// distinct keys that are equal numbers, 0 and -0, are ordered by their text.
+// ascending, then string keys in byte order. It is a total order (number
+// keys are canonical: no two distinct ones are equal numbers).
 func CompareKeys(a, b string) int { return compareOrder(orderOf(a), orderOf(b)) }
 
 // keyOrder is a canonical key with its number parsed once for sorting.
@@ -195,8 +209,12 @@ func sortedKeyStrings(keys []keyOrder) []string {
 	return out
 }
 
-// encodeCursor makes the opaque cursor naming canonical key k.
-func encodeCursor(k string) string { return base64.RawURLEncoding.EncodeToString([]byte(k)) }
+// Cursor is the query cursor that starts a page right after the canonical
+// key k (see events.KeyString).
+func Cursor(k string) string { return base64.RawURLEncoding.EncodeToString([]byte(k)) }
+
+// CursorLen is len(Cursor(k)).
+func CursorLen(k string) int { return base64.RawURLEncoding.EncodedLen(len(k)) }
 
 // decodeCursor accepts only what encodeCursor makes: a valid key in its
 // canonical form.

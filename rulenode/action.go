@@ -603,17 +603,24 @@ func (x *executor) publishArgs(ctx context.Context, a *Action, vars map[string]a
 	return subject, data, err
 }
 
-// validPublishSubject refuses subjects that would forge events or
-// commands: rules change the store only through its commands.
+// validPublishSubject refuses subjects that would forge events or send
+// commands: rules change the store only through its commands, which carry
+// the rule's command ids (a published store.insert would apply once per
+// redelivery). The store node's prefix when it is not the default is
+// refused at run time (storeClient.Publish).
 func validPublishSubject(s string) error {
 	if err := validSubject(s); err != nil {
 		return err
 	}
 	first, _, _ := strings.Cut(s, ".")
-	if first == events.EventSubjectPrefix || first == "storeloop" || strings.HasPrefix(first, "$") {
-		return fmt.Errorf("subject %q is reserved (bucket.>, storeloop.>, $...)", s)
+	if first == events.EventSubjectPrefix || first == events.DefaultCommandPrefix || first == "storeloop" || strings.HasPrefix(first, "$") {
+		return reservedSubject(s)
 	}
 	return nil
+}
+
+func reservedSubject(s string) error {
+	return fmt.Errorf("subject %q is reserved (bucket.>, store.> or the command prefix, storeloop.>, $...)", s)
 }
 
 // pathCounter gives a Go handler's store calls the paths "0", "1", … in

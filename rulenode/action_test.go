@@ -303,10 +303,12 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &fakeStore{}
-	err = rs.Rules[0].Execute(context.Background(), updated("x", 1.0, nil, events.Record{"to": "bucket.orders.deleted"}), Env{Store: st})
-	if err == nil || !strings.Contains(err.Error(), "reserved") || len(st.calls) != 0 {
-		t.Fatalf("err = %v, calls %s", err, st.trace())
+	for _, subject := range []string{"bucket.orders.deleted", "store.insert", "storeloop.dlq.x"} {
+		st := &fakeStore{}
+		err = rs.Rules[0].Execute(context.Background(), updated("x", 1.0, nil, events.Record{"to": subject}), Env{Store: st})
+		if err == nil || !strings.Contains(err.Error(), "reserved") || len(st.calls) != 0 {
+			t.Fatalf("publish to %s: err = %v, calls %s", subject, err, st.trace())
+		}
 	}
 }
 

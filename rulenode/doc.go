@@ -29,7 +29,7 @@
 //	tx:      [insert | update | upsert | delete | forEach of those ...]   one atomic command
 //	tx:      {ops: [...as above], reads?: [{bucket, key, version}], onConflict?, onMissing?}
 //	forEach: {query: {bucket, where?}, as: name, key?: field, do: [actions]}
-//	publish: {subject, data?}    (not on bucket.>, storeloop.> or $...)
+//	publish: {subject, data?}    (not on bucket.>, store.> or the command prefix, storeloop.> or $...)
 //	log:     {message, level?: debug|info|warn|error}
 //
 // A forEach inside a tx contributes its items' operations to the one

@@ -87,6 +87,7 @@ func TestLoadErrors(t *testing.T) {
 		{"loop variable out of scope", head + "  - id: r\n    on: [x]\n    then:\n      - delete: {bucket: a, key: \"${o.id}\"}\n", "r", "then[0].delete.key", 6, "undeclared reference to 'o'"},
 		{"publish in tx", head + "  - id: r\n    on: [x]\n    then:\n      - tx:\n          - publish: {subject: a}\n", "r", "then[0].tx[0]", 7, "publish cannot be inside a tx"},
 		{"publish reserved", head + "  - id: r\n    on: [x]\n    then:\n      - publish: {subject: bucket.orders.inserted}\n", "r", "then[0].publish.subject", 6, "reserved"},
+		{"publish to a command", head + "  - id: r\n    on: [x]\n    then:\n      - publish: {subject: store.insert}\n", "r", "then[0].publish.subject", 6, "reserved"},
 		{"log level", head + "  - id: r\n    on: [x]\n    then:\n      - log: {message: m, level: loud}\n", "r", "then[0].log.level", 6, "want debug, info, warn or error"},
 		{"forEach variable shadows", head + "  - id: r\n    on: [x]\n    then:\n      - forEach:\n          query: {bucket: a}\n          as: event\n          do: [{log: {message: m}}]\n", "r", "then[0].forEach.as", 8, "already bound"},
 		{"forEach variable reserved", head + "  - id: r\n    on: [x]\n    then:\n      - forEach:\n          query: {bucket: a}\n          as: in\n          do: [{log: {message: m}}]\n", "r", "then[0].forEach.as", 8, "not a usable variable name"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -129,6 +130,9 @@ func (s *storeClient) Query(ctx context.Context, bucket string, where events.Whe
 // redelivered event publishes again; the message carries the same
 // Storeloop-Command-Id every time so that subscribers can drop repeats.
 func (s *storeClient) Publish(ctx context.Context, subject string, data []byte) error {
+	if first, _, _ := strings.Cut(subject, "."); first == s.cl.CommandPrefix() {
+		return reservedSubject(subject)
+	}
 	_, id, err := s.command(ctx)
 	if err != nil {
 		return err

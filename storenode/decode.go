@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/wirejson"
@@ -18,6 +21,49 @@ import (
 // not depend on it.
 const maxRequestBytes = 1 << 20
 
+// decodeHeaders reads a command's Storeloop-* headers, each within its cap
+// and all headers together within events.MaxHeaderBytes: what they carry is
+// copied into every event the command appends, so an unbounded header
+// would make the append itself fail.
+func decodeHeaders(h nats.Header) (cmdID string, cause events.Meta, e *events.Error) {
+	total := 0
+	for name, values := range h {
+		for _, v := range values {
+			total += len(name) + len(v)
+		}
+	}
+	if total > events.MaxHeaderBytes {
+		return "", cause, events.Errorf(events.CodeTooLarge, "headers are %d bytes, at most %d together", total, events.MaxHeaderBytes)
+	}
+	for _, c := range []struct {
+		name string
+		max  int
+		dst  *string
+	}{
+		{events.HeaderCommandID, events.MaxCommandIDBytes, &cmdID},
+		{events.HeaderCorrelationID, events.MaxCausalIDBytes, &cause.CorrelationID},
+		{events.HeaderCausationID, events.MaxCausalIDBytes, &cause.CausationID},
+		{events.HeaderRule, events.MaxRuleIDBytes, &cause.RuleID},
+	} {
+		v := h.Get(c.name)
+		if len(v) > c.max {
+			return "", events.Meta{}, events.Errorf(events.CodeTooLarge, "%s is %d bytes, at most %d", c.name, len(v), c.max)
+		}
+		*c.dst = v
+	}
+	if hop := h.Get(events.HeaderHop); hop != "" {
+		v, err := strconv.Atoi(hop)
+		if err != nil || v < 0 {
+			if len(hop) > 32 {
+				hop = hop[:32] + "…"
+			}
+			return "", events.Meta{}, events.Errorf(events.CodeBadRequest, "%s %q is not a non-negative integer", events.HeaderHop, hop)
+		}
+		cause.Hop = v
+	}
+	return cmdID, cause, nil
+}
+
 // decodeRequest decodes a command request body into v strictly: the body
 // must be one JSON object with no fields v does not have and nothing after
 // it; an empty body is {}. Numbers decoded into an any are float64, as the
@@ -26,7 +72,7 @@ const maxRequestBytes = 1 << 20
 // names match case-insensitively ("Bucket" sets bucket).
 func decodeRequest(data []byte, v any) *events.Error {
 	if len(data) > maxRequestBytes {
-		return events.Errorf(events.CodeBadRequest, "request too large: %d bytes, at most %d", len(data), maxRequestBytes)
+		return events.Errorf(events.CodeTooLarge, "request too large: %d bytes, at most %d", len(data), maxRequestBytes)
 	}
 	switch body := bytes.TrimLeft(data, " \t\r\n"); {
 	case len(body) == 0:

@@ -13,23 +13,37 @@ import (
 
 // dedupeTable remembers the reply of each command id, so that a command sent
 // again (a client retry after a lost reply, a rule redelivery) returns the
-// first reply and changes nothing. It keeps at most size ids, none older
-// than window; the oldest go first.
+// first reply and changes nothing. It keeps at most size ids and maxBytes
+// of replies and ids, none older than window; the oldest go first, but the
+// newest entry always stays, so every command is remembered at least until
+// the next one.
 type dedupeTable struct {
-	window  time.Duration
-	size    int
-	entries map[string]dedupeEntry
-	order   []string // ids in insertion order; order[head:] are live
-	head    int
+	window   time.Duration
+	size     int
+	maxBytes int
+	bytes    int // held by the live entries, see entryBytes
+	entries  map[string]dedupeEntry
+	order    []string // ids in insertion order; order[head:] are live
+	head     int
+	base     int // the insertion number of order[0]
 }
 
 type dedupeEntry struct {
 	reply []byte
 	at    time.Time
+	slot  int // its insertion number: an id put again leaves a stale slot behind
 }
 
-func newDedupeTable(window time.Duration, size int) *dedupeTable {
-	return &dedupeTable{window: window, size: size, entries: map[string]dedupeEntry{}}
+// dedupeEntryOverhead approximates what an entry costs beside its id and
+// reply: the map slot, the order slot and the time.
+const dedupeEntryOverhead = 96
+
+// entryBytes is what the entry of id with reply holds: the id twice (map
+// key and order) and the reply.
+func entryBytes(id string, reply []byte) int { return 2*len(id) + len(reply) + dedupeEntryOverhead }
+
+func newDedupeTable(window time.Duration, size, maxBytes int) *dedupeTable {
+	return &dedupeTable{window: window, size: size, maxBytes: maxBytes, entries: map[string]dedupeEntry{}}
 }
 
 func (d *dedupeTable) get(id string) ([]byte, bool) {
@@ -37,21 +51,29 @@ func (d *dedupeTable) get(id string) ([]byte, bool) {
 	return e.reply, ok
 }
 
+// put remembers reply for id as of now (an id put again is renewed), then
+// drops the oldest entries past the bounds.
 func (d *dedupeTable) put(id string, reply []byte, now time.Time) {
-	if _, ok := d.entries[id]; !ok {
-		d.order = append(d.order, id)
+	if old, ok := d.entries[id]; ok {
+		d.bytes -= entryBytes(id, old.reply)
 	}
-	d.entries[id] = dedupeEntry{reply: reply, at: now}
-	for d.head < len(d.order) {
+	d.entries[id] = dedupeEntry{reply: reply, at: now, slot: d.base + len(d.order)}
+	d.order = append(d.order, id)
+	d.bytes += entryBytes(id, reply)
+	for ; d.head < len(d.order)-1; d.head++ {
 		oldest := d.order[d.head]
 		e, ok := d.entries[oldest]
-		if ok && len(d.entries) <= d.size && now.Sub(e.at) <= d.window {
+		if !ok || e.slot != d.base+d.head {
+			continue // a stale slot
+		}
+		if len(d.entries) <= d.size && d.bytes <= d.maxBytes && now.Sub(e.at) <= d.window {
 			break
 		}
 		delete(d.entries, oldest)
-		d.head++
+		d.bytes -= entryBytes(oldest, e.reply)
 	}
 	if d.head > len(d.order)/2 && d.head > 1024 {
+		d.base += d.head
 		d.order = append([]string(nil), d.order[d.head:]...)
 		d.head = 0
 	}
@@ -64,18 +86,20 @@ func (d *dedupeTable) put(id string, reply []byte, now time.Time) {
 // name. Commands that appended nothing (errors, no-op updates, deletes of
 // missing keys) left no trace and are not remembered across a restart;
 // executing them again is what they did the first time: nothing.
+//
+// Replies go into the table as the stream is read, so the table's bounds
+// hold during replay too: only a transaction whose last event is not yet
+// read is kept aside.
 type replayReplies struct {
-	order   []string
-	results map[string]*replayResult
+	table   *dedupeTable
+	horizon time.Time // commands older than this are past the window
+	txs     map[string]*replayTx
 }
 
-type replayResult struct {
-	tx     bool
-	values []any
-	at     time.Time
-	// A transaction's events and layout, until its last event is seen.
-	txEvents []*events.Event
-	layout   []any
+// replayTx is a transaction whose events are being read.
+type replayTx struct {
+	events []*events.Event
+	layout []any
 }
 
 // txLayoutHeader, on the first message of a transaction some of whose ops
@@ -89,8 +113,8 @@ const (
 	txLayoutNotDeleted = "d"
 )
 
-func newReplayReplies() *replayReplies {
-	return &replayReplies{results: map[string]*replayResult{}}
+func newReplayReplies(d *dedupeTable, now time.Time) *replayReplies {
+	return &replayReplies{table: d, horizon: now.Add(-d.window), txs: map[string]*replayTx{}}
 }
 
 func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas map[string]*schema, st *projections.State) error {
@@ -100,26 +124,52 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 			return err
 		}
 		schemas[se.Definition.Bucket] = sc
-		r.add(se.Meta, false, events.DefineResult{Bucket: se.Definition.Bucket})
+		r.remember(se.Meta, events.DefineResult{Bucket: se.Definition.Bucket})
 		return nil
 	}
 	ev := m.Event
-	r.add(ev.Meta, ev.Meta.TxID != "", eventResult(ev))
-	if res := r.results[ev.Meta.CommandID]; res != nil && ev.Meta.TxID != "" {
-		res.txEvents = append(res.txEvents, ev)
-		if layout := hdr.Get(txLayoutHeader); layout != "" && len(res.txEvents) == 1 {
-			if err := json.Unmarshal([]byte(layout), &res.layout); err != nil {
+	if ev.Meta.CommandID == "" {
+		return nil
+	}
+	if ev.Meta.TxID == "" {
+		r.remember(ev.Meta, eventResult(ev))
+		return nil
+	}
+	tx := r.txs[ev.Meta.CommandID]
+	if tx == nil {
+		tx = &replayTx{}
+		r.txs[ev.Meta.CommandID] = tx
+		if layout := hdr.Get(txLayoutHeader); layout != "" {
+			if err := json.Unmarshal([]byte(layout), &tx.layout); err != nil {
 				return fmt.Errorf("storenode: %s: %w", txLayoutHeader, err)
 			}
 		}
-		if len(res.txEvents) == ev.Meta.TxSize {
-			if res.layout != nil {
-				res.values = txResults(res.layout, res.txEvents, st)
-			}
-			res.txEvents, res.layout = nil, nil
+	}
+	tx.events = append(tx.events, ev)
+	if len(tx.events) == ev.Meta.TxSize {
+		delete(r.txs, ev.Meta.CommandID)
+		results := make([]any, len(tx.events))
+		for i, e := range tx.events {
+			results[i] = eventResult(e)
 		}
+		if tx.layout != nil {
+			results = txResults(tx.layout, tx.events, st)
+		}
+		r.remember(ev.Meta, events.TxResult{Results: results})
 	}
 	return nil
+}
+
+// remember puts a rebuilt reply into the table.
+func (r *replayReplies) remember(m events.Meta, result any) {
+	if m.CommandID == "" {
+		return
+	}
+	at := time.UnixMilli(m.Time)
+	if at.Before(r.horizon) {
+		return
+	}
+	r.table.put(m.CommandID, marshalReply(result, nil), at)
 }
 
 // eventResult is the result of the command op that appended ev.
@@ -186,36 +236,4 @@ func recordAt(bucket string, key any, evs []*events.Event, pos int, st *projecti
 		return r
 	}
 	return nil
-}
-
-func (r *replayReplies) add(m events.Meta, tx bool, v any) {
-	if m.CommandID == "" {
-		return
-	}
-	res := r.results[m.CommandID]
-	if res == nil {
-		res = &replayResult{tx: tx}
-		r.results[m.CommandID] = res
-		r.order = append(r.order, m.CommandID)
-	}
-	res.values = append(res.values, v)
-	res.at = time.UnixMilli(m.Time)
-}
-
-// fill puts the rebuilt replies into d, oldest first, so that its window and
-// size bounds keep the newest.
-func (r *replayReplies) fill(d *dedupeTable, now time.Time) {
-	for _, id := range r.order {
-		res := r.results[id]
-		if now.Sub(res.at) > d.window {
-			continue
-		}
-		var reply []byte
-		if res.tx {
-			reply = marshalReply(events.TxResult{Results: res.values}, nil)
-		} else {
-			reply = marshalReply(res.values[0], nil)
-		}
-		d.put(id, reply, res.at)
-	}
 }

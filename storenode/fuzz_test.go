@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/storeloop/storeloop/events"
 )
 
@@ -140,4 +142,50 @@ func fuzzRoundTrip[T any](t *testing.T, data []byte) {
 	if second, _ := json.Marshal(again); !bytes.Equal(second, first) {
 		t.Fatalf("%T does not round-trip:\n%s\n%s", v, first, second)
 	}
+}
+
+// FuzzDecodeHeaders: any headers either decode into the causal fields
+// within their caps, or are refused with too_large or bad_request in a
+// short message (a huge header is never echoed back).
+func FuzzDecodeHeaders(f *testing.F) {
+	f.Add("cmd-1", "corr", "evt", "loyalty-on-ship", "3", "traceparent", 55)
+	f.Add("", "", "", "", "", "", 0)
+	f.Add(strings.Repeat("c", events.MaxCommandIDBytes+1), "", "", "", "", "", 0)
+	f.Add("", strings.Repeat("x", events.MaxCausalIDBytes), strings.Repeat("y", events.MaxCausalIDBytes), "", "0", "", 0)
+	f.Add("", "", "", "", "-1", "", 0)
+	f.Add("", "", "", "", "99999999999999999999999999", "", 0)
+	f.Add("", "", "", "", "", "tracestate", 70000)
+	f.Fuzz(func(t *testing.T, cmdID, corr, caus, rule, hop, extra string, extraLen int) {
+		h := nats.Header{}
+		for _, kv := range [][2]string{{events.HeaderCommandID, cmdID}, {events.HeaderCorrelationID, corr},
+			{events.HeaderCausationID, caus}, {events.HeaderRule, rule}, {events.HeaderHop, hop}} {
+			if kv[1] != "" {
+				h.Set(kv[0], kv[1])
+			}
+		}
+		if extra != "" && extraLen > 0 {
+			h.Set(extra, strings.Repeat("v", min(extraLen, 1<<20)))
+		}
+		total := 0
+		for name, vs := range h {
+			for _, v := range vs {
+				total += len(name) + len(v)
+			}
+		}
+		id, cause, e := decodeHeaders(h)
+		if e != nil {
+			if e.Code != events.CodeTooLarge && e.Code != events.CodeBadRequest || len(e.Message) > 256 {
+				t.Fatalf("error %v: want too_large or bad_request in a short message", e)
+			}
+			return
+		}
+		if total > events.MaxHeaderBytes || len(id) > events.MaxCommandIDBytes || len(cause.CorrelationID) > events.MaxCausalIDBytes ||
+			len(cause.CausationID) > events.MaxCausalIDBytes || len(cause.RuleID) > events.MaxRuleIDBytes || cause.Hop < 0 {
+			t.Fatalf("accepted headers past a cap: %d bytes, %+v", total, cause)
+		}
+		if id != h.Get(events.HeaderCommandID) || cause.CorrelationID != h.Get(events.HeaderCorrelationID) ||
+			cause.CausationID != h.Get(events.HeaderCausationID) || cause.RuleID != h.Get(events.HeaderRule) {
+			t.Fatalf("decoded %q %+v from %v", id, cause, h)
+		}
+	})
 }

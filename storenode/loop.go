@@ -190,10 +190,20 @@ func (n *Node) stage(s *staged) any {
 			s.err = events.Errorf(events.CodeValidation, "record is %d bytes, over the limit of %d", len(current), n.cfg.maxRecordBytes)
 			return nil
 		}
+		if e := n.checkEventSize(len(bodies[i])); e != nil {
+			n.undo(m)
+			s.err = e
+			return nil
+		}
 		if _, isRecord := m.result.(events.Record); isRecord && len(m.events) == 1 {
 			// The reply is the record just encoded for the event.
 			m.result = json.RawMessage(current)
 		}
+	}
+	if m.result, e = n.encodeResult(m.result); e != nil {
+		n.undo(m)
+		s.err = e
+		return nil
 	}
 	for i, ev := range m.events {
 		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), bodies[i], ev.Meta.EventID), ev.Key)

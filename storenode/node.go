@@ -50,7 +50,8 @@ type Node struct {
 	healthMu sync.Mutex
 	halted   string // why writes are refused; "" while healthy
 
-	loss *lossGuard // the high-water mark and the data loss accepted
+	loss          *lossGuard   // the high-water mark and the data loss accepted
+	replyFailures atomic.Int64 // replies the connection refused to send
 
 	failMu  sync.Mutex
 	failErr error // a batch failed to commit; the loop must rebuild
@@ -175,7 +176,7 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		Storage:            jetstream.FileStorage,
 		Retention:          jetstream.LimitsPolicy,
 		Discard:            jetstream.DiscardNew,
-		MaxMsgSize:         4 << 20,
+		MaxMsgSize:         streamMaxMsgBytes,
 		DenyDelete:         true,
 		DenyPurge:          true,
 		AllowAtomicPublish: true,
@@ -198,8 +199,8 @@ func (n *Node) rebuild(ctx context.Context) error {
 	defer src.close()
 	st := projections.NewState()
 	schemas := map[string]*schema{}
-	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize)
-	rr := newReplayReplies()
+	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize, n.cfg.dedupeBytes)
+	rr := newReplayReplies(dd, n.now())
 	seqs := newSeqCheck()
 	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
 		seqs.observe(seq)
@@ -221,7 +222,6 @@ func (n *Node) rebuild(ctx context.Context) error {
 	// After accepted loss at the tail the stream's last sequence is past
 	// the last event: appends must expect the former.
 	st.LastSeq = max(st.LastSeq, src.last)
-	rr.fill(dd, n.now())
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)
 	return nil

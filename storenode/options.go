@@ -26,6 +26,8 @@ type config struct {
 	replicas       int    // 0: the server's default, one copy
 	dataDir        string // where the high-water mark is kept; "" for none
 	acceptDataLoss bool
+	maxScan        int
+	dedupeBytes    int
 }
 
 func defaultConfig() config {
@@ -39,7 +41,21 @@ func defaultConfig() config {
 		dedupeSize:     1 << 20,
 		appendTimeout:  10 * time.Second,
 		syncAccount:    "$G",
+		maxScan:        DefaultMaxScan,
+		dedupeBytes:    DefaultDedupeBytes,
 	}
+}
+
+// CheckOptions reports the first invalid option, so that a daemon can refuse
+// bad flags before it starts anything.
+func CheckOptions(opts ...Option) error {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WithCommandPrefix sets the first token of command subjects (default "store").
@@ -161,4 +177,38 @@ func WithDataDir(dir string) Option {
 // is left, instead of failing with *DataLossError.
 func WithAcceptDataLoss() Option {
 	return func(c *config) error { c.acceptDataLoss = true; return nil }
+}
+
+// DefaultMaxScan is the default cap on the records one command visits.
+const DefaultMaxScan = 100_000
+
+// WithMaxScan caps the records one query, count, aggregate or transaction's
+// queryReads may visit (default DefaultMaxScan); past it the command is
+// refused with too_large before it runs. Every command runs on the single
+// writer, so the cap bounds how long one command can hold up the others.
+func WithMaxScan(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("storenode: max scan %d must be positive", n)
+		}
+		c.maxScan = n
+		return nil
+	}
+}
+
+// DefaultDedupeBytes is the default byte budget of the dedupe table.
+const DefaultDedupeBytes = 32 << 20
+
+// WithDedupeBytes bounds the memory the remembered replies of idempotent
+// commands take (default DefaultDedupeBytes): past it the oldest are
+// forgotten first, as past WithDedupe's window and count. Replay fills the
+// table within the same budget as it reads the stream.
+func WithDedupeBytes(n int) Option {
+	return func(c *config) error {
+		if n < 1<<20 {
+			return fmt.Errorf("storenode: dedupe bytes %d must be at least 1 MiB", n)
+		}
+		c.dedupeBytes = n
+		return nil
+	}
 }

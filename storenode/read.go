@@ -21,17 +21,20 @@ func (n *Node) read(p *pending) (any, *events.Error) {
 		if e != nil {
 			return nil, e
 		}
+		if e := n.checkScan(b, body.Where, false); e != nil {
+			return nil, e
+		}
 		recs, next, err := b.Query(body.Where, body.Limit, body.After)
 		if err != nil {
 			return nil, asContractError(err)
 		}
-		if recs == nil {
-			recs = []events.Record{}
-		}
-		return events.QueryResult{Records: recs, NextCursor: next}, nil
+		return n.queryPage(b, recs, next)
 	case *events.CountRequest:
 		b, _, e := n.bucketFor(body.Bucket)
 		if e != nil {
+			return nil, e
+		}
+		if e := n.checkScan(b, body.Where, true); e != nil {
 			return nil, e
 		}
 		c, err := b.Count(body.Where)
@@ -42,6 +45,9 @@ func (n *Node) read(p *pending) (any, *events.Error) {
 	case *events.AggregateRequest:
 		b, _, e := n.bucketFor(body.Bucket)
 		if e != nil {
+			return nil, e
+		}
+		if e := n.checkScan(b, body.Where, false); e != nil {
 			return nil, e
 		}
 		v, err := b.Aggregate(body.Fn, body.Field, body.Where)

@@ -380,6 +380,11 @@ func (f *schemaField) check(v any) []events.Issue {
 	}
 	fd := f.def
 	if !hasType(fd.Type, v) {
+		if s, isString := v.(string); isString && fd.Type == events.TypeDate {
+			// A string is a date's type; what is wrong is the date itself.
+			add(issueType, "%q is not a valid date (want an ISO-8601 date like 2006-01-02 or 2006-01-02T15:04:05Z, or unix milliseconds)", s)
+			return issues
+		}
 		add(issueType, "must be %s, not %s", typeDescription(fd.Type), describe(v))
 		return issues
 	}
@@ -476,6 +481,11 @@ func (s *schema) keyOf(rec events.Record) (any, *events.Error) {
 	case string:
 		return k, nil
 	case float64:
+		if k == 0 {
+			// The stored record says 0 for a key of -0, the key it is under.
+			rec[s.key] = 0.0
+			return 0.0, nil
+		}
 		if !math.IsNaN(k) && !math.IsInf(k, 0) {
 			return k, nil
 		}

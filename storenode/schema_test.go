@@ -315,6 +315,19 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// Issue 9 case 9: a string that is no date was reported as "must be a
+// date…, not a string".
+func TestValidateInvalidDateMessage(t *testing.T) {
+	s := mustCompile(t, ordersDef())
+	rec := validOrder()
+	rec["due"] = "2024-13-45"
+	issues := s.validate(rec)
+	want := `"2024-13-45" is not a valid date (want an ISO-8601 date like 2006-01-02 or 2006-01-02T15:04:05Z, or unix milliseconds)`
+	if len(issues) != 1 || issues[0].Field != "due" || issues[0].Code != "type" || issues[0].Message != want {
+		t.Fatalf("issues = %+v, want one due:type issue %q", issues, want)
+	}
+}
+
 func TestValidateNullIsMissing(t *testing.T) {
 	s := mustCompile(t, ordersDef())
 	rec := validOrder()

@@ -3,7 +3,6 @@ package storenode
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,8 +117,18 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 	}
 }
 
-// respond sends the reply and closes the command's span and metrics.
+// respond sends the reply and closes the command's span and metrics. Every
+// reply is checked before it applies to fit the connection's max payload
+// (see replyLimit); one that still does not (a remembered reply after the
+// server's limit was lowered) is answered too_large rather than dropped.
+// A reply that cannot be sent is logged and counted: the caller will time
+// out and retry with the same command id.
 func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
+	if limit := n.replyLimit(); len(reply) > limit {
+		n.log.Error("reply over the max payload", "cmd", p.cmd, "commandId", p.cmdID, "bytes", len(reply), "limit", limit)
+		e = events.Errorf(events.CodeTooLarge, "reply of %d bytes is over the max payload of %d", len(reply), limit)
+		reply = marshalReply(nil, e)
+	}
 	var err error
 	if e != nil {
 		err = e
@@ -127,8 +136,17 @@ func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 	}
 	p.span.End()
 	n.metrics.Command(p.ctx, p.cmd, err, time.Since(p.received))
-	p.req.Respond(reply)
+	if err := p.req.Respond(reply); err != nil {
+		n.replyFailures.Add(1)
+		n.log.Warn("reply not sent", "cmd", p.cmd, "commandId", p.cmdID, "bytes", len(reply), "err", err)
+	}
 }
+
+// ReplyFailures is the number of replies the connection refused to send.
+func (n *Node) ReplyFailures() int64 { return n.replyFailures.Load() }
+
+// replyLimit is the largest reply body the connection can send.
+func (n *Node) replyLimit() int { return int(n.nc.MaxPayload()) }
 
 // attributes describe the command on its span.
 func (p *pending) attributes() []attribute.KeyValue {
@@ -174,22 +192,9 @@ func (p *pending) decode() *events.Error {
 	if e := decodeRequest(p.req.Data(), p.body); e != nil {
 		return e
 	}
-	h := p.req.Headers()
-	p.cmdID = h.Get(events.HeaderCommandID)
-	if len(p.cmdID) > 256 {
-		return events.Errorf(events.CodeBadRequest, "%s is longer than 256 bytes", events.HeaderCommandID)
-	}
-	p.cause.CorrelationID = h.Get(events.HeaderCorrelationID)
-	p.cause.CausationID = h.Get(events.HeaderCausationID)
-	p.cause.RuleID = h.Get(events.HeaderRule)
-	if hop := h.Get(events.HeaderHop); hop != "" {
-		v, err := strconv.Atoi(hop)
-		if err != nil || v < 0 {
-			return events.Errorf(events.CodeBadRequest, "%s %q is not a non-negative integer", events.HeaderHop, hop)
-		}
-		p.cause.Hop = v
-	}
-	return nil
+	var e *events.Error
+	p.cmdID, p.cause, e = decodeHeaders(nats.Header(p.req.Headers()))
+	return e
 }
 
 func (n *Node) enqueue(p *pending) {

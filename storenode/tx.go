@@ -19,7 +19,10 @@ func (n *Node) tx(req *events.TxRequest) (*mutation, *events.Error) {
 		return nil, events.Errorf(events.CodeBadRequest, "tx needs at least one op")
 	}
 	if len(req.Ops) > maxTxOps {
-		return nil, events.Errorf(events.CodeBadRequest, "tx has %d ops, the limit is %d", len(req.Ops), maxTxOps)
+		return nil, events.Errorf(events.CodeTooLarge, "tx has %d ops, the cap is %d", len(req.Ops), maxTxOps)
+	}
+	if e := checkTxCaps(req); e != nil {
+		return nil, e
 	}
 	if e := n.checkReads(req); e != nil {
 		return nil, e
@@ -86,7 +89,11 @@ func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 			return events.Errorf(events.CodeConflict, "read of %s %v at version %d is stale: now %d", r.Bucket, r.Key, r.Version, cur)
 		}
 	}
-	for _, q := range req.QueryReads {
+	// Every query is compiled and costed before any runs: past the scan cap
+	// the whole tx is refused at once, not slowly answered.
+	filters := make([]*projections.Filter, len(req.QueryReads))
+	cost := 0
+	for i, q := range req.QueryReads {
 		b, _, e := n.bucketFor(q.Bucket)
 		if e != nil {
 			return e
@@ -95,6 +102,15 @@ func (n *Node) checkReads(req *events.TxRequest) *events.Error {
 		if err != nil {
 			return asContractError(err)
 		}
+		filters[i] = f
+		cost += b.ScanCost(f, false)
+		if e := n.scanBudget(cost, q.Bucket); e != nil {
+			return e
+		}
+	}
+	for i, q := range req.QueryReads {
+		b, _, _ := n.bucketFor(q.Bucket)
+		f := filters[i]
 		seen := make(map[string]int64, len(q.Records))
 		for _, r := range q.Records {
 			k, e := keyFor(b, r.Key)

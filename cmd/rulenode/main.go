@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,7 +26,8 @@ func main() {
 	ctx, cancel := daemon.SignalContext()
 	err := run(ctx, os.Args[1:])
 	cancel()
-	if err != nil {
+	// --help prints the usage and is not a failure.
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "rulenode:", err)
 		os.Exit(1)
 	}

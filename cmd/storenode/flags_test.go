@@ -73,3 +73,39 @@ func TestAcceptDataLossFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitFlags(t *testing.T) {
+	cases := []struct {
+		name         string
+		env          map[string]string
+		args         []string
+		scan, dedupe int
+		wantErr      string
+	}{
+		{name: "defaults", scan: 100_000, dedupe: 32 << 20},
+		{name: "flags", args: []string{"--max-scan", "5000", "--dedupe-bytes", "2097152"}, scan: 5000, dedupe: 2 << 20},
+		{name: "environment", env: map[string]string{"STORELOOP_MAX_SCAN": "7", "STORELOOP_DEDUPE_BYTES": "4194304"}, scan: 7, dedupe: 4 << 20},
+		{name: "scan cap not positive", args: []string{"--max-scan", "0"}, wantErr: "storenode: max scan 0 must be positive"},
+		{name: "dedupe budget too small", args: []string{"--dedupe-bytes", "1000"}, wantErr: "storenode: dedupe bytes 1000 must be at least 1 MiB"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"STORELOOP_MAX_SCAN", "STORELOOP_DEDUPE_BYTES"} {
+				t.Setenv(name, tc.env[name])
+				if _, ok := tc.env[name]; !ok {
+					os.Unsetenv(name)
+				}
+			}
+			f, err := parseFlags(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || f.maxScan != tc.scan || f.dedupeBytes != tc.dedupe {
+				t.Fatalf("parseFlags = %+v, %v; want max scan %d, dedupe bytes %d", f, err, tc.scan, tc.dedupe)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,7 +23,8 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	// --help prints the usage and is not a failure.
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "storenode:", err)
 		os.Exit(1)
 	}
@@ -35,6 +37,7 @@ type flags struct {
 	authDir, tlsCert, tlsKey                           string
 	serverLogs, insecure, acceptDataLoss, dataSet      bool
 	replicas                                           int
+	maxScan, dedupeBytes                               int // the store node's cost and memory caps
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -56,8 +59,11 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", daemon.Env("STORELOOP_TLS_KEY", ""), "private key of --tls-cert (env STORELOOP_TLS_KEY)")
 	f.conn.Register(fs, "PEM CA file: the embedded server requires client certificates signed by it (mutual TLS); with --nats, the CA to trust the server with")
 	fs.BoolVar(&f.acceptDataLoss, "accept-data-loss", false, "start even if acknowledged events are missing from the stream: log and count the loss, serve what is left (env STORELOOP_ACCEPT_DATA_LOSS)")
+	fs.IntVar(&f.maxScan, "max-scan", storenode.DefaultMaxScan, "refuse (too_large) a command that would visit more records than this (env STORELOOP_MAX_SCAN)")
+	fs.IntVar(&f.dedupeBytes, "dedupe-bytes", storenode.DefaultDedupeBytes, "memory for the remembered replies of idempotent commands, in bytes; the oldest go first (env STORELOOP_DEDUPE_BYTES)")
 	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS",
-		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS"})
+		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
+		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES"})
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +72,9 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
 	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
+	if err := storenode.CheckOptions(f.limits()...); err != nil {
+		return nil, err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
@@ -98,6 +107,11 @@ func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []store
 	return storenode.StartEmbedded(cfg)
 }
 
+// limits are the store node's options for its caps.
+func (f *flags) limits() []storenode.Option {
+	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes)}
+}
+
 func run(args []string) error {
 	f, err := parseFlags(args)
 	if err != nil {
@@ -120,6 +134,7 @@ func run(args []string) error {
 	if f.acceptDataLoss {
 		opts = append(opts, storenode.WithAcceptDataLoss())
 	}
+	opts = append(opts, f.limits()...)
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
