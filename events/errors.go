@@ -18,7 +18,11 @@ const (
 	CodeBucketExists   Code = "bucket_exists"
 	CodeBadRequest     Code = "bad_request"
 	CodeUnavailable    Code = "unavailable"
-	CodeInternal       Code = "internal"
+	// CodeIndeterminate: the store cannot know whether the write was
+	// applied (its append got no answer, or was not synced); retry it with
+	// the same command id, which applies it at most once.
+	CodeIndeterminate Code = "indeterminate"
+	CodeInternal      Code = "internal"
 )
 
 // Issue is one problem found while validating a record.
@@ -74,6 +78,7 @@ var (
 	ErrBucketExists   = &Error{Code: CodeBucketExists}
 	ErrBadRequest     = &Error{Code: CodeBadRequest}
 	ErrUnavailable    = &Error{Code: CodeUnavailable}
+	ErrIndeterminate  = &Error{Code: CodeIndeterminate}
 	ErrInternal       = &Error{Code: CodeInternal}
 )
 

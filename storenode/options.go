@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/storeloop/storeloop/events"
 )
 
@@ -23,6 +25,9 @@ type config struct {
 	dedupeSize     int
 	appendTimeout  time.Duration
 	replicas       int // 0: the server's default, one copy
+	proofKey       nkeys.KeyPair
+	proofOff       bool // benchmarks only: measure what proofs cost
+	rebuildTimeout time.Duration
 }
 
 func defaultConfig() config {
@@ -35,6 +40,7 @@ func defaultConfig() config {
 		dedupeWindow:   24 * time.Hour,
 		dedupeSize:     1 << 20,
 		appendTimeout:  10 * time.Second,
+		rebuildTimeout: time.Minute,
 	}
 }
 
@@ -128,6 +134,23 @@ func WithReplicas(n int) Option {
 			return fmt.Errorf("storenode: replicas %d out of range 1..5", n)
 		}
 		c.replicas = n
+		return nil
+	}
+}
+
+// WithProofKey sets the key (an nkey seed, ed25519) the node signs its
+// events with; its public key is added to the stream's trusted keys. The
+// daemon keeps it in <data>/proof.nk. Without it the node signs with a key
+// of its run only.
+func WithProofKey(kp nkeys.KeyPair) Option {
+	return func(c *config) error {
+		if kp == nil {
+			return fmt.Errorf("storenode: nil proof key")
+		}
+		if _, err := kp.Seed(); err != nil {
+			return fmt.Errorf("storenode: proof key without a seed: %w", err)
+		}
+		c.proofKey = kp
 		return nil
 	}
 }
