@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -321,5 +323,54 @@ func TestProofKeyOption(t *testing.T) {
 	p, err := proof.Parse(msgs[0].Header.Get(proof.Header))
 	if err != nil || p.Key != pub {
 		t.Fatalf("proof %+v, %v; want signed by %s", p, err, pub)
+	}
+}
+
+// TestDaemonProofKey: the daemon keeps its key in <data>/proof.nk (mode
+// 0600), signs with the same key after a restart, and starts on a stream
+// holding garbage (issue 8: "never starts again").
+func TestDaemonProofKey(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	nc := connectURL(t, d.URL)
+	define(t, nc, ordersDef())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := nats.NewMsg("bucket.orders.inserted")
+	garbage.Data = []byte("not json")
+	garbageSeq := intruderPublish(t, js, garbage)
+	nc.Close()
+	d.Stop(t, 10*time.Second)
+
+	info, err := os.Stat(filepath.Join(dir, "proof.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("proof.nk mode %v, want 0600", info.Mode().Perm())
+	}
+	kp, err := proof.LoadOrCreateKey(filepath.Join(dir, "proof.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+
+	d = startDaemon(t, dir)
+	nc = connectURL(t, d.URL)
+	mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "u", "total": 1.0}}, nil)
+	var status events.StatusResult
+	mustCall(t, nc, events.CmdStatus, struct{}{}, &status)
+	if status.Quarantined != 1 || status.LastQuarantinedSeq != garbageSeq {
+		t.Errorf("status = %+v, want the garbage quarantined", status)
+	}
+	js, _ = jetstream.New(nc)
+	s, err := js.Stream(context.Background(), events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := proof.ParseKeys(s.CachedInfo().Config.Metadata[proof.MetadataKeys]); len(keys) != 1 || keys[0] != pub {
+		t.Errorf("trusted keys %v, want only %s", keys, pub)
 	}
 }

@@ -4,16 +4,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/internal/daemon"
 	"github.com/storeloop/storeloop/storenode"
 	"github.com/storeloop/storeloop/tracing"
@@ -29,6 +32,7 @@ func main() {
 type flags struct {
 	daemon.Common
 	data, listen, natsURL, fsync, prefix, stream, http string
+	proofKey                                           string
 	serverLogs                                         bool
 	replicas                                           int
 }
@@ -43,6 +47,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
+	fs.StringVar(&f.proofKey, "proof-key", daemon.Env("STORELOOP_PROOF_KEY", ""), "nkey seed file the store signs its events with, created (mode 0600) when missing; default <data>/proof.nk (env STORELOOP_PROOF_KEY)")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
@@ -80,7 +85,12 @@ func run(args []string) error {
 	}
 	defer shutdownTelemetry(context.Background())
 
-	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
+	key, err := proof.LoadOrCreateKey(cmp.Or(f.proofKey, filepath.Join(f.data, "proof.nk")))
+	if err != nil {
+		return err
+	}
+	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas),
+		storenode.WithProofKey(key)}
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
