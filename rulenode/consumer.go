@@ -48,6 +48,13 @@ func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if err := ensureDeadLetterStream(ctx, r.js, r.o.deadLetters); err != nil {
 		return nil, err
 	}
+	if !r.o.noProofCheck {
+		prov, err := newProvenance(ctx, r.js, r.o.stream)
+		if err != nil {
+			return nil, err
+		}
+		r.prov = prov
+	}
 	cfg := r.consumerConfig()
 	existing, err := r.js.Consumer(ctx, r.o.stream, cfg.Durable)
 	switch {
