@@ -118,8 +118,8 @@ func (n *Node) commit(group []*flight) {
 // rebuild the state from the stream.
 func (n *Node) fail(err error) {
 	n.setFailure(err)
-	n.stale.Store(true)
 	n.setHalted(fmt.Sprintf("append failed, rebuilding the state from the stream: %v", err))
+	n.stale.Store(true) // after the reason, which refusals quote
 	select {
 	case n.wake <- struct{}{}:
 	default:
