@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,5 +373,46 @@ func TestDaemonProofKey(t *testing.T) {
 	}
 	if keys := proof.ParseKeys(s.CachedInfo().Config.Metadata[proof.MetadataKeys]); len(keys) != 1 || keys[0] != pub {
 		t.Errorf("trusted keys %v, want only %s", keys, pub)
+	}
+}
+
+// TestSyncFailureOutcome: a write acknowledged by the stream whose sync
+// fails is answered by what the rebuild finds: success when a second sync
+// succeeds, else indeterminate — and then it is in the store, and a retry
+// with the same command id returns its result without applying it again.
+func TestSyncFailureOutcome(t *testing.T) {
+	var failures atomic.Int32 // syncs still to fail; -1: every one
+	syncer := storenode.SyncerFunc(func() error {
+		if failures.Load() == -1 || failures.Add(-1) >= 0 {
+			return errors.New("disk on fire")
+		}
+		failures.Store(0)
+		return nil
+	})
+	st := storetest.StartStore(t, storenode.WithSyncer(syncer))
+	nc := st.Conn
+	define(t, nc, sessionsDef())
+
+	failures.Store(1)
+	var rec events.Record
+	mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": "a", "token": "t"}}, &rec)
+	if got := getRecord(t, nc, "sessions", "a"); got[events.FieldVersion] != 1.0 {
+		t.Fatalf("get a = %v", got)
+	}
+
+	failures.Store(-1)
+	insert := events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": "b", "token": "t"}}
+	wantCode(t, call(t, nc, events.CmdInsert, insert, nil, events.HeaderCommandID, "cmd-b"), events.CodeIndeterminate)
+	failures.Store(0)
+	var again events.Record
+	eventually(t, 20*time.Second, "the retry is answered", func() bool {
+		e := call(t, nc, events.CmdInsert, insert, &again, events.HeaderCommandID, "cmd-b")
+		return e == nil
+	})
+	if again["userId"] != "b" || again[events.FieldVersion] != 1.0 {
+		t.Fatalf("retry = %v, want the first insert's record", again)
+	}
+	if n := len(queryAll(t, nc, "sessions", nil, 0)); n != 2 {
+		t.Fatalf("%d sessions, want 2", n)
 	}
 }
