@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,7 @@ type provenance struct {
 	js     jetstream.JetStream
 	stream string
 	v      *proof.Verifier
+	since  atomic.Uint64 // messages before it predate proofs
 
 	mu        sync.Mutex
 	refreshed time.Time
@@ -51,9 +53,11 @@ func (p *provenance) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
-	if err := p.v.Trust(proof.ParseKeys(s.CachedInfo().Config.Metadata[proof.MetadataKeys])...); err != nil {
+	md := s.CachedInfo().Config.Metadata
+	if err := p.v.Trust(proof.ParseKeys(md[proof.MetadataKeys])...); err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
+	p.since.Store(proof.Since(md))
 	return nil
 }
 
@@ -61,6 +65,9 @@ func (p *provenance) refresh(ctx context.Context) error {
 // wrapping a proof error for a foreign one; any other error is transient
 // (the keys could not be read again) and the event should be retried.
 func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) error {
+	if seq < p.since.Load() {
+		return nil
+	}
 	m := proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}
 	hdr := msg.Headers().Get(proof.Header)
 	_, _, err := p.v.Verify(m, hdr)

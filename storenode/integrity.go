@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -53,6 +54,7 @@ func (n *Node) initProof() error {
 // The server's own entries (_nats.*) are left to the server.
 func (n *Node) streamMetadata(ctx context.Context) (map[string]string, error) {
 	md := map[string]string{}
+	var last uint64
 	s, err := n.js.Stream(ctx, n.cfg.stream)
 	switch {
 	case err == nil:
@@ -61,10 +63,15 @@ func (n *Node) streamMetadata(ctx context.Context) (map[string]string, error) {
 				md[k] = v
 			}
 		}
+		last = s.CachedInfo().State.LastSeq
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	}
 	if n.signer != nil {
+		if _, signed := md[proof.MetadataKeys]; !signed && last > 0 {
+			// Written before proofs: what is there stays trusted as it is.
+			md[proof.MetadataSince] = strconv.FormatUint(last+1, 10)
+		}
 		keys := proof.ParseKeys(md[proof.MetadataKeys])
 		if !slices.Contains(keys, n.signer.PublicKey()) {
 			keys = append(keys, n.signer.PublicKey())
@@ -79,6 +86,7 @@ func (n *Node) trust(md map[string]string) error {
 	if n.signer == nil {
 		return nil
 	}
+	n.proofSince = proof.Since(md)
 	keys := proof.ParseKeys(md[proof.MetadataKeys])
 	if n.verifier == nil {
 		v, err := proof.NewVerifier(n.cfg.stream, keys...)
@@ -164,7 +172,7 @@ const maxQuarantineLogs = 20
 // become state (it is then quarantined).
 func (a *admission) admit(seq uint64, msg jetstream.Msg) (projections.Message, bool) {
 	var key string
-	if v := a.n.verifier; v != nil {
+	if v := a.n.verifier; v != nil && seq >= a.n.proofSince {
 		p, leaf, err := v.Verify(proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}, msg.Headers().Get(proof.Header))
 		switch {
 		case err != nil:

@@ -416,3 +416,45 @@ func TestSyncFailureOutcome(t *testing.T) {
 		t.Fatalf("%d sessions, want 2", n)
 	}
 }
+
+// TestStreamBeforeProofs: a stream written before proofs existed keeps its
+// events when a signing store first starts on it; from then on every
+// message must be proved.
+func TestStreamBeforeProofs(t *testing.T) {
+	st := storetest.StartStore(t, storenode.WithoutProofs())
+	nc := st.Conn
+	define(t, nc, ordersDef())
+	mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "u", "total": 1.0}}, nil)
+	before := snapshot(t, nc)
+
+	restartNode(t, st) // proofs on
+	if got := snapshot(t, nc); got != before {
+		t.Fatalf("state after the first signing start:\n%s\nwant\n%s", got, before)
+	}
+	js, err := jetstream.New(natstest.Connect(t, st.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(context.Background(), events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if since := proof.Since(s.CachedInfo().Config.Metadata); since != 3 {
+		t.Fatalf("proofs required from seq %d, want 3", since)
+	}
+	garbage := nats.NewMsg("bucket.orders.inserted")
+	garbage.Data = []byte(`{"type":"inserted","bucket":"orders","key":9,"record":{"id":9,"userId":"x","total":1,"_version":1},"meta":{"eventId":"x","time":1,"correlationId":"x","hop":0}}`)
+	intruderPublish(t, js, garbage)
+	// The first write after the foreign append is refused, then the node
+	// resumes.
+	eventually(t, 20*time.Second, "the delete succeeds", func() bool {
+		return call(t, nc, events.CmdDelete, events.DeleteRequest{Bucket: "orders", Key: 1.0}, nil) == nil
+	})
+	restartNode(t, st)
+	if s := st.Node.Status(); s.Quarantined != 1 || s.LastQuarantinedSeq != 3 {
+		t.Fatalf("status = %+v, want the unproved event after the switch quarantined", s)
+	}
+	if n := len(queryAll(t, nc, "orders", nil, 0)); n != 0 {
+		t.Fatalf("%d orders, want 0", n)
+	}
+}

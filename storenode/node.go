@@ -60,6 +60,7 @@ type Node struct {
 	// Integrity and recovery (integrity.go, recover.go).
 	signer             *proof.Signer // nil only with proofs off (benchmarks)
 	verifier           *proof.Verifier
+	proofSince         uint64      // messages before it predate proofs
 	prev               proof.Hash  // owned by the loop: the leaf of the last message staged
 	resolveFrom        uint64      // owned by the loop: replay records accepted messages after it
 	replayed           *admission  // owned by the loop: what the last replay found

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -14,6 +15,21 @@ import (
 // public keys, comma separated. A store adds its own key and keeps the
 // others, so events signed with a retired key still verify.
 const MetadataKeys = "storeloop.proof.keys"
+
+// MetadataSince is the stream config Metadata entry holding the first
+// sequence that must carry a proof, set when a store first signs a stream
+// that already held events (written before proofs existed, which stay
+// trusted as they are). Absent: every message must.
+const MetadataSince = "storeloop.proof.since"
+
+// Since returns the MetadataSince value of md, 0 when absent or invalid.
+func Since(md map[string]string) uint64 {
+	v, err := strconv.ParseUint(md[MetadataSince], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
 
 // ParseKeys splits a MetadataKeys value.
 func ParseKeys(s string) []string {
