@@ -77,14 +77,18 @@ func (n *Node) committer() {
 }
 
 // commit makes the group's acknowledged flights durable and replies; the
-// flights after a failure wait for the rebuild (see resolve). Flights
-// never follow a deferred one undeferred until the loop has recovered.
+// flights caught in a failure wait for the rebuild (see resolve). Only
+// flights refused whole at staging (settled) follow a deferred one
+// undeferred: their replies stand whatever the stream holds.
 func (n *Node) commit(group []*flight) {
-	i := slices.IndexFunc(group, func(f *flight) bool { return f.deferred })
-	if i < 0 {
-		i = len(group)
+	var ok, deferred []*flight
+	for _, f := range group {
+		if f.deferred {
+			deferred = append(deferred, f)
+		} else {
+			ok = append(ok, f)
+		}
 	}
-	ok, deferred := group[:i], group[i:]
 	if n.cfg.syncer != nil && slices.ContainsFunc(ok, func(f *flight) bool { return len(f.futures) > 0 }) {
 		if err := n.cfg.syncer.Sync(); err != nil {
 			// Acknowledged but maybe not on disk: the rebuild decides.
@@ -92,10 +96,10 @@ func (n *Node) commit(group []*flight) {
 			ok, deferred = nil, group
 		}
 	}
-	if len(ok) > 0 {
-		n.lastSeq.Store(ok[len(ok)-1].last)
-	}
 	for _, f := range ok {
+		if !f.settled {
+			n.lastSeq.Store(f.last)
+		}
 		for _, s := range f.writes {
 			s.endSpans(nil)
 			for _, ev := range s.events {

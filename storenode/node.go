@@ -109,9 +109,6 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
-	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
-		return nil, fmt.Errorf("storenode: metrics: %w", err)
-	}
 	if err := n.initProof(); err != nil {
 		return nil, err
 	}
@@ -124,6 +121,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	}
 	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,
 		"buckets", len(n.state.Buckets()), "took", time.Since(started))
+	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
+		return nil, fmt.Errorf("storenode: metrics: %w", err)
+	}
 	go n.loop()
 	go n.acker()
 	go n.committer()
