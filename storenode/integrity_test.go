@@ -184,12 +184,13 @@ func TestOutcomesAreTrue(t *testing.T) {
 	}
 	results := make(chan outcome, writers*perWriter)
 	var wg sync.WaitGroup
-	var started sync.WaitGroup
-	started.Add(writers)
+	published := make(chan struct{}) // every writer's last write follows the foreign append
 	for w := range writers {
 		wg.Go(func() {
-			started.Done()
 			for i := range perWriter {
+				if i == perWriter-1 {
+					<-published
+				}
 				key := fmt.Sprintf("w%d-%d", w, i)
 				err := try(nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": key, "token": "t"}}, nil)
 				var e *events.Error
@@ -204,11 +205,11 @@ func TestOutcomesAreTrue(t *testing.T) {
 			}
 		})
 	}
-	started.Wait()
 	eventually(t, 20*time.Second, "writes under way", func() bool { return len(results) >= writers })
 	foreign := nats.NewMsg("bucket.sessions.inserted")
 	foreign.Data = []byte("foreign")
 	intruderPublish(t, js, foreign)
+	close(published)
 	wg.Wait()
 	close(results)
 
