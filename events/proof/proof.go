@@ -43,11 +43,11 @@ const (
 type Hash [sha256.Size]byte
 
 // Caps a header decoder enforces: a flight is at most MaxFlight messages,
-// so a path is at most 32 hashes.
+// so a path is at most 20 hashes, and a header at most 1,152 bytes.
 const (
 	MaxFlight    = 1 << 20
 	maxPath      = 20
-	maxHeaderLen = 1024
+	maxHeaderLen = 1152
 )
 
 // Errors of verification, for errors.Is.

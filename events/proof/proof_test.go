@@ -239,3 +239,13 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestLargestFlight: the header of a message in the largest flight fits
+// the decoder's cap.
+func TestLargestFlight(t *testing.T) {
+	p := proof.Proof{Key: newSigner(t).PublicKey(), Index: proof.MaxFlight - 1, Size: proof.MaxFlight,
+		Path: make([]proof.Hash, 20), Sig: make([]byte, 64)}
+	if _, err := proof.Parse(p.String()); err != nil {
+		t.Fatalf("%d bytes: %v", len(p.String()), err)
+	}
+}
