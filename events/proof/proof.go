@@ -225,7 +225,7 @@ func Parse(s string) (*Proof, error) {
 // Signer proves flights of one stream with one key.
 type Signer struct {
 	stream string
-	kp     nkeys.KeyPair
+	priv   ed25519.PrivateKey // decoded once: nkeys decodes the seed at every Sign
 	pub    string
 }
 
@@ -236,10 +236,15 @@ func NewSigner(stream string, kp nkeys.KeyPair) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: public key: %w", err)
 	}
-	if _, err := kp.Seed(); err != nil {
+	seed, err := kp.Seed()
+	if err != nil {
 		return nil, fmt.Errorf("proof: key pair without a seed cannot sign: %w", err)
 	}
-	return &Signer{stream: stream, kp: kp, pub: pub}, nil
+	_, raw, err := nkeys.DecodeSeed(seed)
+	if err != nil || len(raw) != ed25519.SeedSize {
+		return nil, fmt.Errorf("proof: seed is not an ed25519 seed: %v", err)
+	}
+	return &Signer{stream: stream, priv: ed25519.NewKeyFromSeed(raw), pub: pub}, nil
 }
 
 // PublicKey is the nkey string verifiers must trust.
@@ -261,10 +266,7 @@ func (s *Signer) Sign(msgs []Message, prev Hash) ([]string, Hash, error) {
 	}
 	levels := tree(leaves)
 	root := levels[len(levels)-1][0]
-	sig, err := s.kp.Sign(signed(root, len(msgs)))
-	if err != nil {
-		return nil, prev, fmt.Errorf("proof: sign: %w", err)
-	}
+	sig := ed25519.Sign(s.priv, signed(root, len(msgs)))
 	out := make([]string, len(msgs))
 	for i := range msgs {
 		p := Proof{Key: s.pub, Prev: prevs[i], Index: i, Size: len(msgs), Sig: sig}
