@@ -257,25 +257,42 @@ func (s *Signer) Sign(msgs []Message, prev Hash) ([]string, Hash, error) {
 	if len(msgs) == 0 || len(msgs) > MaxFlight {
 		return nil, prev, fmt.Errorf("proof: flight of %d messages", len(msgs))
 	}
+	first := prev
 	leaves := make([]Hash, len(msgs))
-	prevs := make([]Hash, len(msgs))
 	for i, m := range msgs {
-		prevs[i] = prev
 		leaves[i] = Leaf(s.stream, m, prev)
 		prev = leaves[i]
 	}
 	levels := tree(leaves)
 	root := levels[len(levels)-1][0]
 	sig := ed25519.Sign(s.priv, signed(root, len(msgs)))
+	// What every message's header shares is encoded once (the format is
+	// Proof.String's).
+	head := version + "." + s.pub + "."
+	size := "." + strconv.Itoa(len(msgs)) + "."
+	tail := "." + b64.EncodeToString(sig)
+	var path []byte
 	out := make([]string, len(msgs))
 	for i := range msgs {
-		p := Proof{Key: s.pub, Prev: prevs[i], Index: i, Size: len(msgs), Sig: sig}
+		path = path[:0]
 		for level, lv := range levels[:len(levels)-1] {
 			if j := i >> level; j^1 < len(lv) {
-				p.Path = append(p.Path, lv[j^1])
+				path = append(path, lv[j^1][:]...)
 			}
 		}
-		out[i] = p.String()
+		p := first
+		if i > 0 {
+			p = leaves[i-1]
+		}
+		b := make([]byte, 0, len(head)+len(size)+len(tail)+8+b64.EncodedLen(len(p)+len(path))+1)
+		b = append(b, head...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, size...)
+		b = b64.AppendEncode(b, p[:])
+		b = append(b, '.')
+		b = b64.AppendEncode(b, path)
+		b = append(b, tail...)
+		out[i] = string(b)
 	}
 	return out, prev, nil
 }
