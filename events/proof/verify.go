@@ -2,7 +2,6 @@ package proof
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"strings"
@@ -53,13 +52,13 @@ type Verifier struct {
 	stream string
 	mu     sync.Mutex
 	keys   map[string]ed25519.PublicKey
-	ok     map[Hash]struct{}
+	ok     map[string]struct{} // verified key ‖ signed bytes ‖ signature
 }
 
 // NewVerifier returns a verifier of stream's messages trusting keys
 // (public nkeys).
 func NewVerifier(stream string, keys ...string) (*Verifier, error) {
-	v := &Verifier{stream: stream, keys: map[string]ed25519.PublicKey{}, ok: map[Hash]struct{}{}}
+	v := &Verifier{stream: stream, keys: map[string]ed25519.PublicKey{}, ok: map[string]struct{}{}}
 	return v, v.Trust(keys...)
 }
 
@@ -119,7 +118,7 @@ func (v *Verifier) Verify(m Message, header string) (*Proof, Hash, error) {
 		return p, leaf, fmt.Errorf("%w: %s", ErrUntrusted, p.Key)
 	}
 	msg := signed(root, p.Size)
-	id := cacheID(p.Key, msg, p.Sig)
+	id := p.Key + string(msg) + string(p.Sig)
 	v.mu.Lock()
 	_, seen := v.ok[id]
 	v.mu.Unlock()
@@ -136,14 +135,4 @@ func (v *Verifier) Verify(m Message, header string) (*Proof, Hash, error) {
 	v.ok[id] = struct{}{}
 	v.mu.Unlock()
 	return p, leaf, nil
-}
-
-func cacheID(key string, msg, sig []byte) Hash {
-	h := sha256.New()
-	h.Write([]byte(key))
-	h.Write(msg)
-	h.Write(sig)
-	var out Hash
-	h.Sum(out[:0])
-	return out
 }
