@@ -36,13 +36,14 @@ type provenance struct {
 	refreshed time.Time
 }
 
-func newProvenance(ctx context.Context, js jetstream.JetStream, stream string) (*provenance, error) {
+// newProvenance trusts the keys in md, the event stream's metadata.
+func newProvenance(js jetstream.JetStream, stream string, md map[string]string) (*provenance, error) {
 	v, err := proof.NewVerifier(stream)
 	if err != nil {
 		return nil, err
 	}
 	p := &provenance{js: js, stream: stream, v: v}
-	if err := p.refresh(ctx); err != nil {
+	if err := p.trust(md); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -53,7 +54,10 @@ func (p *provenance) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
-	md := s.CachedInfo().Config.Metadata
+	return p.trust(s.CachedInfo().Config.Metadata)
+}
+
+func (p *provenance) trust(md map[string]string) error {
 	if err := p.v.Trust(proof.ParseKeys(md[proof.MetadataKeys])...); err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
