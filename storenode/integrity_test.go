@@ -42,7 +42,7 @@ func insertEventually(t testing.TB, nc *nats.Conn, rec events.Record) (events.Re
 	t.Helper()
 	var got events.Record
 	refused := 0
-	eventually(t, 20*time.Second, "an insert succeeds", func() bool {
+	eventually(t, time.Minute, "an insert succeeds", func() bool {
 		e := call(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: rec}, &got)
 		if e != nil {
 			wantCode(t, e, events.CodeUnavailable)
