@@ -182,9 +182,11 @@ func decodeRecordReply(data []byte, rec *events.Record) bool {
 }
 
 // retryable reports whether sending the same command again may succeed.
+// An indeterminate write is retried with its command id too: that applies
+// it at most once.
 func retryable(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, events.ErrUnavailable)
+		errors.Is(err, events.ErrUnavailable) || errors.Is(err, events.ErrIndeterminate)
 }
 
 // unavailable maps transport failures that survived the retries to an

@@ -121,6 +121,12 @@ type (
 		InFlight int    `json:"inFlight"`
 		Healthy  bool   `json:"healthy"`
 		Reason   string `json:"reason,omitempty"`
+		// Quarantined counts the messages in the stream that are not the
+		// store's own events (no valid proof, a broken chain, or not
+		// decodable): skipped, never state. LastQuarantinedSeq is the
+		// sequence of the last of them.
+		Quarantined        int    `json:"quarantined,omitempty"`
+		LastQuarantinedSeq uint64 `json:"lastQuarantinedSeq,omitempty"`
 		// LostEvents counts the events found missing from the stream at
 		// start and accepted with --accept-data-loss; LostRanges lists them.
 		LostEvents uint64     `json:"lostEvents,omitempty"`

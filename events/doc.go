@@ -11,7 +11,9 @@
 //
 // Every mutation is one JetStream message on [EventSubject] (bucket.<bucket>.<op>)
 // carrying an [Event] as JSON. Bucket definitions are appended to the same
-// stream on [SchemaSubject] so a restart can rebuild them.
+// stream on [SchemaSubject] so a restart can rebuild them. Each message
+// carries a proof that the store wrote it (the Storeloop-Proof header, see
+// package events/proof); the store and rule nodes ignore what fails it.
 //
 // # Commands
 //

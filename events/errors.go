@@ -18,8 +18,12 @@ const (
 	CodeBucketExists   Code = "bucket_exists"
 	CodeBadRequest     Code = "bad_request"
 	CodeUnavailable    Code = "unavailable"
-	CodeInternal       Code = "internal"
-	CodeTooLarge       Code = "too_large" // past a documented cap (limits.go), refused before anything applies
+	// CodeIndeterminate: the store cannot know whether the write was
+	// applied (its append got no answer, or was not synced); retry it with
+	// the same command id, which applies it at most once.
+	CodeIndeterminate Code = "indeterminate"
+	CodeInternal      Code = "internal"
+	CodeTooLarge      Code = "too_large" // past a documented cap (limits.go), refused before anything applies
 )
 
 // Issue is one problem found while validating a record.
@@ -75,6 +79,7 @@ var (
 	ErrBucketExists   = &Error{Code: CodeBucketExists}
 	ErrBadRequest     = &Error{Code: CodeBadRequest}
 	ErrUnavailable    = &Error{Code: CodeUnavailable}
+	ErrIndeterminate  = &Error{Code: CodeIndeterminate}
 	ErrInternal       = &Error{Code: CodeInternal}
 	ErrTooLarge       = &Error{Code: CodeTooLarge}
 )

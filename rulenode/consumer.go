@@ -42,11 +42,17 @@ func (r *Runner) consumerConfig() jetstream.ConsumerConfig {
 // bind waits for the event stream, makes sure the dead-letter stream
 // exists, and creates or updates the set's consumer.
 func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
-	if err := r.waitStream(ctx); err != nil {
+	stream, err := r.waitStream(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if err := ensureDeadLetterStream(ctx, r.js, r.o.deadLetters); err != nil {
 		return nil, err
+	}
+	if !r.o.noProofCheck {
+		if r.prov, err = newProvenance(r.js, r.o.stream, stream.CachedInfo().Config.Metadata); err != nil {
+			return nil, err
+		}
 	}
 	cfg := r.consumerConfig()
 	existing, err := r.js.Consumer(ctx, r.o.stream, cfg.Durable)
@@ -80,24 +86,24 @@ func (p StartPolicy) deliverPolicy() jetstream.DeliverPolicy {
 	return jetstream.DeliverAllPolicy
 }
 
-// waitStream returns once the event stream exists: a rule node may start
-// before the store node that creates it.
-func (r *Runner) waitStream(ctx context.Context) error {
+// waitStream returns the event stream once it exists: a rule node may
+// start before the store node that creates it.
+func (r *Runner) waitStream(ctx context.Context) (jetstream.Stream, error) {
 	wait := 100 * time.Millisecond
 	for {
-		_, err := r.js.Stream(ctx, r.o.stream)
+		s, err := r.js.Stream(ctx, r.o.stream)
 		if err == nil {
-			return nil
+			return s, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("rulenode: event stream %s: %w", r.o.stream, err)
+			return nil, fmt.Errorf("rulenode: event stream %s: %w", r.o.stream, err)
 		}
 		r.o.logger.InfoContext(ctx, "rule node: waiting for the event stream", "stream", r.o.stream, "retryIn", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 		wait = min(2*wait, 2*time.Second)

@@ -36,6 +36,10 @@ const (
 	// without an outcome (the rule node working on it crashed or hung), so
 	// it is not run again.
 	ReasonMaxDeliver = "max_deliver"
+	// ReasonForeign: the message does not carry a valid proof of a trusted
+	// store (package events/proof): the store did not write it, or it was
+	// altered or published again. It is not acted on.
+	ReasonForeign = "foreign"
 )
 
 // DeadLetter is the body of a message on the dead-letter stream.

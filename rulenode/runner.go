@@ -38,6 +38,7 @@ type Runner struct {
 	set   *RuleSet
 	o     runnerOptions
 	ready atomic.Bool
+	prov  *provenance // nil when proofs are not checked
 }
 
 // RunnerOption configures a [Runner].
@@ -53,6 +54,7 @@ type runnerOptions struct {
 	logger       *slog.Logger
 	metrics      *tracing.Metrics
 	start        StartPolicy
+	noProofCheck bool
 }
 
 // WithStream names the event stream (default events.DefaultStream).
@@ -309,6 +311,9 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq, n uint64) (verdict, error) {
 	dl := DeadLetter{RuleSet: r.set.Name, Subject: d.msg.Subject(), StreamSeq: seq, Deliveries: n}
 	dl.setPayload(d.msg.Data())
+	if v, checked, err := r.checkProof(ctx, log, d, seq, dl); checked {
+		return v, err
+	}
 	if d.err != nil {
 		dl.Reason, dl.Error = ReasonUndecodable, d.err.Error()
 		return r.bury(ctx, log, d.err, dl)
@@ -359,6 +364,30 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 		letters[i].RuleID, letters[i].Error = f.ruleID, f.err.Error()
 	}
 	return r.bury(ctx, log, err, letters...)
+}
+
+// checkProof handles a message that is not proved written by a trusted
+// store: it is not acted on, it is dead-lettered (reason foreign) and
+// acknowledged. checked is false for a proved message (or proofs off).
+// When the proof cannot be checked now, the event is retried.
+func (r *Runner) checkProof(ctx context.Context, log *slog.Logger, d delivery, seq uint64, dl DeadLetter) (v verdict, checked bool, err error) {
+	if r.prov == nil {
+		return 0, false, nil
+	}
+	switch err := r.prov.check(ctx, d.msg, seq); {
+	case err == nil:
+		return 0, false, nil
+	case !isForeign(err):
+		log.WarnContext(ctx, "rule node: cannot check the event's proof, will retry", "err", err)
+		return verdictNak, true, err
+	default:
+		err = fmt.Errorf("not written by a trusted store: %w", err)
+		dl.Reason, dl.Error = ReasonForeign, err.Error()
+		if v, berr := r.bury(ctx, log, err, dl); v != verdictTerm {
+			return v, true, berr
+		}
+		return verdictAck, true, err
+	}
 }
 
 // eligible returns the rules that act on e's event, and those whose

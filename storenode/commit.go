@@ -1,12 +1,14 @@
 package storenode
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/storeloop/storeloop/events"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The commit path has two stages after the loop, so that waiting for the
@@ -18,17 +20,24 @@ import (
 // each one. The committer takes every batch acknowledged by then, makes
 // them durable with one sync, and replies; while it syncs, the acker goes
 // on, so the next sync covers everything acknowledged during this one.
-// After a failure both stages fail every batch until the loop has rebuilt
-// the state (see loop.recover).
+// After a failure the flights not yet answered wait for the loop to
+// rebuild the state, which answers them by what the stream holds (see
+// recover.go).
 
-// acker forwards flights in order once their acks are in.
+// acker forwards flights in order once their acks are in. After a
+// failure it still waits for the acks of the flights already published,
+// so that the rebuild reads a stream no append of this node still
+// reaches, and each write's outcome is known when it can be.
 func (n *Node) acker() {
 	defer close(n.acked)
 	for f := range n.flights {
-		if f.barrier == nil && n.failure() == nil {
+		if f.barrier == nil {
 			if err := n.awaitAcks(f); err != nil {
 				n.fail(err)
 			}
+			// Once a flight failed, the flights after it may be orphaned by
+			// it: their writes are answered after the rebuild, by what it finds.
+			f.deferred = !f.settled && n.failure() != nil
 		}
 		n.acked <- f
 	}
@@ -67,31 +76,30 @@ func (n *Node) committer() {
 	}
 }
 
-// commit makes a group of acknowledged flights durable and replies.
+// commit makes the group's acknowledged flights durable and replies; the
+// flights caught in a failure wait for the rebuild (see resolve). Only
+// flights refused whole at staging (settled) follow a deferred one
+// undeferred: their replies stand whatever the stream holds.
 func (n *Node) commit(group []*flight) {
-	err := n.failure()
-	if err == nil && n.cfg.syncer != nil && slices.ContainsFunc(group, func(f *flight) bool { return len(f.futures) > 0 }) {
-		if err = n.cfg.syncer.Sync(); err != nil {
-			n.fail(err)
-		}
-	}
-	if err != nil {
-		e := events.Errorf(events.CodeUnavailable, "append failed, retry: %v", err)
-		unavailable := marshalReply(nil, e)
-		for _, f := range group {
-			for _, s := range f.writes {
-				s.endSpans(err)
-				n.respond(s.p, unavailable, e)
-			}
-			for _, p := range f.reads {
-				n.respond(p, unavailable, e)
-			}
-			n.inFlight.Add(-int64(len(f.writes) + len(f.reads)))
-		}
-		return
-	}
-	n.lastSeq.Store(group[len(group)-1].last)
+	var ok, deferred []*flight
 	for _, f := range group {
+		if f.deferred {
+			deferred = append(deferred, f)
+		} else {
+			ok = append(ok, f)
+		}
+	}
+	if n.cfg.syncer != nil && slices.ContainsFunc(ok, func(f *flight) bool { return len(f.futures) > 0 }) {
+		if err := n.cfg.syncer.Sync(); err != nil {
+			// Acknowledged but maybe not on disk: the rebuild decides.
+			n.fail(err)
+			ok, deferred = nil, group
+		}
+	}
+	for _, f := range ok {
+		if !f.settled {
+			n.lastSeq.Store(f.last)
+		}
 		for _, s := range f.writes {
 			s.endSpans(nil)
 			for _, ev := range s.events {
@@ -104,42 +112,66 @@ func (n *Node) commit(group []*flight) {
 		}
 		n.inFlight.Add(-int64(len(f.writes) + len(f.reads)))
 	}
+	if len(deferred) > 0 {
+		n.deferFlights(deferred)
+	}
 }
 
-// fail records that a batch could not be committed: writes are refused
-// and the loop is woken to rebuild the state from the stream.
+// fail records that a batch could not be committed: every command is
+// refused (the speculative state is wrong) and the loop is woken to
+// rebuild the state from the stream.
 func (n *Node) fail(err error) {
 	n.setFailure(err)
-	n.setHalted(fmt.Sprintf("append failed: %v", err))
+	n.setHalted(fmt.Sprintf("append failed, rebuilding the state from the stream: %v", err))
+	n.stale.Store(true) // after the reason, which refusals quote
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
 }
 
-// awaitAcks waits for every ack of f and checks the stream is where f
-// expects it.
+// Outcomes of a write's append, as far as the acker knows.
+const (
+	outcomeAcked   = iota // stored at the sequence it expected
+	outcomeRefused        // the stream said no: not stored
+	outcomeUnknown        // no answer: it may be stored, now or later
+)
+
+// awaitAcks waits for every ack of f (until the append timeout), records
+// each write's outcome, and returns the first failure.
 func (n *Node) awaitAcks(f *flight) error {
 	if f.pubErr != nil {
+		for _, s := range f.published {
+			s.outcome = outcomeUnknown
+		}
 		return f.pubErr
 	}
 	timeout := time.NewTimer(n.cfg.appendTimeout)
 	defer timeout.Stop()
-	var last uint64
-	for _, fut := range f.futures {
+	var first error
+	for i, fut := range f.futures {
+		s := f.published[i]
 		select {
 		case ack := <-fut.Ok():
-			last = ack.Sequence
+			if want := s.firstSeq + uint64(len(s.msgs)) - 1; ack.Sequence != want {
+				s.outcome = outcomeUnknown
+				first = cmp.Or(first, fmt.Errorf("stream acknowledged sequence %d, expected %d", ack.Sequence, want))
+			}
 		case err := <-fut.Err():
-			return err
+			s.outcome = outcomeUnknown
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) {
+				s.outcome = outcomeRefused
+			}
+			first = cmp.Or(first, err)
 		case <-timeout.C:
-			return fmt.Errorf("no acknowledgement from the stream within %s: %w", n.cfg.appendTimeout, context.DeadlineExceeded)
+			for _, s := range f.published[i:] {
+				s.outcome = outcomeUnknown
+			}
+			return cmp.Or(first, fmt.Errorf("no acknowledgement from the stream within %s: %w", n.cfg.appendTimeout, context.DeadlineExceeded))
 		}
 	}
-	if len(f.futures) > 0 && last != f.last {
-		return fmt.Errorf("stream acknowledged sequence %d, expected %d", last, f.last)
-	}
-	return nil
+	return first
 }
 
 // barrier returns once the committer has handled every batch staged so far.

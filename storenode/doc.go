@@ -15,13 +15,18 @@
 // the batch's events pipelined, without waiting. The acker waits for the
 // stream's acks of each batch in turn. The committer takes every batch
 // acknowledged by then, makes them durable with one fsync (the group commit;
-// see Syncer and EmbeddedSyncer), and only then replies. A batch that fails
-// to commit fails every batch staged after it, and the loop rebuilds the
-// state from the stream before it takes the next command.
+// see Syncer and EmbeddedSyncer), and only then replies. When a batch fails
+// to commit, every command is refused at once while the loop rebuilds the
+// state from the stream; the batches caught in the failure are then answered
+// by what the stream holds (recover.go), and a rebuild that fails is retried
+// with backoff.
 //
 // The state itself is the fold of the stream (package projections), so a
 // restart replays the stream and rebuilds exactly what was acknowledged,
-// command ids included (a command sent again returns its first reply).
+// command ids included (a command sent again returns its first reply). Each
+// flight of events carries a signed proof (package events/proof); replay
+// folds only messages proved by a trusted store and chained to the history
+// it accepted, and quarantines the rest (integrity.go).
 //
 // The store never imports anything of the rules: rule nodes are ordinary
 // clients.

@@ -28,10 +28,14 @@ func (n *Node) loop() {
 		select {
 		case p, ok := <-n.queue:
 			if !ok {
+				n.stopResolving()
 				return
 			}
 			batch = append(batch[:0], p)
 		case <-n.wake:
+			n.recover()
+			continue
+		case <-n.retry.C:
 			n.recover()
 			continue
 		}
@@ -52,25 +56,18 @@ func (n *Node) loop() {
 	}
 }
 
-// recover handles a batch that failed to commit, if any: the speculative
-// state is wrong, so it waits until the acker and committer have failed
-// everything staged on it, then rebuilds the state from the stream.
-func (n *Node) recover() {
-	if err := n.failure(); err != nil {
-		n.barrier()
-		n.halt(err)
-	}
-}
-
 // flight is a staged batch on its way through the acker and committer, or,
 // with barrier set, a marker the committer closes when it gets there.
 type flight struct {
-	writes  []*staged
-	reads   []*pending
-	futures []jetstream.PubAckFuture
-	last    uint64 // the stream sequence after this batch
-	pubErr  error  // publishing failed before any ack was awaited
-	barrier chan struct{}
+	writes    []*staged
+	reads     []*pending
+	futures   []jetstream.PubAckFuture
+	published []*staged // the write of each future
+	last      uint64    // the stream sequence after this batch
+	pubErr    error     // publishing failed before any ack was awaited
+	settled   bool      // refused whole at staging: its replies stand
+	deferred  bool      // caught in a failure: answered after the rebuild
+	barrier   chan struct{}
 }
 
 // staged is a write of a batch with the messages it appends.
@@ -80,6 +77,9 @@ type staged struct {
 	events []*events.Event // the events among msgs, for the metrics
 	err    *events.Error
 	spans  []trace.Span // a PRODUCER span per message while tracing, ended on ack
+
+	firstSeq uint64 // the stream sequence of msgs[0]
+	outcome  int    // of the append, see awaitAcks
 }
 
 func (s *staged) endSpans(err error) {
@@ -96,6 +96,16 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 	f := &flight{}
 	now := n.now()
 	halted := n.Status().Reason
+	if n.stale.Load() {
+		// The state is being rebuilt: nothing is true of it.
+		f.settled = true
+		e := events.Errorf(events.CodeUnavailable, "%s", halted)
+		for _, p := range batch {
+			p.reply, p.err = marshalReply(nil, e), e
+			f.reads = append(f.reads, p)
+		}
+		return f
+	}
 	for _, p := range batch {
 		if !p.mutating() {
 			result, e := n.read(p)
@@ -126,11 +136,17 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 	for _, s := range f.writes {
 		if len(s.msgs) > 0 {
 			groups = append(groups, s.msgs)
+			f.published = append(f.published, s)
 		}
 	}
 	f.last = n.state.LastSeq
 	if len(groups) > 0 {
-		f.futures, f.last, f.pubErr = n.publish(groups)
+		f.pubErr = n.prove(f.writes)
+		last := f.published[len(f.published)-1]
+		f.last = last.firstSeq + uint64(len(last.msgs)) - 1
+		if f.pubErr == nil {
+			f.futures, f.pubErr = n.publish(groups)
+		}
 		n.state.LastSeq = f.last
 	}
 	return f
@@ -355,15 +371,15 @@ func mustAppendJSON(b []byte, v any) []byte {
 // publish sends the groups' messages pipelined, each expecting the previous
 // one's sequence so that a second writer is detected. A group of several
 // messages (a transaction) is one JetStream atomic batch. It returns the ack
-// futures to wait for and the sequence the stream will be at.
-func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, uint64, error) {
+// futures to wait for, one per group.
+func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, error) {
 	seq := n.state.LastSeq
 	futures := make([]jetstream.PubAckFuture, 0, len(groups))
 	for _, g := range groups {
 		if len(g) == 1 {
 			f, err := n.js.PublishMsgAsync(g[0], jetstream.WithExpectLastSequence(seq))
 			if err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			futures = append(futures, f)
 			seq++
@@ -378,18 +394,18 @@ func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, uint64, 
 			}
 			if i < len(g)-1 {
 				if err := n.nc.PublishMsg(m); err != nil {
-					return nil, 0, err
+					return nil, err
 				}
 				continue
 			}
 			m.Header.Set("Nats-Batch-Commit", "1")
 			f, err := n.js.PublishMsgAsync(m)
 			if err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			futures = append(futures, f)
 		}
 		seq += uint64(len(g))
 	}
-	return futures, seq, nil
+	return futures, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/internal/streamread"
 	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/projections"
@@ -53,8 +56,25 @@ type Node struct {
 	loss          *lossGuard   // the high-water mark and the data loss accepted
 	replyFailures atomic.Int64 // replies the connection refused to send
 
-	failMu  sync.Mutex
-	failErr error // a batch failed to commit; the loop must rebuild
+	failMu     sync.Mutex
+	failErr    error     // a batch failed to commit; the loop must rebuild
+	unresolved []*flight // caught in the failure, answered after the rebuild
+
+	// Integrity and recovery (integrity.go, recover.go).
+	signer             *proof.Signer // nil only with proofs off (benchmarks)
+	verifier           *proof.Verifier
+	proofSince         uint64      // messages before it predate proofs
+	prev               proof.Hash  // owned by the loop: the leaf of the last message staged
+	resolveFrom        uint64      // owned by the loop: replay records accepted messages after it
+	replayed           *admission  // owned by the loop: what the last replay found
+	stale              atomic.Bool // the state is being rebuilt: every command is refused
+	retry              *time.Timer // the next rebuild attempt after a failed one
+	retryAt            time.Time   // owned by the loop
+	rebuildFailures    int         // owned by the loop, reported under healthMu
+	healthMetrics      metric.Registration
+	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
+	quarantined        int    // under healthMu: messages the last replay quarantined
+	lastQuarantinedSeq uint64 // under healthMu
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the
@@ -84,11 +104,18 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		acked:   make(chan *flight, 64),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		retry:   time.NewTimer(time.Hour),
+
+		resolveFrom: math.MaxUint64,
 	}
+	n.retry.Stop()
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
 	if n.loss, err = newLossGuard(cfg); err != nil {
+		return nil, err
+	}
+	if err := n.initProof(); err != nil {
 		return nil, err
 	}
 	if err := n.checkStreamExists(ctx); err != nil {
@@ -103,6 +130,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	}
 	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,
 		"buckets", len(n.state.Buckets()), "took", time.Since(started))
+	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
+		return nil, fmt.Errorf("storenode: metrics: %w", err)
+	}
 	go n.loop()
 	go n.acker()
 	go n.committer()
@@ -147,6 +177,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		c.Close()
 	}
 	n.writeMark()
+	n.healthMetrics.Unregister()
 	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
 	return err
 }
@@ -157,7 +188,8 @@ func (n *Node) Status() events.StatusResult {
 	n.healthMu.Lock()
 	defer n.healthMu.Unlock()
 	return events.StatusResult{LastSeq: n.lastSeq.Load(), InFlight: int(n.inFlight.Load()),
-		Healthy: n.halted == "", Reason: n.halted, LostEvents: lostCount(lost), LostRanges: lost}
+		Healthy: n.halted == "", Reason: n.halted, LostEvents: lostCount(lost), LostRanges: lost,
+		Quarantined: n.quarantined, LastQuarantinedSeq: n.lastQuarantinedSeq}
 }
 
 // Ready reports whether the node accepts writes.
@@ -169,7 +201,11 @@ func (n *Node) Ready() error {
 }
 
 func (n *Node) ensureStream(ctx context.Context) error {
-	_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	metadata, err := n.streamMetadata(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:               n.cfg.stream,
 		Description:        "storeloop events: one message per bucket mutation",
 		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>"},
@@ -182,11 +218,12 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		AllowAtomicPublish: true,
 		Duplicates:         time.Minute,
 		Replicas:           n.cfg.replicas,
+		Metadata:           metadata,
 	})
 	if err != nil {
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	}
-	return nil
+	return n.trust(s.CachedInfo().Config.Metadata)
 }
 
 // rebuild replaces the state with the fold of the whole stream, read on a
@@ -202,11 +239,13 @@ func (n *Node) rebuild(ctx context.Context) error {
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize, n.cfg.dedupeBytes)
 	rr := newReplayReplies(dd, n.now())
 	seqs := newSeqCheck()
+	adm := n.newAdmission()
 	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
-		seqs.observe(seq)
-		m, err := projections.DecodeMessage(msg.Subject(), msg.Data())
-		if err != nil {
-			return fmt.Errorf("storenode: replay seq %d: %w", seq, err)
+		seqs.observe(seq) // a quarantined message is still there: no hole
+		m, ok := adm.admit(seq, msg)
+		if !ok {
+			st.LastSeq = seq // quarantined: skipped, but the stream is there
+			return nil
 		}
 		if err := st.ApplyDecoded(seq, m); err != nil {
 			return err
@@ -222,37 +261,10 @@ func (n *Node) rebuild(ctx context.Context) error {
 	// After accepted loss at the tail the stream's last sequence is past
 	// the last event: appends must expect the former.
 	st.LastSeq = max(st.LastSeq, src.last)
+	adm.done()
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)
 	return nil
-}
-
-// halt handles a batch that failed to commit: the speculative state is
-// replaced by the fold of the stream (which holds exactly what was
-// acknowledged by it). After a transient failure the node resumes; after a
-// second writer it keeps refusing writes and says why. Runs on the loop.
-func (n *Node) halt(cause error) {
-	var apiErr *jetstream.APIError
-	secondWriter := errors.As(cause, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-	reason := fmt.Sprintf("append failed: %v", cause)
-	if secondWriter {
-		reason = fmt.Sprintf("another process wrote to stream %s (wrong last sequence); refusing writes: stop the other writer and restart this node", n.cfg.stream)
-	}
-	n.setHalted(reason)
-	n.log.Error("store node halted", "reason", reason)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := n.rebuild(ctx); err != nil {
-		n.log.Error("rebuild after append failure failed; writes stay refused", "err", err)
-		return
-	}
-	n.failMu.Lock()
-	n.failErr = nil
-	n.failMu.Unlock()
-	if !secondWriter {
-		n.setHalted("")
-		n.log.Warn("store node resumed after rebuilding state from the stream", "lastSeq", n.state.LastSeq)
-	}
 }
 
 func (n *Node) setHalted(reason string) {

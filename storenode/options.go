@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/storeloop/storeloop/events"
 )
 
@@ -28,6 +30,9 @@ type config struct {
 	acceptDataLoss bool
 	maxScan        int
 	dedupeBytes    int
+	proofKey       nkeys.KeyPair
+	proofOff       bool // benchmarks only: measure what proofs cost
+	rebuildTimeout time.Duration
 }
 
 func defaultConfig() config {
@@ -43,6 +48,7 @@ func defaultConfig() config {
 		syncAccount:    "$G",
 		maxScan:        DefaultMaxScan,
 		dedupeBytes:    DefaultDedupeBytes,
+		rebuildTimeout: time.Minute,
 	}
 }
 
@@ -209,6 +215,23 @@ func WithDedupeBytes(n int) Option {
 			return fmt.Errorf("storenode: dedupe bytes %d must be at least 1 MiB", n)
 		}
 		c.dedupeBytes = n
+		return nil
+	}
+}
+
+// WithProofKey sets the key (an nkey seed, ed25519) the node signs its
+// events with; its public key is added to the stream's trusted keys. The
+// daemon keeps it in <data>/proof.nk. Without it the node signs with a key
+// of its run only.
+func WithProofKey(kp nkeys.KeyPair) Option {
+	return func(c *config) error {
+		if kp == nil {
+			return fmt.Errorf("storenode: nil proof key")
+		}
+		if _, err := kp.Seed(); err != nil {
+			return fmt.Errorf("storenode: proof key without a seed: %w", err)
+		}
+		c.proofKey = kp
 		return nil
 	}
 }

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/internal/storetest"
 	"github.com/storeloop/storeloop/storenode"
 )
@@ -25,11 +28,16 @@ const replayEvents = 100_000
 // ordered consumer. Both report events/s.
 //
 // The events are appended directly with JetStream publishes (valid event
-// bodies, as the store node writes them, without command ids) to fill the
-// stream quickly: only the replay is measured.
+// bodies, as the store node writes them, without command ids, proved in
+// flights of replayFlight with the node's key) to fill the stream quickly:
+// only the replay is measured.
 func BenchmarkReplay(b *testing.B) {
 	ctx := context.Background()
-	st := storetest.StartStore(b)
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := storetest.StartStore(b, storenode.WithProofKey(kp))
 	define(b, st.Conn, events.BucketDef{Bucket: "items", Key: "id", Schema: map[string]events.FieldDef{
 		"id":   {Type: events.TypeNumber, Required: true},
 		"n":    {Type: events.TypeNumber},
@@ -42,7 +50,7 @@ func BenchmarkReplay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := fillItems(ctx, js, replayEvents); err != nil {
+	if err := fillItems(ctx, js, kp, replayEvents); err != nil {
 		b.Fatal(err)
 	}
 	stream, err := js.Stream(ctx, events.DefaultStream)
@@ -54,29 +62,34 @@ func BenchmarkReplay(b *testing.B) {
 		b.Fatalf("%d messages in the stream, want %d events and more", total, replayEvents)
 	}
 
-	b.Run("storenode.Start", func(b *testing.B) {
-		var replay time.Duration
-		for b.Loop() {
-			start := time.Now()
-			n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)),
-				storenode.WithEmbeddedSync(st.Dir))
-			replay += time.Since(start)
-			if err != nil {
-				b.Fatal(err)
+	for _, sc := range []struct {
+		name string
+		opt  storenode.Option
+	}{{"storenode.Start", storenode.WithProofKey(kp)}, {"storenode.Start/proofs-off", storenode.WithoutProofs()}} {
+		b.Run(sc.name, func(b *testing.B) {
+			var replay time.Duration
+			for b.Loop() {
+				start := time.Now()
+				n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)),
+					storenode.WithEmbeddedSync(st.Dir), sc.opt)
+				replay += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				var count int
+				mustCall(b, st.Conn, events.CmdCount, events.CountRequest{Bucket: "items"}, &count)
+				if count != replayEvents || n.Status().Quarantined != 0 {
+					b.Fatalf("after replay, %d items, want %d; status %+v", count, replayEvents, n.Status())
+				}
+				if err := n.Stop(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
 			}
-			b.StopTimer()
-			var count int
-			mustCall(b, st.Conn, events.CmdCount, events.CountRequest{Bucket: "items"}, &count)
-			if count != replayEvents {
-				b.Fatalf("after replay, %d items, want %d", count, replayEvents)
-			}
-			if err := n.Stop(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(total)*float64(b.N)/replay.Seconds(), "events/s")
-	})
+			b.ReportMetric(float64(total)*float64(b.N)/replay.Seconds(), "events/s")
+		})
+	}
 
 	b.Run("ordered-consumer", func(b *testing.B) {
 		for b.Loop() {
@@ -88,8 +101,53 @@ func BenchmarkReplay(b *testing.B) {
 	})
 }
 
-// fillItems appends n inserted events of the items bucket.
-func fillItems(ctx context.Context, js jetstream.JetStream, n int) error {
+// replayFlight is the group commit size fillItems proves events in: a
+// store under load commits flights of tens of events; replay verifies one
+// signature per flight.
+const replayFlight = 64
+
+// fillItems appends n inserted events of the items bucket after the
+// stream's single message, proved with kp in flights of replayFlight.
+func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n int) error {
+	signer, err := proof.NewSigner(events.DefaultStream, kp)
+	if err != nil {
+		return err
+	}
+	stream, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		return err
+	}
+	first, err := stream.GetMsg(ctx, 1)
+	if err != nil {
+		return err
+	}
+	p, err := proof.Parse(first.Header.Get(proof.Header))
+	if err != nil {
+		return err
+	}
+	prev := proof.Leaf(events.DefaultStream, proof.Message{Seq: 1, Subject: first.Subject, Body: first.Data}, p.Prev)
+	var flight []*nats.Msg
+	flightStart := 0 // events already proved
+	prove := func() error {
+		pms := make([]proof.Message, len(flight))
+		for i, m := range flight {
+			pms[i] = proof.Message{Seq: uint64(i) + 2 + uint64(flightStart), Subject: m.Subject, Body: m.Data}
+		}
+		hdrs, last, err := signer.Sign(pms, prev)
+		if err != nil {
+			return err
+		}
+		prev = last
+		for i, m := range flight {
+			m.Header.Set(proof.Header, hdrs[i])
+			if _, err := js.PublishMsgAsync(m); err != nil {
+				return err
+			}
+		}
+		flightStart += len(flight)
+		flight = flight[:0]
+		return nil
+	}
 	now := time.Now().UnixMilli()
 	for i := 1; i <= n; i++ {
 		key := float64(i)
@@ -102,8 +160,12 @@ func fillItems(ctx context.Context, js jetstream.JetStream, n int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishAsync(events.EventSubject("items", events.OpInserted), body); err != nil {
-			return err
+		m := nats.NewMsg(events.EventSubject("items", events.OpInserted))
+		m.Data = body
+		if flight = append(flight, m); len(flight) == replayFlight || i == n {
+			if err := prove(); err != nil {
+				return err
+			}
 		}
 	}
 	select {

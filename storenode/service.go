@@ -106,7 +106,9 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 			n.respond(p, marshalReply(n.Status(), nil), nil)
 			return
 		}
-		if p.mutating() {
+		if p.mutating() || n.stale.Load() {
+			// Refused at once: writes while halted, everything while the
+			// state is being rebuilt.
 			if reason := n.Status().Reason; reason != "" {
 				e := events.Errorf(events.CodeUnavailable, "%s", reason)
 				n.respond(p, marshalReply(nil, e), e)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/internal/daemon"
 	"github.com/storeloop/storeloop/storenode"
 	"github.com/storeloop/storeloop/tracing"
@@ -34,7 +36,7 @@ type flags struct {
 	daemon.Common
 	conn                                               daemon.Conn
 	data, listen, natsURL, fsync, prefix, stream, http string
-	authDir, tlsCert, tlsKey                           string
+	authDir, tlsCert, tlsKey, proofKey                 string
 	serverLogs, insecure, acceptDataLoss, dataSet      bool
 	replicas                                           int
 	maxScan, dedupeBytes                               int // the store node's cost and memory caps
@@ -50,6 +52,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
+	fs.StringVar(&f.proofKey, "proof-key", daemon.Env("STORELOOP_PROOF_KEY", ""), "nkey seed file the store signs its events with, created (mode 0600) when missing; default <data>/proof.nk (env STORELOOP_PROOF_KEY)")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
@@ -130,7 +133,12 @@ func run(args []string) error {
 	}
 	defer shutdownTelemetry(context.Background())
 
-	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas)}
+	key, err := proof.LoadOrCreateKey(cmp.Or(f.proofKey, filepath.Join(f.data, "proof.nk")))
+	if err != nil {
+		return err
+	}
+	opts := []storenode.Option{storenode.WithLogger(log), storenode.WithCommandPrefix(f.prefix), storenode.WithStream(f.stream), storenode.WithReplicas(f.replicas),
+		storenode.WithProofKey(key)}
 	if f.acceptDataLoss {
 		opts = append(opts, storenode.WithAcceptDataLoss())
 	}

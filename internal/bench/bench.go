@@ -37,8 +37,8 @@ type Env struct {
 const rawStream = "BENCHRAW"
 
 // NewEnv starts the environment with its data under a new temporary
-// directory, removed by Close.
-func NewEnv(ctx context.Context, mode storenode.FsyncMode) (*Env, error) {
+// directory, removed by Close; opts are added to the store node's.
+func NewEnv(ctx context.Context, mode storenode.FsyncMode, nodeOpts ...storenode.Option) (*Env, error) {
 	dir, err := os.MkdirTemp("", "storeloop-bench-")
 	if err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func NewEnv(ctx context.Context, mode storenode.FsyncMode) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	opts = append(opts, storenode.WithLogger(slog.New(slog.DiscardHandler)))
+	opts = append(append(opts, storenode.WithLogger(slog.New(slog.DiscardHandler))), nodeOpts...)
 	if e.Node, err = storenode.Start(ctx, e.NC, opts...); err != nil {
 		e.Close()
 		return nil, err

@@ -1,0 +1,101 @@
+package rulenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/events/proof"
+)
+
+// WithoutProofCheck makes the runner act on events without checking that
+// a store wrote them. Checking is the default; turning it off is for
+// measuring its cost.
+func WithoutProofCheck() RunnerOption { return func(o *runnerOptions) { o.noProofCheck = true } }
+
+// refreshEvery bounds how often an unknown signer key makes the runner
+// read the stream's trusted keys again.
+const refreshEvery = time.Second
+
+// provenance checks events' proofs against the keys the event stream's
+// metadata trusts, reading them again (at most every refreshEvery) when an
+// event is signed by a key it does not know: a store node that rotated
+// its key.
+type provenance struct {
+	js     jetstream.JetStream
+	stream string
+	v      *proof.Verifier
+	since  atomic.Uint64 // messages before it predate proofs
+
+	mu        sync.Mutex
+	refreshed time.Time
+}
+
+// newProvenance trusts the keys in md, the event stream's metadata.
+func newProvenance(js jetstream.JetStream, stream string, md map[string]string) (*provenance, error) {
+	v, err := proof.NewVerifier(stream)
+	if err != nil {
+		return nil, err
+	}
+	p := &provenance{js: js, stream: stream, v: v}
+	if err := p.trust(md); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *provenance) refresh(ctx context.Context) error {
+	s, err := p.js.Stream(ctx, p.stream)
+	if err != nil {
+		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
+	}
+	return p.trust(s.CachedInfo().Config.Metadata)
+}
+
+func (p *provenance) trust(md map[string]string) error {
+	if err := p.v.Trust(proof.ParseKeys(md[proof.MetadataKeys])...); err != nil {
+		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
+	}
+	p.since.Store(proof.Since(md))
+	return nil
+}
+
+// check returns nil for a message a trusted store wrote at seq; an error
+// wrapping a proof error for a foreign one; any other error is transient
+// (the keys could not be read again) and the event should be retried.
+func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) error {
+	if seq < p.since.Load() {
+		return nil
+	}
+	m := proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}
+	hdr := msg.Headers().Get(proof.Header)
+	_, _, err := p.v.Verify(m, hdr)
+	if !errors.Is(err, proof.ErrUntrusted) {
+		return err
+	}
+	p.mu.Lock()
+	due := time.Since(p.refreshed) >= refreshEvery
+	if due {
+		p.refreshed = time.Now()
+	}
+	p.mu.Unlock()
+	if !due {
+		return err
+	}
+	if rerr := p.refresh(ctx); rerr != nil {
+		return rerr
+	}
+	_, _, err = p.v.Verify(m, hdr)
+	return err
+}
+
+// isForeign tells a failed proof from a failure to check it.
+func isForeign(err error) bool {
+	return errors.Is(err, proof.ErrMissing) || errors.Is(err, proof.ErrMalformed) ||
+		errors.Is(err, proof.ErrUntrusted) || errors.Is(err, proof.ErrSignature)
+}
