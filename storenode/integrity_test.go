@@ -136,6 +136,11 @@ func TestForeignMessagesQuarantined(t *testing.T) {
 	if s := st.Node.Status(); !s.Healthy || s.Quarantined != len(foreign) || s.LastQuarantinedSeq != last {
 		t.Fatalf("status after restart = %+v", s)
 	}
+	// /readyz says it too: ready, with the quarantine.
+	wantReady := fmt.Sprintf("ready; %d messages in the stream quarantined (not this store's events; last at seq %d)", len(foreign), last)
+	if text, err := st.Node.Ready(); err != nil || text != wantReady {
+		t.Fatalf("Ready() = %q, %v; want %q", text, err, wantReady)
+	}
 	mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "w", "total": 3.0}}, nil)
 }
 
@@ -297,7 +302,7 @@ func TestRebuildRetried(t *testing.T) {
 			t.Errorf("%s refused with %q, want the reason", c.cmd, e.Message)
 		}
 	}
-	if err := st.Node.Ready(); err == nil || !strings.Contains(err.Error(), "rebuilding") {
+	if _, err := st.Node.Ready(); err == nil || !strings.Contains(err.Error(), "rebuilding") {
 		t.Errorf("Ready() = %v", err)
 	}
 

@@ -160,7 +160,7 @@ func TestTxWhoseReplyCannotFitIsRefusedBeforeApplying(t *testing.T) {
 // wantHealthy fails the test unless the node accepts writes.
 func wantHealthy(t *testing.T, st *storetest.Store) {
 	t.Helper()
-	if err := st.Node.Ready(); err != nil {
+	if _, err := st.Node.Ready(); err != nil {
 		t.Fatalf("node not ready: %v", err)
 	}
 }

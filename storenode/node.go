@@ -192,12 +192,22 @@ func (n *Node) Status() events.StatusResult {
 		Quarantined: n.quarantined, LastQuarantinedSeq: n.lastQuarantinedSeq}
 }
 
-// Ready reports whether the node accepts writes.
-func (n *Node) Ready() error {
-	if st := n.Status(); !st.Healthy {
-		return errors.New(st.Reason)
+// Ready reports whether the node accepts writes: nil, or why not. The
+// text says what a ready node has to report (the /readyz body): the
+// messages it quarantined and the events it accepted as lost.
+func (n *Node) Ready() (text string, err error) {
+	st := n.Status()
+	if !st.Healthy {
+		return "", errors.New(st.Reason)
 	}
-	return nil
+	text = "ready"
+	if st.Quarantined > 0 {
+		text += fmt.Sprintf("; %d messages in the stream quarantined (not this store's events; last at seq %d)", st.Quarantined, st.LastQuarantinedSeq)
+	}
+	if st.LostEvents > 0 {
+		text += fmt.Sprintf("; %d events lost and accepted (--accept-data-loss)", st.LostEvents)
+	}
+	return text, nil
 }
 
 func (n *Node) ensureStream(ctx context.Context) error {

@@ -58,7 +58,7 @@ func TestSecondWriter(t *testing.T) {
 		mustCall(t, nc, events.CmdStatus, struct{}{}, &status)
 		return !status.Healthy && strings.Contains(status.Reason, "another store node")
 	})
-	if err := st.Node.Ready(); err == nil || !strings.Contains(err.Error(), "another store node") {
+	if _, err := st.Node.Ready(); err == nil || !strings.Contains(err.Error(), "another store node") {
 		t.Errorf("Ready() = %v", err)
 	}
 

@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer reg.Unregister()
 	if f.health != "" {
-		addr, stopHTTP, err := daemon.HTTP(f.health, runner.Ready, tracing.MetricsHandler(), log)
+		addr, stopHTTP, err := daemon.HTTP(f.health, func() (string, error) { return "ready", runner.Ready() }, tracing.MetricsHandler(), log)
 		if err != nil {
 			return err
 		}

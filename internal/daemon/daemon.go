@@ -51,20 +51,22 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// HTTP serves /healthz (the process is up), /readyz (ready() returns nil)
+// HTTP serves /healthz (the process is up), /readyz (200 with ready's text
+// when it returns no error, 503 with the error otherwise)
 // and, when metrics is not nil, /metrics on addr. It returns the bound
 // address (useful with port 0) and a shutdown function.
-func HTTP(addr string, ready func() error, metrics http.Handler, log *slog.Logger) (string, func(context.Context) error, error) {
+func HTTP(addr string, ready func() (string, error), metrics http.Handler, log *slog.Logger) (string, func(context.Context) error, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
+		text, err := ready()
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, text)
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
