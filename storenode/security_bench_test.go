@@ -21,9 +21,11 @@ import (
 // BenchmarkSecurity measures what the trust boundary costs per write:
 // store inserts from 32 concurrent callers on one client connection, batch
 // fsync, with the store node wired as the daemon wires it (in process to
-// its embedded server), plain; with the roles enforced (JWT users,
-// permission checks on every publish); and with the roles over mutual TLS.
-// It reports the wall time and the process's CPU time per write.
+// its embedded server): with nothing of the trust boundary (no event
+// proofs: the baseline); with event proofs only (dev mode, the default);
+// with the roles enforced too (JWT users, permission checks on every
+// publish); and with the roles over mutual TLS (everything on). It reports
+// the wall time and the process's CPU time per write.
 func BenchmarkSecurity(b *testing.B) {
 	pki := testpki.New(b)
 	dir := filepath.Join(b.TempDir(), "auth")
@@ -32,10 +34,11 @@ func BenchmarkSecurity(b *testing.B) {
 	}
 	mtls := auth.ConnConfig{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}
 	for _, v := range []struct {
-		name string
-		auth bool
-		tls  bool
-	}{{"plain", false, false}, {"auth", true, false}, {"auth+mtls", true, true}} {
+		name   string
+		proofs bool
+		auth   bool
+		tls    bool
+	}{{"none", false, false, false}, {"proofs", true, false, false}, {"proofs+auth", true, true, false}, {"proofs+auth+mtls", true, true, true}} {
 		b.Run(v.name+"/callers=32", func(b *testing.B) {
 			cfg := storenode.EmbeddedConfig{DataDir: b.TempDir(), Listen: "127.0.0.1:0"}
 			var node, cl auth.ConnConfig
@@ -51,7 +54,11 @@ func BenchmarkSecurity(b *testing.B) {
 				cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = pki.ServerCert, pki.ServerKey, pki.CA
 				cl.CA, cl.Cert, cl.Key = mtls.CA, mtls.Cert, mtls.Key
 			}
-			op := securityEnv(b, cfg, node, cl)
+			var nodeOpts []storenode.Option
+			if !v.proofs {
+				nodeOpts = append(nodeOpts, storenode.WithoutProofs())
+			}
+			op := securityEnv(b, cfg, node, cl, nodeOpts...)
 			b.ResetTimer()
 			cpu := processCPU(b)
 			if _, err := bench.Run(context.Background(), op, b.N, 32); err != nil {
@@ -75,7 +82,7 @@ func processCPU(b *testing.B) time.Duration {
 
 // securityEnv starts the server and node of cfg and returns an insert
 // through a client connected with cl; all stop when b ends.
-func securityEnv(b *testing.B, cfg storenode.EmbeddedConfig, nodeConn, cl auth.ConnConfig) bench.Op {
+func securityEnv(b *testing.B, cfg storenode.EmbeddedConfig, nodeConn, cl auth.ConnConfig, nodeOpts ...storenode.Option) bench.Op {
 	b.Helper()
 	ctx := context.Background()
 	srv, opts, err := storenode.StartEmbedded(cfg)
@@ -92,7 +99,8 @@ func securityEnv(b *testing.B, cfg storenode.EmbeddedConfig, nodeConn, cl auth.C
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	node, err := storenode.Start(ctx, nc, append(opts, storenode.WithLogger(slog.New(slog.DiscardHandler)))...)
+	opts = append(append(opts, nodeOpts...), storenode.WithLogger(slog.New(slog.DiscardHandler)))
+	node, err := storenode.Start(ctx, nc, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
