@@ -34,13 +34,14 @@ say() { printf 'launch: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # alive PIDFILE: the process recorded there runs (a zombie or a reused pid
-# running something else does not count).
+# running something else does not count). Until setsid has exec'd the
+# program, the process still shows as setsid: that is the program starting.
 alive() {
 	local pid name state
 	[[ -f $1 ]] || return 1
 	read -r pid name <"$1"
 	state=$(ps -o stat= -o comm= -p "$pid" 2>/dev/null) || return 1
-	[[ $state != Z* && $state == *"$name"* ]]
+	[[ $state != Z* && ($state == *"$name"* || $state == *setsid*) ]]
 }
 
 # wait_for WHAT PIDFILE CMD...: run CMD until it succeeds, while the process

@@ -2,9 +2,11 @@ package deploy_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,32 @@ func port(t *testing.T) string {
 	return p
 }
 
+// ports returns the first of n consecutive loopback ports that were free a
+// moment ago: launch.sh gives rule node i the port RULENODE_HTTP_PORT+i-1,
+// and a neighbour of a free port may be taken by another test's listener.
+func ports(t *testing.T, n int) string {
+	t.Helper()
+	for range 50 {
+		first, _ := strconv.Atoi(port(t))
+		var lns []net.Listener
+		for i := range n {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(first+i))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == n {
+			return strconv.Itoa(first)
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return ""
+}
+
 // launch.sh start runs the e-commerce example on a store node and two rule
 // nodes: the seed's lifecycle comes out exact after `storeloop settle`,
 // and launch.sh stop leaves no process behind.
@@ -42,7 +70,7 @@ func TestLaunch(t *testing.T) {
 	home := t.TempDir()
 	natsPort := port(t)
 	env := []string{"STORELOOP_HOME=" + home, "EXAMPLE=ecommerce", "RULENODES=2",
-		"NATS_PORT=" + natsPort, "STORENODE_HTTP_PORT=" + port(t), "RULENODE_HTTP_PORT=" + port(t)}
+		"NATS_PORT=" + natsPort, "STORENODE_HTTP_PORT=" + port(t), "RULENODE_HTTP_PORT=" + ports(t, 2)}
 	t.Cleanup(func() { // after a failure: stop whatever started
 		stop := exec.Command("bash", "launch.sh", "stop")
 		stop.Env = append(os.Environ(), env...)
