@@ -1,28 +1,20 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/storeloop/storeloop/internal/procs"
 )
 
 // Issue 9 case 9: `storenode --help` printed the usage and "flag: help
-// requested" and exited 1. The test runs main itself in a child process
-// (this test binary, re-entered through TestMain) to see its exit status.
+// requested" and exited 1.
 func TestHelpExitsZero(t *testing.T) {
-	if os.Getenv("STORELOOP_TEST_RUN_MAIN") != "" {
-		os.Args = []string{"storenode", "--help"}
-		main()
-		os.Exit(0) // main returned: the exit status is main's to choose
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelpExitsZero$")
-	cmd.Env = append(os.Environ(), "STORELOOP_TEST_RUN_MAIN=1")
-	out, err := cmd.CombinedOutput()
+	out, err := procs.RunMain(t, main, "storenode", "--help")
 	if err != nil {
 		t.Fatalf("storenode --help: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "Usage of storenode") || strings.Contains(string(out), "help requested") {
+	if !strings.Contains(out, "Usage of storenode") || strings.Contains(out, "help requested") {
 		t.Fatalf("storenode --help printed:\n%s", out)
 	}
 }

@@ -328,3 +328,21 @@ func (p *Proc) WaitExit(t testing.TB, timeout time.Duration) *os.ProcessState {
 	p.wait(t, timeout)
 	return p.state
 }
+
+// RunMain runs main with os.Args set to args in a child process (this test
+// binary, re-entered through the calling test) and returns its output and
+// error (an *exec.ExitError for a non-zero exit): how a test sees the exit
+// status a command's main chooses.
+func RunMain(t *testing.T, main func(), args ...string) (string, error) {
+	t.Helper()
+	const reentered = "STORELOOP_TEST_RUN_MAIN"
+	if os.Getenv(reentered) != "" {
+		os.Args = args
+		main()
+		os.Exit(0) // main returned: the exit status is main's to choose
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$")
+	cmd.Env = append(os.Environ(), reentered+"=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
