@@ -168,6 +168,7 @@ func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
 	uc := jwt.NewUserClaims(pub)
 	uc.Name = string(p.Role)
 	uc.Permissions.Pub.Allow.Add(p.Publish...)
+	uc.Permissions.Pub.Deny.Add(p.Deny...)
 	uc.Permissions.Sub.Allow.Add(p.Subscribe...)
 	if p.Responses {
 		uc.Permissions.Resp = &jwt.ResponsePermission{MaxMsgs: 1}

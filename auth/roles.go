@@ -108,8 +108,11 @@ func WithRulePublish(subjects ...string) Option {
 
 // WithRuleSets restricts rulenode.creds to the durable consumers of these
 // rule sets: a rule node can then neither bind nor reconfigure another
-// rule set's consumer, nor read the stream through other consumers. By
-// default it may run any rule set.
+// rule set's consumer, nor read the stream through other consumers; and
+// client.creds may neither create, reconfigure nor pull from them. By
+// default a rule node may run any rule set (and a client, whose ordered
+// consumers have generated names, cannot be kept off a durable one whose
+// name is not known).
 func WithRuleSets(names ...string) Option {
 	return func(c *config) error {
 		for _, n := range names {
@@ -142,7 +145,8 @@ type Permission struct {
 	Role      Role
 	Publish   []string
 	Subscribe []string
-	Responses bool // may publish one reply to each request it received
+	Deny      []string // subjects refused to publish to, though Publish allows them
+	Responses bool     // may publish one reply to each request it received
 	Why       string
 }
 
@@ -204,6 +208,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.MSG.GET." + s,
 			api + "DIRECT.GET." + s + ".>",
 		}, read...),
+		Deny:      c.ruleSetConsumers(),
 		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
 		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
 	}, {
@@ -212,6 +217,19 @@ func (c *config) rules() []Permission {
 		Subscribe: []string{">"},
 		Why:       "everything: stream and dead-letter administration, any consumer",
 	}}
+}
+
+// ruleSetConsumers are the API subjects that create, reconfigure or pull
+// from the known rule sets' durable consumers: a client's reads go
+// through consumers of its own.
+func (c *config) ruleSetConsumers() []string {
+	var out []string
+	for _, n := range c.ruleSets {
+		suffix := "." + c.stream + "." + n
+		out = append(out, "$JS.API.CONSUMER.CREATE"+suffix, "$JS.API.CONSUMER.CREATE"+suffix+".>",
+			"$JS.API.CONSUMER.DURABLE.CREATE"+suffix, "$JS.API.CONSUMER.MSG.NEXT"+suffix)
+	}
+	return out
 }
 
 // consumers is what a rule node may do with durable consumers of the

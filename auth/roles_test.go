@@ -270,4 +270,33 @@ func TestRuleSetRestriction(t *testing.T) {
 	if f := cons.CachedInfo().Config.FilterSubjects; fmt.Sprint(f) != "[bucket.orders.>]" {
 		t.Fatalf("billing's filters = %v, want unchanged", f)
 	}
+
+	// A client, whose reads go through ordered consumers of its own, may
+	// neither reconfigure nor pull from a known rule set's consumer.
+	cnc, cerrs := s.as(t, auth.RoleClient)
+	for _, subj := range []string{
+		"$JS.API.CONSUMER.CREATE.STORELOOP.ecommerce",
+		"$JS.API.CONSUMER.CREATE.STORELOOP.ecommerce.bucket.>",
+		"$JS.API.CONSUMER.DURABLE.CREATE.STORELOOP.ecommerce",
+		"$JS.API.CONSUMER.MSG.NEXT.STORELOOP.ecommerce",
+	} {
+		if err := cnc.Publish(subj, []byte(`{"stream_name":"STORELOOP","config":{"durable_name":"ecommerce","filter_subject":">"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		wantViolation(t, cerrs, "publish", subj)
+	}
+	cons, err = s.js.Consumer(ctx, events.DefaultStream, "ecommerce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cons.CachedInfo().Config.FilterSubjects; fmt.Sprint(f) != "[bucket.orders.> bucket.inventory.>]" {
+		t.Fatalf("ecommerce's filters = %v, want unchanged", f)
+	}
+	cjs, err := jetstream.New(cnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cjs.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{}); err != nil {
+		t.Fatalf("the client's own ordered consumer: %v", err)
+	}
 }

@@ -101,14 +101,18 @@ func printRules(w io.Writer, rules []auth.Permission) error {
 	code := func(subjects []string) string {
 		return "`" + strings.Join(subjects, "` `") + "`"
 	}
-	fmt.Fprintln(w, "| role | may publish | may subscribe | replies to requests | for |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| role | may publish | except | may subscribe | replies to requests | for |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, p := range rules {
 		resp := "no"
 		if p.Responses || p.Role == auth.RoleAdmin {
 			resp = "yes"
 		}
-		_, err := fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", p.Role, code(p.Publish), code(p.Subscribe), resp, p.Why)
+		deny := "—"
+		if len(p.Deny) > 0 {
+			deny = code(p.Deny)
+		}
+		_, err := fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", p.Role, code(p.Publish), deny, code(p.Subscribe), resp, p.Why)
 		if err != nil {
 			return err
 		}
