@@ -83,7 +83,7 @@ func TestCycleInJaeger(t *testing.T) {
 	if err := sc.Define(ctx, cl); err != nil {
 		t.Fatal(err)
 	}
-	traceID := orderLifecycle(ctx, t, cl)
+	traceID := orderLifecycle(ctx, t, cl, sc.Rules.Name)
 	if err := cl.Settle(ctx, client.SettleRuleSets(sc.Rules.Name)); err != nil {
 		t.Fatal(err)
 	}
@@ -139,18 +139,26 @@ func TestCycleInJaeger(t *testing.T) {
 }
 
 // orderLifecycle is the seed's e-commerce scenario. It ships order 1 under
-// a root span and returns that span's trace id.
-func orderLifecycle(ctx context.Context, t *testing.T, cl *client.Client) string {
+// a root span, waits until ruleSet has reacted, and returns that span's
+// trace id.
+func orderLifecycle(ctx context.Context, t *testing.T, cl *client.Client, ruleSet string) string {
 	t.Helper()
 	var traceID string
 	do := func(s examples.Step) error {
 		if s.What != examples.EcommerceShipOrderOne {
 			return s.Do(ctx, cl)
 		}
-		ctx, span := tracing.Tracer().Start(ctx, "ship order 1")
-		defer span.End()
+		sctx, span := tracing.Tracer().Start(ctx, "ship order 1")
 		traceID = span.SpanContext().TraceID().String()
-		return s.Do(ctx, cl)
+		err := s.Do(sctx, cl)
+		span.End()
+		if err != nil {
+			return err
+		}
+		// Order 1's points are alice's first (the trace ends in an insert)
+		// only if its rule runs before order 2's: wait for it, or under
+		// load the two rule workers race.
+		return cl.Settle(ctx, client.SettleRuleSets(ruleSet))
 	}
 	for _, s := range examples.EcommerceSteps() {
 		if err := do(s); err != nil {
