@@ -107,6 +107,10 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		return f
 	}
 	for _, p := range batch {
+		if p.cmd == events.CmdBatch {
+			f.writes = append(f.writes, n.stageCommands(p, halted, now)...)
+			continue
+		}
 		if !p.mutating() {
 			result, e := n.read(p)
 			p.reply, p.err = marshalReply(result, e), e

@@ -1,0 +1,309 @@
+package storenode_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/storetest"
+)
+
+// batchCall sends a store.batch and returns its per-command replies, or the
+// error of the whole batch.
+func batchCall(t testing.TB, nc *nats.Conn, cmds []events.BatchCommand, hdr ...string) ([]events.Reply, *events.Error) {
+	t.Helper()
+	var res events.BatchResult
+	if e := call(t, nc, events.CmdBatch, events.BatchRequest{Commands: cmds}, &res, hdr...); e != nil {
+		return nil, e
+	}
+	if len(res.Results) != len(cmds) {
+		t.Fatalf("batch of %d commands answered with %d results", len(cmds), len(res.Results))
+	}
+	return res.Results, nil
+}
+
+// wantResult fails unless r is a result and decodes it into out.
+func wantResult(t testing.TB, i int, r events.Reply, out any) {
+	t.Helper()
+	if r.Error != nil {
+		t.Fatalf("command %d: %v, want a result", i, r.Error)
+	}
+	if err := json.Unmarshal(r.Result, out); err != nil {
+		t.Fatalf("command %d: result %s: %v", i, r.Result, err)
+	}
+}
+
+func wantReplyCode(t testing.TB, i int, r events.Reply, code events.Code) {
+	t.Helper()
+	if r.Error == nil {
+		t.Fatalf("command %d: result %s, want error %s", i, r.Result, code)
+	}
+	if r.Error.Code != code {
+		t.Fatalf("command %d: %v, want code %s", i, r.Error, code)
+	}
+}
+
+// TestBatchMixed: each command of a batch gets its own result or error, in
+// order; the failed ones change nothing, the others apply in order (a
+// later command sees an earlier one), each event carries its own command
+// id and causal context.
+func TestBatchMixed(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ordersDef(), loyaltyDef())
+	mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "u", "total": 10.0}}, nil)
+	seq := lastSeq(t, nc)
+
+	cmds := []events.BatchCommand{
+		{Cmd: "insert", CommandID: "c0", Bucket: "orders", Record: events.Record{"userId": "v", "total": 5.0}},
+		{Cmd: "insert", CommandID: "c1", Bucket: "orders", Record: events.Record{"total": 5.0}}, // userId is required
+		{Cmd: "update", CommandID: "c2", Bucket: "orders", Key: 1.0, Increment: map[string]float64{"total": 1}, Rule: "r2", Hop: ptr(3)},
+		{Cmd: "update", CommandID: "c3", Bucket: "orders", Key: 99.0, Changes: events.Record{"status": "paid"}},
+		{Cmd: "delete", CommandID: "c4", Bucket: "orders", Key: 1.0, ExpectVersion: ptr(int64(1))}, // c2 made it version 2
+		{Cmd: "upsert", CommandID: "c5", Bucket: "nope", Key: "x", Record: events.Record{"a": 1.0}},
+		{Cmd: "get", CommandID: "c6", Bucket: "orders", Key: 1.0},
+		{Cmd: "insert", CommandID: "c7", Bucket: "orders", Record: events.Record{"userId": "w", "total": 1.0}, Changes: events.Record{"x": 1.0}},
+		{Cmd: "tx", CommandID: "c8", Ops: []events.TxOp{
+			{Op: "upsert", Bucket: "loyalty", Key: "u", Increment: map[string]float64{"points": 7}},
+			{Op: "update", Bucket: "orders", Key: 1.0, Changes: events.Record{"status": "paid"}},
+		}},
+		{Cmd: "tx", CommandID: "c9", Ops: []events.TxOp{
+			{Op: "upsert", Bucket: "loyalty", Key: "z", Increment: map[string]float64{"points": 1}},
+			{Op: "update", Bucket: "orders", Key: 1.0, ExpectVersion: ptr(int64(1))},
+		}},
+		{Cmd: "delete", Bucket: "orders", Key: 42.0},
+	}
+	results, e := batchCall(t, nc, cmds, events.HeaderCorrelationID, "corr-batch", events.HeaderRule, "batch-rule")
+	if e != nil {
+		t.Fatal(e)
+	}
+	var rec events.Record
+	wantResult(t, 0, results[0], &rec)
+	if rec["id"] != 2.0 || rec["userId"] != "v" || rec["_version"] != 1.0 {
+		t.Fatalf("command 0 result %v", rec)
+	}
+	wantReplyCode(t, 1, results[1], events.CodeValidation)
+	if is := results[1].Error.Issues; len(is) != 1 || is[0].Field != "userId" {
+		t.Fatalf("command 1 issues %+v", is)
+	}
+	wantResult(t, 2, results[2], &rec)
+	if rec["total"] != 11.0 || rec["_version"] != 2.0 {
+		t.Fatalf("command 2 result %v", rec)
+	}
+	wantReplyCode(t, 3, results[3], events.CodeNotFound)
+	wantReplyCode(t, 4, results[4], events.CodeConflict)
+	wantReplyCode(t, 5, results[5], events.CodeBucketNotFound)
+	wantReplyCode(t, 6, results[6], events.CodeBadRequest)
+	wantReplyCode(t, 7, results[7], events.CodeBadRequest)
+	var tx events.TxResult
+	wantResult(t, 8, results[8], &tx)
+	if len(tx.Results) != 2 || tx.Results[1].(map[string]any)["status"] != "paid" {
+		t.Fatalf("command 8 result %+v", tx)
+	}
+	wantReplyCode(t, 9, results[9], events.CodeConflict)
+	var del events.DeleteResult
+	wantResult(t, 10, results[10], &del)
+	if del.Deleted {
+		t.Fatal("command 10 deleted a missing key")
+	}
+
+	// The stream holds exactly the events of c0, c2 and c8, in order.
+	msgs := streamAfter(t, nc, seq)
+	want := []struct {
+		subject, cmdID, rule string
+		hop                  int
+	}{
+		{"bucket.orders.inserted", "c0", "batch-rule", 0},
+		{"bucket.orders.updated", "c2", "r2", 3},
+		{"bucket.loyalty.inserted", "c8", "batch-rule", 0},
+		{"bucket.orders.updated", "c8", "batch-rule", 0},
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d events appended, want %d", len(msgs), len(want))
+	}
+	for i, w := range want {
+		m := msgs[i].Event.Meta
+		if msgs[i].Subject != w.subject || m.CommandID != w.cmdID || m.RuleID != w.rule || m.Hop != w.hop || m.CorrelationID != "corr-batch" {
+			t.Fatalf("event %d: %s %+v, want %+v", i, msgs[i].Subject, m, w)
+		}
+	}
+	orders := queryAll(t, nc, "orders", nil, 0)
+	if len(orders) != 2 || orders[0]["total"] != 11.0 || orders[0]["status"] != "paid" || orders[0]["_version"] != 3.0 || orders[1]["userId"] != "v" {
+		t.Fatalf("orders after the batch: %v", orders)
+	}
+	loyalty := queryAll(t, nc, "loyalty", nil, 0)
+	if len(loyalty) != 1 || loyalty[0]["userId"] != "u" || loyalty[0]["points"] != 7.0 {
+		t.Fatalf("loyalty after the batch: %v", loyalty)
+	}
+}
+
+// TestBatchDedupe: a command id answers with its first reply and changes
+// nothing, whether it comes again in the same batch, a later batch, as a
+// standalone command (either way round) or after a restart.
+func TestBatchDedupe(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ordersDef(), loyaltyDef())
+	standalone := rawCall(t, nc, events.CmdUpsert, events.UpsertRequest{Bucket: "loyalty", Key: "s", Increment: map[string]float64{"points": 1}}, events.HeaderCommandID, "solo")
+	seq := lastSeq(t, nc)
+
+	points := func(key string, id string) events.BatchCommand {
+		return events.BatchCommand{Cmd: "upsert", CommandID: id, Bucket: "loyalty", Key: key, Increment: map[string]float64{"points": 1}}
+	}
+	cmds := []events.BatchCommand{
+		points("a", "p1"),
+		points("a", "p2"),
+		points("a", "p1"),   // the same id again in the batch: p1's reply
+		points("s", "solo"), // a standalone command's id: its reply
+		{Cmd: "insert", CommandID: "o1", Bucket: "orders", Record: events.Record{"userId": "u", "total": 1.0}},
+	}
+	first := rawCall(t, nc, events.CmdBatch, events.BatchRequest{Commands: cmds})
+	var res events.BatchResult
+	if e := decodeReply(t, events.CmdBatch, first, &res); e != nil {
+		t.Fatal(e)
+	}
+	if !bytes.Equal(res.Results[2].Result, res.Results[0].Result) {
+		t.Fatalf("duplicate in the batch answered %s, first %s", res.Results[2].Result, res.Results[0].Result)
+	}
+	var rec events.Record
+	wantResult(t, 1, res.Results[1], &rec)
+	if rec["points"] != 2.0 {
+		t.Fatalf("p2 result %v, want 2 points", rec)
+	}
+	var solo events.Reply
+	if err := json.Unmarshal(standalone, &solo); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res.Results[3].Result, solo.Result) {
+		t.Fatalf("standalone id in the batch answered %s, standalone %s", res.Results[3].Result, solo.Result)
+	}
+	if got := len(streamAfter(t, nc, seq)); got != 3 {
+		t.Fatalf("batch appended %d events, want 3 (p1, p2, o1)", got)
+	}
+	state, seq := snapshot(t, nc), lastSeq(t, nc)
+
+	// The whole batch again, and a command of it alone.
+	if again := rawCall(t, nc, events.CmdBatch, events.BatchRequest{Commands: cmds}); !bytes.Equal(again, first) {
+		t.Fatalf("batch again replied\n%s\nfirst\n%s", again, first)
+	}
+	var alone events.Reply
+	if err := json.Unmarshal(rawCall(t, nc, events.CmdUpsert, events.UpsertRequest{Bucket: "loyalty", Key: "a", Increment: map[string]float64{"points": 1}},
+		events.HeaderCommandID, "p2"), &alone); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(alone.Result, res.Results[1].Result) {
+		t.Fatalf("p2 alone answered %s, in the batch %s", alone.Result, res.Results[1].Result)
+	}
+	wantNoNewEvents(t, nc, seq)
+
+	restartNode(t, st)
+	if got := snapshot(t, nc); got != state {
+		t.Fatalf("restarted state:\n%s\nwant\n%s", got, state)
+	}
+	var after events.BatchResult
+	if e := decodeReply(t, events.CmdBatch, rawCall(t, nc, events.CmdBatch, events.BatchRequest{Commands: cmds}), &after); e != nil {
+		t.Fatal(e)
+	}
+	for i := range cmds {
+		var a, b any
+		_ = json.Unmarshal(after.Results[i].Result, &a)
+		_ = json.Unmarshal(res.Results[i].Result, &b)
+		if after.Results[i].Error != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("command %d after restart: %s %v, first %s", i, after.Results[i].Result, after.Results[i].Error, res.Results[i].Result)
+		}
+	}
+	wantNoNewEvents(t, nc, seq)
+}
+
+// TestBatchReplyTooLarge: a batch whose reply could not be delivered is
+// refused whole, too_large, before anything applies; its ids are not
+// remembered, so a smaller batch with them applies.
+func TestBatchReplyTooLarge(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, bigDef())
+	insertBig(t, nc, 1, 100<<10)
+	seq := lastSeq(t, nc)
+	bump := func(n int) []events.BatchCommand {
+		var cmds []events.BatchCommand
+		for i := range n {
+			cmds = append(cmds, events.BatchCommand{Cmd: "update", CommandID: fmt.Sprint("bump-", i), Bucket: "big", Key: 1.0, Increment: map[string]float64{"n": 1}})
+		}
+		return cmds
+	}
+	for range 2 {
+		_, e := batchCall(t, nc, bump(20))
+		wantCode(t, e, events.CodeTooLarge)
+		if !strings.Contains(e.Message, "nothing was applied") {
+			t.Fatalf("message %q does not say nothing was applied", e.Message)
+		}
+	}
+	wantNoNewEvents(t, nc, seq)
+	if r := getRecord(t, nc, "big", 1.0); r["_version"] != 1.0 || r["n"] != 0.0 {
+		t.Fatalf("record after the refused batch: version %v n %v, want 1 and 0", r["_version"], r["n"])
+	}
+	results, e := batchCall(t, nc, bump(3))
+	if e != nil {
+		t.Fatal(e)
+	}
+	for i, r := range results {
+		var rec events.Record
+		wantResult(t, i, r, &rec)
+		if rec["n"] != float64(i+1) {
+			t.Fatalf("command %d: n %v, want %d", i, rec["n"], i+1)
+		}
+	}
+	wantHealthy(t, st)
+}
+
+// TestBatchRefusedWhole: what is wrong with the batch itself refuses all of
+// it; what is wrong with one command fails that command alone.
+func TestBatchRefusedWhole(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ordersDef())
+	seq := lastSeq(t, nc)
+	ins := events.BatchCommand{Cmd: "insert", Bucket: "orders", Record: events.Record{"userId": "u", "total": 1.0}}
+	over := make([]events.BatchCommand, events.MaxBatchCommands+1)
+	for i := range over {
+		over[i] = ins
+	}
+	for _, c := range []struct {
+		name string
+		body any
+		hdr  []string
+		code events.Code
+	}{
+		{"no commands", events.BatchRequest{}, nil, events.CodeBadRequest},
+		{"over the cap", events.BatchRequest{Commands: over}, nil, events.CodeTooLarge},
+		{"a batch command id", events.BatchRequest{Commands: []events.BatchCommand{ins}}, []string{events.HeaderCommandID, "b"}, events.CodeBadRequest},
+		{"an unknown field", []byte(`{"commands":[{"cmd":"insert","bucket":"orders","record":{"userId":"u","total":1},"colour":1}]}`), nil, events.CodeBadRequest},
+		{"malformed", []byte(`{"commands":[`), nil, events.CodeBadRequest},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantCode(t, call(t, nc, events.CmdBatch, c.body, nil, c.hdr...), c.code)
+		})
+	}
+	wantNoNewEvents(t, nc, seq)
+
+	long := ins
+	long.CommandID = strings.Repeat("i", events.MaxCommandIDBytes+1)
+	negative := ins
+	negative.Hop = ptr(-1)
+	results, e := batchCall(t, nc, []events.BatchCommand{long, negative, ins})
+	if e != nil {
+		t.Fatal(e)
+	}
+	wantReplyCode(t, 0, results[0], events.CodeTooLarge)
+	wantReplyCode(t, 1, results[1], events.CodeBadRequest)
+	var rec events.Record
+	wantResult(t, 2, results[2], &rec)
+	if got := len(streamAfter(t, nc, seq)); got != 1 {
+		t.Fatalf("%d events, want 1", got)
+	}
+}
