@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/natstest"
 	"github.com/storeloop/storeloop/internal/storetest"
 )
 
@@ -305,5 +307,59 @@ func TestBatchRefusedWhole(t *testing.T) {
 	wantResult(t, 2, results[2], &rec)
 	if got := len(streamAfter(t, nc, seq)); got != 1 {
 		t.Fatalf("%d events, want 1", got)
+	}
+}
+
+// TestBatchOutcomesAfterAFailedAppend: a foreign append makes the batch's
+// append fail; after the rebuild every command is answered by what the
+// stream holds (here: none of it, unavailable), and the same batch again
+// applies each command once.
+func TestBatchOutcomesAfterAFailedAppend(t *testing.T) {
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ordersDef(), loyaltyDef())
+	js, err := jetstream.New(natstest.Connect(t, st.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := nats.NewMsg("bucket.orders.inserted")
+	foreign.Data = []byte("foreign")
+	intruderPublish(t, js, foreign)
+
+	cmds := []events.BatchCommand{
+		{Cmd: "insert", CommandID: "f0", Bucket: "orders", Record: events.Record{"userId": "u", "total": 1.0}},
+		{Cmd: "upsert", CommandID: "f1", Bucket: "loyalty", Key: "u", Increment: map[string]float64{"points": 1}},
+		{Cmd: "tx", CommandID: "f2", Ops: []events.TxOp{{Op: "insert", Bucket: "orders", Record: events.Record{"userId": "v", "total": 2.0}}}},
+	}
+	results, e := batchCall(t, nc, cmds)
+	if e != nil {
+		t.Fatal(e)
+	}
+	for i, r := range results {
+		wantReplyCode(t, i, r, events.CodeUnavailable)
+	}
+	if n := len(queryAll(t, nc, "orders", nil, 0)) + len(queryAll(t, nc, "loyalty", nil, 0)); n != 0 {
+		t.Fatalf("%d records after a batch answered unavailable", n)
+	}
+	for range 2 {
+		results, e = batchCall(t, nc, cmds)
+		if e != nil {
+			t.Fatal(e)
+		}
+		for i, r := range results {
+			if r.Error != nil {
+				t.Fatalf("command %d after the rebuild: %v", i, r.Error)
+			}
+		}
+	}
+	orders, loyalty := queryAll(t, nc, "orders", nil, 0), queryAll(t, nc, "loyalty", nil, 0)
+	if len(orders) != 2 || orders[0]["userId"] != "u" || orders[1]["userId"] != "v" || len(loyalty) != 1 || loyalty[0]["points"] != 1.0 {
+		t.Fatalf("after the retries: orders %v, loyalty %v", orders, loyalty)
+	}
+	// The foreign message, and f1 and f2: each expected the sequence
+	// before it and so landed after the foreign one, orphaned by f0's
+	// refusal (stored, never accepted as state).
+	if s := st.Node.Status(); !s.Healthy || s.Quarantined != 3 {
+		t.Fatalf("status %+v, want healthy with 3 quarantined", s)
 	}
 }
