@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -362,4 +366,115 @@ func TestBatchOutcomesAfterAFailedAppend(t *testing.T) {
 	if s := st.Node.Status(); !s.Healthy || s.Quarantined != 3 {
 		t.Fatalf("status %+v, want healthy with 3 quarantined", s)
 	}
+}
+
+// TestKill9Batch: the daemon is SIGKILLed while writers send batches of
+// inserts; after the restart every acknowledged command is stored once with
+// the result it was acknowledged with, and sending every batch again, by
+// the same command ids, applies each command exactly once.
+func TestKill9Batch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the storenode daemon")
+	}
+	const writers, perBatch, killAfter = 4, 16, 400
+	load := insertLoad()
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	define(t, connectURL(t, d.URL), load.defs...)
+
+	var (
+		mu      sync.Mutex
+		acked   = map[string]any{} // command id → its result
+		sent    = map[string]killWork{}
+		batches [][]events.BatchCommand
+		count   atomic.Int64
+		enough  = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	send := func(nc *nats.Conn, cmds []events.BatchCommand) ([]events.Reply, error) {
+		data, err := json.Marshal(events.BatchRequest{Commands: cmds})
+		if err != nil {
+			return nil, err
+		}
+		raw, err := request(nc, events.CmdBatch, data)
+		if err != nil {
+			return nil, err
+		}
+		var reply struct {
+			Result events.BatchResult `json:"result"`
+			Error  *events.Error      `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &reply); err != nil {
+			return nil, err
+		}
+		if reply.Error != nil {
+			return nil, reply.Error
+		}
+		return reply.Result.Results, nil
+	}
+	for w := range writers {
+		wnc := connectURL(t, d.URL)
+		wg.Go(func() {
+			for b := 0; ; b++ {
+				cmds := make([]events.BatchCommand, perBatch)
+				mu.Lock()
+				for i := range cmds {
+					work := load.work(w, b*perBatch+i)
+					req := work.req.(events.InsertRequest)
+					cmds[i] = events.BatchCommand{Cmd: work.cmd, CommandID: work.id, Bucket: req.Bucket, Record: req.Record}
+					sent[work.id] = work
+				}
+				batches = append(batches, cmds)
+				mu.Unlock()
+				results, err := send(wnc, cmds)
+				if err != nil {
+					return // the daemon is gone: this batch stays unacknowledged
+				}
+				mu.Lock()
+				for i, r := range results {
+					if r.Error != nil {
+						t.Errorf("%s: %v", cmds[i].CommandID, r.Error)
+						continue
+					}
+					var result any
+					_ = json.Unmarshal(r.Result, &result)
+					acked[cmds[i].CommandID] = result
+				}
+				mu.Unlock()
+				if n := count.Add(perBatch); n >= killAfter && n-perBatch < killAfter { // crossed by this batch alone
+					close(enough)
+				}
+			}
+		})
+	}
+	select {
+	case <-enough:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("only %d acknowledgements in 30s", count.Load())
+	}
+	d.Kill(t)
+	wg.Wait()
+	t.Logf("%d commands acknowledged, %d sent in %d batches before the kill", len(acked), len(sent), len(batches))
+
+	d = startDaemon(t, dataDir)
+	nc := connectURL(t, d.URL)
+	load.check(t, nc, acked, sent)
+	for _, cmds := range batches {
+		results, err := send(nc, cmds)
+		if err != nil {
+			t.Fatalf("batch again after the restart: %v", err)
+		}
+		for i, r := range results {
+			id := cmds[i].CommandID
+			var result any
+			if r.Error != nil || json.Unmarshal(r.Result, &result) != nil {
+				t.Fatalf("%s again after the restart: %v", id, r.Error)
+			}
+			if first, ok := acked[id]; ok && !reflect.DeepEqual(result, first) {
+				t.Fatalf("%s again after the restart = %v, first %v", id, result, first)
+			}
+			acked[id] = result
+		}
+	}
+	load.check(t, nc, acked, sent)
 }
