@@ -63,6 +63,15 @@ func (b *batchReplies) size() int {
 	return size
 }
 
+// commands is how many commands p carries: a flight is capped in commands
+// (WithMaxBatch), so that a batch weighs what its commands do.
+func (p *pending) commands() int {
+	if p.children != nil {
+		return len(p.children.children)
+	}
+	return 1
+}
+
 // noSpan is what a child records on: the batch's SERVER span covers it, and
 // its events continue the batch's trace (see staged.add).
 var noSpan = trace.SpanFromContext(context.Background())

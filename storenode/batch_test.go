@@ -17,6 +17,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/natstest"
 	"github.com/storeloop/storeloop/internal/storetest"
+	"github.com/storeloop/storeloop/storenode"
 )
 
 // batchCall sends a store.batch and returns its per-command replies, or the
@@ -477,4 +478,74 @@ func TestKill9Batch(t *testing.T) {
 		}
 	}
 	load.check(t, nc, acked, sent)
+}
+
+// TestBatchesConcurrently: many full batches at once, with groups capped
+// below a batch's size (a batch is never split), beside single inserts:
+// every command applied once, each result its own record.
+func TestBatchesConcurrently(t *testing.T) {
+	st := storetest.StartStore(t, storenode.WithMaxBatch(64))
+	nc := st.Conn
+	define(t, nc, ordersDef())
+	const batches, singles = 16, 64
+	var wg sync.WaitGroup
+	errs := make(chan error, batches+singles)
+	skus := make(chan string, batches*events.MaxBatchCommands+singles)
+	for b := range batches {
+		wg.Go(func() {
+			cmds := make([]events.BatchCommand, events.MaxBatchCommands)
+			for i := range cmds {
+				cmds[i] = events.BatchCommand{Cmd: "insert", CommandID: fmt.Sprint("b", b, "-", i), Bucket: "orders",
+					Record: events.Record{"userId": "u", "sku": fmt.Sprint("b", b, "-", i), "total": 1.0}}
+			}
+			var res events.BatchResult
+			if err := try(nc, events.CmdBatch, events.BatchRequest{Commands: cmds}, &res); err != nil {
+				errs <- err
+				return
+			}
+			for i, r := range res.Results {
+				var rec events.Record
+				if r.Error != nil || json.Unmarshal(r.Result, &rec) != nil || rec["sku"] != cmds[i].Record["sku"] {
+					errs <- fmt.Errorf("%s: %s %v", cmds[i].CommandID, r.Result, r.Error)
+					return
+				}
+				skus <- rec["sku"].(string)
+			}
+		})
+	}
+	for s := range singles {
+		wg.Go(func() {
+			var rec events.Record
+			sku := fmt.Sprint("s", s)
+			if err := try(nc, events.CmdInsert, events.InsertRequest{Bucket: "orders", Record: events.Record{"userId": "u", "sku": sku, "total": 1.0}}, &rec); err != nil {
+				errs <- err
+				return
+			}
+			skus <- rec["sku"].(string)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := batches*events.MaxBatchCommands + singles
+	if len(skus) != want {
+		t.Fatalf("%d commands succeeded, want %d", len(skus), want)
+	}
+	stored := map[string]bool{}
+	for _, o := range queryAll(t, nc, "orders", nil, 0) {
+		if stored[o["sku"].(string)] {
+			t.Fatalf("%s stored twice", o["sku"])
+		}
+		stored[o["sku"].(string)] = true
+	}
+	if len(stored) != want {
+		t.Fatalf("%d orders stored, want %d", len(stored), want)
+	}
+	// A flight's count drops just after its replies are sent.
+	eventually(t, 10*time.Second, "nothing in flight", func() bool { return st.Node.Status().InFlight == 0 })
+	if s := st.Node.Status(); !s.Healthy {
+		t.Fatalf("status %+v, want healthy", s)
+	}
 }

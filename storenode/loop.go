@@ -16,7 +16,7 @@ import (
 )
 
 // loop is the single writer. It takes every command waiting (up to
-// maxBatch), executes them in arrival order against the state (writes apply
+// maxBatch commands, a store.batch counting as its commands), executes them in arrival order against the state (writes apply
 // speculatively), publishes the batch's events pipelined, and hands the batch
 // on as a flight to the acker and then the committer (see commit.go), which
 // reply once it is acknowledged and synced. While earlier batches are being
@@ -39,14 +39,16 @@ func (n *Node) loop() {
 			n.recover()
 			continue
 		}
+		commands := batch[0].commands()
 	fill:
-		for len(batch) < n.cfg.maxBatch {
+		for commands < n.cfg.maxBatch {
 			select {
 			case q, ok := <-n.queue:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, q)
+				commands += q.commands()
 			default:
 				break fill
 			}
