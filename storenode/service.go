@@ -130,7 +130,8 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 // (see replyLimit); one that still does not (a remembered reply after the
 // server's limit was lowered) is answered too_large rather than dropped.
 // A reply that cannot be sent is logged and counted: the caller will time
-// out and retry with the same command id.
+// out and retry with the same command id. The reply of a command of a
+// batch goes to its batch, which replies once all its commands have.
 func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 	if p.batch != nil {
 		p.batch.answer(n, p.index, reply)
