@@ -17,9 +17,10 @@ import (
 
 // loop is the single writer. It takes every command waiting (up to
 // maxBatch commands, a store.batch counting as its commands), executes them
-// in arrival order against the state (writes apply speculatively), publishes the batch's events pipelined, and hands the batch
-// on as a flight to the acker and then the committer (see commit.go), which
-// reply once it is acknowledged and synced. While earlier batches are being
+// in arrival order against the state (writes apply speculatively),
+// publishes the batch's events pipelined, and hands the batch on as a
+// flight to the acker and then the committer (see commit.go), which reply
+// once it is acknowledged and synced. While earlier batches are being
 // acknowledged and synced the loop already stages the next one.
 func (n *Node) loop() {
 	defer close(n.flights)
