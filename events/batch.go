@@ -23,6 +23,11 @@ type BatchCommand struct {
 	CausationID   string `json:"causationId,omitempty"`   // Storeloop-Causation-Id
 	Hop           *int   `json:"hop,omitempty"`           // Storeloop-Hop
 	Rule          string `json:"rule,omitempty"`          // Storeloop-Rule
+	// TraceParent and TraceState are the command's own W3C trace context
+	// (traceparent, tracestate): its events continue that trace instead of
+	// the batch request's.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 
 	Bucket        string             `json:"bucket,omitempty"`
 	Key           any                `json:"key,omitempty"`

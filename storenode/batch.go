@@ -6,9 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // store.batch: independent writes in one request, staged in one flight and
@@ -98,10 +100,29 @@ func (p *pending) decodeBatch() *events.Error {
 		if c.err == nil {
 			c.cmdID, c.cause, c.err = batchCommandCause(bc, p.cause)
 		}
+		if c.err == nil && bc.TraceParent != "" {
+			c.ctx, c.span = startCommandTrace(bc, c)
+		}
 		b.children[i] = c
 	}
 	p.children = b
 	return nil
+}
+
+// startCommandTrace opens the SERVER span of a batch's command that
+// carries its own trace context, as a standalone command's is opened from
+// its headers.
+func startCommandTrace(bc *events.BatchCommand, c *pending) (context.Context, trace.Span) {
+	h := nats.Header{}
+	h.Set(events.HeaderTraceParent, bc.TraceParent)
+	if bc.TraceState != "" {
+		h.Set(events.HeaderTraceState, bc.TraceState)
+	}
+	ctx, span := tracing.StartCommandServer(tracing.Extract(context.Background(), h), c.cmd, "")
+	if span.IsRecording() {
+		span.SetAttributes(c.attributes()...)
+	}
+	return ctx, span
 }
 
 // batchFieldsOf lists which of the request fields each batchable command
@@ -161,6 +182,8 @@ func batchCommandCause(bc *events.BatchCommand, batch events.Meta) (string, even
 		{"correlationId", bc.CorrelationID, events.MaxCausalIDBytes, &cause.CorrelationID},
 		{"causationId", bc.CausationID, events.MaxCausalIDBytes, &cause.CausationID},
 		{"rule", bc.Rule, events.MaxRuleIDBytes, &cause.RuleID},
+		{"traceparent", bc.TraceParent, events.MaxCausalIDBytes, nil},
+		{"tracestate", bc.TraceState, events.MaxCausalIDBytes, nil},
 	} {
 		if len(f.v) > f.max {
 			return "", events.Meta{}, events.Errorf(events.CodeTooLarge, "%s is %d bytes, at most %d", f.name, len(f.v), f.max)

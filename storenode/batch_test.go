@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/natstest"
@@ -547,5 +549,38 @@ func TestBatchesConcurrently(t *testing.T) {
 	eventually(t, 10*time.Second, "nothing in flight", func() bool { return st.Node.Status().InFlight == 0 })
 	if s := st.Node.Status(); !s.Healthy {
 		t.Fatalf("status %+v, want healthy", s)
+	}
+}
+
+// TestBatchCommandTraceContext: a command with its own traceparent appends
+// events that continue that trace; the others continue the batch's.
+func TestBatchCommandTraceContext(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ordersDef())
+	seq := lastSeq(t, nc)
+	const (
+		own   = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		batch = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	)
+	cmds := []events.BatchCommand{
+		{Cmd: "insert", Bucket: "orders", Record: events.Record{"userId": "a", "total": 1.0}, TraceParent: own},
+		{Cmd: "insert", Bucket: "orders", Record: events.Record{"userId": "b", "total": 1.0}},
+	}
+	if _, e := batchCall(t, nc, cmds, events.HeaderTraceParent, batch); e != nil {
+		t.Fatal(e)
+	}
+	msgs := streamAfter(t, nc, seq)
+	if len(msgs) != 2 {
+		t.Fatalf("%d events, want 2", len(msgs))
+	}
+	traceID := func(tp string) string { return strings.Split(tp, "-")[1] }
+	for i, want := range []string{own, batch} {
+		if got := msgs[i].Header.Get(events.HeaderTraceParent); got == "" || traceID(got) != traceID(want) {
+			t.Fatalf("event %d traceparent %q, want trace %s", i, got, traceID(want))
+		}
 	}
 }

@@ -134,6 +134,10 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 // batch goes to its batch, which replies once all its commands have.
 func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 	if p.batch != nil {
+		if e != nil {
+			tracing.RecordError(p.span, e)
+		}
+		p.span.End()
 		p.batch.answer(n, p.index, reply)
 		return
 	}
