@@ -1,13 +1,16 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/tracing"
 )
 
 // BatchResult is the outcome of one command of a [Client.Batch]: its
@@ -136,4 +139,31 @@ func DeleteCommand(bucket string, key any, opts ...DeleteOption) events.BatchCom
 // [Client.Tx].
 func TxCommand(req events.TxRequest) events.BatchCommand {
 	return events.BatchCommand{Cmd: events.CmdTx, Ops: req.Ops, Reads: req.Reads, QueryReads: req.QueryReads}
+}
+
+// BatchCommandFrom returns cmd carrying what ctx gives a standalone
+// command: the id of [WithCommandID] (when cmd has none), the causal
+// context of [WithCause] (fields cmd leaves empty) and the trace context
+// of ctx, so that each command of a batch built from many contexts (a
+// rule node's deliveries, say) keeps its own chain and trace.
+func BatchCommandFrom(ctx context.Context, cmd events.BatchCommand) events.BatchCommand {
+	if id, ok := CommandIDFrom(ctx); ok && cmd.CommandID == "" {
+		cmd.CommandID = id
+	}
+	if cause, ok := CauseFrom(ctx); ok {
+		cmd.CorrelationID = cmp.Or(cmd.CorrelationID, cause.CorrelationID)
+		cmd.CausationID = cmp.Or(cmd.CausationID, cause.CausationID)
+		cmd.Rule = cmp.Or(cmd.Rule, cause.RuleID)
+		if cmd.Hop == nil {
+			hop := cause.Hop
+			cmd.Hop = &hop
+		}
+	}
+	if cmd.TraceParent == "" {
+		msg := &nats.Msg{}
+		tracing.Inject(ctx, msg)
+		cmd.TraceParent = msg.Header.Get(events.HeaderTraceParent)
+		cmd.TraceState = msg.Header.Get(events.HeaderTraceState)
+	}
+	return cmd
 }

@@ -1,11 +1,17 @@
 package client_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
@@ -110,5 +116,66 @@ func TestBatchRetriesUnavailableCommands(t *testing.T) {
 	points, _ := c.Bucket("loyalty").Get(ctx, "u")
 	if orders != 1 || points["points"] != 1.0 {
 		t.Fatalf("%d orders, loyalty %v: want each command applied once", orders, points)
+	}
+}
+
+// TestBatchCommandFrom: commands built from different contexts keep each
+// its own command id, causal chain and trace, into the events they append.
+func TestBatchCommandFrom(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	c := newStore(t, ordersDef)
+	ctx := ctxT(t)
+
+	traced := func(traceID string, cause client.CausalContext, id string) context.Context {
+		tid, _ := trace.TraceIDFromHex(traceID)
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true})
+		return client.WithCommandID(client.WithCause(trace.ContextWithRemoteSpanContext(ctx, sc), cause), id)
+	}
+	a := traced("0af7651916cd43dd8448eb211c80319c", client.CausalContext{CorrelationID: "corr-a", CausationID: "ev-a", Hop: 2, RuleID: "rule-a"}, "cmd-a")
+	b := traced("4bf92f3577b34da6a3ce929d0e0e4736", client.CausalContext{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b"}, "cmd-b")
+	results, err := c.Batch(ctx,
+		client.BatchCommandFrom(a, client.InsertCommand("orders", events.Record{"userId": "a", "total": 1.0})),
+		client.BatchCommandFrom(b, client.InsertCommand("orders", events.Record{"userId": "b", "total": 1.0})),
+	)
+	if err != nil || results[0].Err != nil || results[1].Err != nil {
+		t.Fatalf("batch: %v %+v", err, results)
+	}
+	js, err := jetstream.New(c.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		trace string
+		meta  events.Meta
+	}{
+		{"0af7651916cd43dd8448eb211c80319c", events.Meta{CorrelationID: "corr-a", CausationID: "ev-a", Hop: 2, RuleID: "rule-a", CommandID: "cmd-a"}},
+		{"4bf92f3577b34da6a3ce929d0e0e4736", events.Meta{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b", CommandID: "cmd-b"}},
+	} {
+		m, err := s.GetMsg(ctx, info.State.LastSeq-1+uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev events.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		got := ev.Meta
+		if got.CorrelationID != want.meta.CorrelationID || got.CausationID != want.meta.CausationID || got.Hop != want.meta.Hop ||
+			got.RuleID != want.meta.RuleID || got.CommandID != want.meta.CommandID {
+			t.Fatalf("event %d meta %+v, want %+v", i, got, want.meta)
+		}
+		if tp := m.Header.Get(events.HeaderTraceParent); !strings.Contains(tp, want.trace) {
+			t.Fatalf("event %d traceparent %q, want trace %s", i, tp, want.trace)
+		}
 	}
 }
