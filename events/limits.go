@@ -22,3 +22,6 @@ const (
 	MaxTxQueryReads       = 1000
 	MaxTxQueryReadRecords = 10000
 )
+
+// MaxBatchCommands caps the commands of one store.batch.
+const MaxBatchCommands = 256

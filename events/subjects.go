@@ -73,14 +73,18 @@ const (
 	CmdAggregate = "aggregate"
 	CmdTx        = "tx"
 	CmdStatus    = "status"
+	// CmdBatch carries many independent writes in one request (extension,
+	// see BatchRequest).
+	CmdBatch = "batch"
 )
 
 // Commands lists every command name, in documentation order.
 var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, CmdUpsert,
-	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus}
+	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus, CmdBatch}
 
 // IsMutation reports whether cmd writes: the commands that append events,
 // carry a Storeloop-Command-Id and are safe to send again with the same id.
+// A batch is not one: each of its commands carries its own id.
 func IsMutation(cmd string) bool {
 	switch cmd {
 	case CmdDefine, CmdInsert, CmdUpdate, CmdUpsert, CmdDelete, CmdTx:

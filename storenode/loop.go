@@ -16,10 +16,11 @@ import (
 )
 
 // loop is the single writer. It takes every command waiting (up to
-// maxBatch), executes them in arrival order against the state (writes apply
-// speculatively), publishes the batch's events pipelined, and hands the batch
-// on as a flight to the acker and then the committer (see commit.go), which
-// reply once it is acknowledged and synced. While earlier batches are being
+// maxBatch commands, a store.batch counting as its commands), executes them
+// in arrival order against the state (writes apply speculatively),
+// publishes the batch's events pipelined, and hands the batch on as a
+// flight to the acker and then the committer (see commit.go), which reply
+// once it is acknowledged and synced. While earlier batches are being
 // acknowledged and synced the loop already stages the next one.
 func (n *Node) loop() {
 	defer close(n.flights)
@@ -39,14 +40,16 @@ func (n *Node) loop() {
 			n.recover()
 			continue
 		}
+		commands := batch[0].commands()
 	fill:
-		for len(batch) < n.cfg.maxBatch {
+		for commands < n.cfg.maxBatch {
 			select {
 			case q, ok := <-n.queue:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, q)
+				commands += q.commands()
 			default:
 				break fill
 			}
@@ -107,6 +110,10 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		return f
 	}
 	for _, p := range batch {
+		if p.cmd == events.CmdBatch {
+			f.writes = append(f.writes, n.stageCommands(p, halted, now)...)
+			continue
+		}
 		if !p.mutating() {
 			result, e := n.read(p)
 			p.reply, p.err = marshalReply(result, e), e

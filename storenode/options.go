@@ -117,6 +117,8 @@ func withEmbeddedAccount(account string) Option {
 }
 
 // WithMaxBatch caps the commands group-committed together (default 256).
+// A store.batch counts as its commands and is never split: a group takes
+// commands while it holds fewer than n, so it may pass n by one batch.
 func WithMaxBatch(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > 900 {

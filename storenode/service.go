@@ -32,10 +32,14 @@ type pending struct {
 	err      *events.Error   // the error in reply, for the span and metrics
 	ctx      context.Context // carries the command's SERVER span
 	span     trace.Span
+
+	children *batchReplies // of a store.batch: its commands
+	batch    *batchReplies // of a command of a batch: where its reply goes
+	index    int           // in batch
 }
 
 // mutating reports whether the command writes.
-func (p *pending) mutating() bool { return events.IsMutation(p.cmd) }
+func (p *pending) mutating() bool { return events.IsMutation(p.cmd) || p.cmd == events.CmdBatch }
 
 func newRequestBody(cmd string) any {
 	switch cmd {
@@ -63,6 +67,8 @@ func newRequestBody(cmd string) any {
 		return &events.TxRequest{}
 	case events.CmdStatus:
 		return &struct{}{}
+	case events.CmdBatch:
+		return &events.BatchRequest{}
 	}
 	return nil
 }
@@ -124,8 +130,17 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 // (see replyLimit); one that still does not (a remembered reply after the
 // server's limit was lowered) is answered too_large rather than dropped.
 // A reply that cannot be sent is logged and counted: the caller will time
-// out and retry with the same command id.
+// out and retry with the same command id. The reply of a command of a
+// batch goes to its batch, which replies once all its commands have.
 func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
+	if p.batch != nil {
+		if e != nil {
+			tracing.RecordError(p.span, e)
+		}
+		p.span.End()
+		p.batch.answer(n, p.index, reply)
+		return
+	}
 	if limit := n.replyLimit(); len(reply) > limit {
 		n.log.Error("reply over the max payload", "cmd", p.cmd, "commandId", p.cmdID, "bytes", len(reply), "limit", limit)
 		e = events.Errorf(events.CodeTooLarge, "reply of %d bytes is over the max payload of %d", len(reply), limit)
@@ -196,6 +211,9 @@ func (p *pending) decode() *events.Error {
 	}
 	var e *events.Error
 	p.cmdID, p.cause, e = decodeHeaders(nats.Header(p.req.Headers()))
+	if e == nil && p.cmd == events.CmdBatch {
+		e = p.decodeBatch()
+	}
 	return e
 }
 
