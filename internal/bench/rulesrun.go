@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +34,10 @@ type RulesConfig struct {
 	// Peers are raw-side loops measured beside the raw one, e.g.
 	// Watermill's router (bench/peers).
 	Peers []Loop
+	// CPUProfile, when set, is the prefix of a CPU profile of each runner
+	// measurement's timed part (runners, store and server under load):
+	// PREFIX.<durability>.runners<k>.pprof.
+	CPUProfile string
 }
 
 func (c *RulesConfig) defaults() {
@@ -158,7 +164,7 @@ func rulesIn(ctx context.Context, w io.Writer, d Durability, cfg RulesConfig) ([
 		rows = append(rows, row)
 	}
 	for _, k := range cfg.Runners {
-		row, err := store.measureRunners(ctx, orders, k, cfg)
+		row, err := store.measureRunners(ctx, d.Name, orders, k, cfg)
 		if err != nil {
 			return rows, fmt.Errorf("%d runners: %w", k, err)
 		}
@@ -262,7 +268,7 @@ func timeTurns(n int, turn func() error) (Latencies, error) {
 // set and loyalty bucket) through every "shipped" event of orders, until
 // the consumer has acknowledged them all; it checks the points awarded,
 // then times the idle cycle.
-func (e *Env) measureRunners(ctx context.Context, orders *orderLoad, count int, cfg RulesConfig) (RuleRow, error) {
+func (e *Env) measureRunners(ctx context.Context, durability string, orders *orderLoad, count int, cfg RulesConfig) (RuleRow, error) {
 	row := RuleRow{Fsync: e.Mode, Loop: LoopRunner, Runners: count, Events: orders.shipped}
 	k := e.nextRun()
 	name, loyalty := fmt.Sprintf("benchloyalty%d", k), fmt.Sprintf("loyalty%d", k)
@@ -277,10 +283,15 @@ func (e *Env) measureRunners(ctx context.Context, orders *orderLoad, count int, 
 	if err != nil {
 		return row, err
 	}
+	stopProfile, err := startProfile(cfg.CPUProfile, fmt.Sprintf("%s.runners%d", durability, count))
+	if err != nil {
+		return row, errors.Join(err, stop())
+	}
 	cpu0, t0 := processCPU(), time.Now()
 	start()
 	err = e.awaitConsumed(ctx, name, orders.shipped)
 	row.Elapsed, row.CPU = time.Since(t0), processCPU()-cpu0
+	err = errors.Join(err, stopProfile())
 	if err == nil {
 		err = e.checkPoints(ctx, loyalty, orders.points)
 	}
@@ -288,6 +299,25 @@ func (e *Env) measureRunners(ctx context.Context, orders *orderLoad, count int, 
 		err = e.runnerLatency(ctx, orders, loyalty, &row, cfg.Turns)
 	}
 	return row, errors.Join(err, stop())
+}
+
+// startProfile starts a CPU profile to prefix.name.pprof, or nothing for
+// no prefix; the returned function stops it.
+func startProfile(prefix, name string) (stop func() error, err error) {
+	if prefix == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(prefix + "." + name + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func loyaltyDef(bucket string) events.BucketDef {
