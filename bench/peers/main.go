@@ -31,9 +31,10 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Events, "events", 20000, "events per loop (env PEERS_EVENTS)")
 	fs.IntVar(&cfg.InFlight, "in-flight", 32, "events in flight: each runner's concurrency, the raw loop's workers, Watermill's subscribers (env PEERS_IN_FLIGHT)")
 	fs.IntVar(&cfg.Turns, "turns", 200, "idle cycles timed for the latency columns (env PEERS_TURNS)")
+	fs.StringVar(&cfg.Rulenode, "rulenode", "", "path of a rulenode binary: measure the runner counts as rulenode processes too (env PEERS_RULENODE)")
 	runners := fs.String("runners", "1,2,4", "rule runner counts, comma-separated (env PEERS_RUNNERS)")
 	if err := daemon.SetFromEnv(fs, map[string]string{
-		"events": "PEERS_EVENTS", "in-flight": "PEERS_IN_FLIGHT", "turns": "PEERS_TURNS", "runners": "PEERS_RUNNERS",
+		"events": "PEERS_EVENTS", "in-flight": "PEERS_IN_FLIGHT", "turns": "PEERS_TURNS", "runners": "PEERS_RUNNERS", "rulenode": "PEERS_RULENODE",
 	}); err != nil {
 		return err
 	}

@@ -66,6 +66,7 @@ func rulesBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&cfg.InFlight, "in-flight", 32, "events in flight: each runner's concurrency, the raw loop's workers")
 	cmd.Flags().IntSliceVar(&cfg.Runners, "runners", nil, "rule runner counts to measure, in-process, one connection each (default 1,2,4)")
 	cmd.Flags().IntVar(&cfg.Turns, "turns", 200, "idle cycles timed for the latency columns")
+	cmd.Flags().StringVar(&cfg.Rulenode, "rulenode", "", "path of a rulenode binary: measure the runner counts as rulenode processes too")
 	cmd.Flags().StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each runner measurement to PREFIX.<durability>.runners<k>.pprof")
 	return cmd
 }

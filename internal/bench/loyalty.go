@@ -27,7 +27,12 @@ const loyaltyUsers = 1000
 
 // LoyaltyRule is the rule set: the issue's (and the README's) loyalty rule.
 func LoyaltyRule(name, orders, loyalty string) (*rulenode.RuleSet, error) {
-	src := fmt.Sprintf(`name: %s
+	return rulenode.Load(strings.NewReader(loyaltyYAML(name, orders, loyalty)), name+".yaml")
+}
+
+// loyaltyYAML is LoyaltyRule's source, as a rule file for rulenode.
+func loyaltyYAML(name, orders, loyalty string) string {
+	return fmt.Sprintf(`name: %s
 rules:
   - id: loyalty-on-ship
     on: [bucket.%s.updated]
@@ -39,7 +44,6 @@ rules:
           record: { userId: "${event.newRecord.userId}" }
           increment: { points: "${int(event.newRecord.total / 10)}" }
 `, name, orders, loyalty)
-	return rulenode.Load(strings.NewReader(src), name+".yaml")
 }
 
 // ShippedEffect is the rule by hand, for the raw loop and peers: it decodes
@@ -124,10 +128,11 @@ func runIndexed(ctx context.Context, n, callers int, op func(ctx context.Context
 	return err
 }
 
-// awaitCondition polls cond every few milliseconds until it holds, fails
-// or ctx ends: the end of a measurement is a state of the server.
+// awaitCondition polls cond every 10 ms until it holds, fails or ctx ends:
+// the end of a measurement is a state of the server. Polling more often
+// costs measurable CPU in the figures (at 2 ms, 1.9 % of the profile).
 func awaitCondition(ctx context.Context, cond func(ctx context.Context) (bool, error)) error {
-	t := time.NewTicker(2 * time.Millisecond)
+	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		ok, err := cond(ctx)

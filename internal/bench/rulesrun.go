@@ -34,6 +34,9 @@ type RulesConfig struct {
 	// Peers are raw-side loops measured beside the raw one, e.g.
 	// Watermill's router (bench/peers).
 	Peers []Loop
+	// Rulenode, when set, is the path of a rulenode binary: the runner
+	// counts are then measured as rulenode processes too.
+	Rulenode string
 	// CPUProfile, when set, is the prefix of a CPU profile of each runner
 	// measurement's timed part (runners, store and server under load):
 	// PREFIX.<durability>.runners<k>.pprof.
@@ -167,6 +170,18 @@ func rulesIn(ctx context.Context, w io.Writer, d Durability, cfg RulesConfig) ([
 		row, err := store.measureRunners(ctx, d.Name, orders, k, cfg)
 		if err != nil {
 			return rows, fmt.Errorf("%d runners: %w", k, err)
+		}
+		row.Durability = d.Name
+		fmt.Fprintln(w, row)
+		rows = append(rows, row)
+	}
+	for _, k := range cfg.Runners {
+		if cfg.Rulenode == "" {
+			break
+		}
+		row, err := store.measureProcesses(ctx, orders, k, cfg)
+		if err != nil {
+			return rows, fmt.Errorf("%d rulenode processes: %w", k, err)
 		}
 		row.Durability = d.Name
 		fmt.Fprintln(w, row)
@@ -327,20 +342,23 @@ func loyaltyDef(bucket string) events.BucketDef {
 	}}
 }
 
-// awaitConsumed waits until the rule set's consumer has delivered n events
-// and none is pending or unacknowledged.
+// awaitConsumed waits until the rule set's consumer is consumed.
 func (e *Env) awaitConsumed(ctx context.Context, consumer string, n int) error {
-	return awaitCondition(ctx, func(ctx context.Context) (bool, error) {
-		c, err := e.JS.Consumer(ctx, events.DefaultStream, consumer)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return false, nil // the runners have not bound it yet
-		}
-		if err != nil {
-			return false, err
-		}
-		info := c.CachedInfo()
-		return info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= uint64(n), nil
-	})
+	return awaitCondition(ctx, func(ctx context.Context) (bool, error) { return e.consumed(ctx, consumer, n) })
+}
+
+// consumed tells whether the rule set's consumer has delivered n events
+// and none is pending or unacknowledged.
+func (e *Env) consumed(ctx context.Context, consumer string, n int) (bool, error) {
+	c, err := e.JS.Consumer(ctx, events.DefaultStream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false, nil // the runners have not bound it yet
+	}
+	if err != nil {
+		return false, err
+	}
+	info := c.CachedInfo()
+	return info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= uint64(n), nil
 }
 
 // checkPoints fails unless the loyalty bucket holds want points in all.

@@ -3,9 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storeloop/storeloop/internal/procs"
+	"github.com/storeloop/storeloop/storenode"
 )
 
 func TestShippedEffect(t *testing.T) {
@@ -91,4 +95,43 @@ func TestRulesSmoke(t *testing.T) {
 	if !strings.Contains(out.String(), "| durable | batch | storeloop runner ×2 |") {
 		t.Errorf("no table row for 2 durable runners in:\n%s", out.String())
 	}
+}
+
+// TestRulesProcessesSmoke runs the runner counts as real rulenode
+// processes, at a tiny size: they must share the consumer and award every
+// point exactly once.
+func TestRulesProcessesSmoke(t *testing.T) {
+	bin := procs.Build(t, "rulenode")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env, err := NewEnv(ctx, storenode.FsyncBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	orders, err := env.shippedOrders(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := RulesConfig{Events: 100, InFlight: 8, Turns: 2, Rulenode: bin}
+	for i, count := range []int{1, 2} {
+		row, err := env.measureProcesses(ctx, orders, count, cfg)
+		if err != nil {
+			t.Fatalf("%d processes: %v", count, err)
+		}
+		// The second measurement also works through the first one's 2+1 idle turns.
+		if want := 100 + 3*i; row.Events != want || row.Runners != count || row.Loop != LoopProcesses {
+			t.Errorf("row %+v, want %d events, %d runners", row, want, count)
+		}
+		if row.CPU <= 0 || row.P50 <= 0 {
+			t.Errorf("%d processes: CPU %v, p50 %v: not measured", count, row.CPU, row.P50)
+		}
+	}
+}
+
+// TestMain removes the binaries procs built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	procs.Cleanup()
+	os.Exit(code)
 }
