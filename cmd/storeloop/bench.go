@@ -30,6 +30,43 @@ func init() {
 		},
 	}
 	writes.Flags().IntVar(&ops, "ops", 5000, "writes per scenario")
-	benchCmd.AddCommand(writes)
+	benchCmd.AddCommand(writes, rulesBenchCmd())
 	rootCmd.AddCommand(benchCmd)
+}
+
+// rulesBenchCmd is `storeloop bench rules`: the rule loop beside a raw
+// consume → publish → ack loop of the same work (issue 10).
+func rulesBenchCmd() *cobra.Command {
+	var cfg bench.RulesConfig
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Rule runners (1, 2, 4) vs a raw consume→publish→ack loop of the same work, fsync periodic and durable",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case cfg.Events < 100:
+				return usageError{fmt.Errorf("--events must be at least 100")}
+			case cfg.InFlight < 1:
+				return usageError{fmt.Errorf("--in-flight must be at least 1")}
+			case cfg.Turns < 1:
+				return usageError{fmt.Errorf("--turns must be at least 1")}
+			}
+			for _, n := range cfg.Runners {
+				if n < 1 {
+					return usageError{fmt.Errorf("--runners: %d is not a runner count", n)}
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "storeloop bench rules: %d events per loop, %d in flight, %s/%s, %d CPUs, data in the OS temp dir\n\n", cfg.Events, cfg.InFlight, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+			_, err := bench.Rules(cmd.Context(), out, cfg)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&cfg.Events, "events", 20000, "events per loop")
+	cmd.Flags().IntVar(&cfg.InFlight, "in-flight", 32, "events in flight: each runner's concurrency, the raw loop's workers")
+	cmd.Flags().IntSliceVar(&cfg.Runners, "runners", nil, "rule runner counts to measure, in-process, one connection each (default 1,2,4)")
+	cmd.Flags().IntVar(&cfg.Turns, "turns", 200, "idle cycles timed for the latency columns")
+	cmd.Flags().StringVar(&cfg.Rulenode, "rulenode", "", "path of a rulenode binary: measure the runner counts as rulenode processes too")
+	cmd.Flags().StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each runner measurement to PREFIX.<durability>.runners<k>.pprof")
+	return cmd
 }
