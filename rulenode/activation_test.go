@@ -109,3 +109,25 @@ func assertSameVars(t *testing.T, ev *events.Event) {
 		t.Errorf("eventVars differs from the JSON round trip\n got: %#v\nwant: %#v", got, want)
 	}
 }
+
+// BenchmarkEventVars compares the activation with the round trip it
+// replaced, for an update of a small order as the loyalty bench has.
+func BenchmarkEventVars(b *testing.B) {
+	ev, err := events.DecodeEvent([]byte(`{"type":"updated","bucket":"orders","key":"a1b2c3d4","oldRecord":{"_version":1,"_createdAt":1764460800000,"_updatedAt":1764460800000,"userId":"u17","total":42.5,"status":"new"},"newRecord":{"_version":2,"_createdAt":1764460800000,"_updatedAt":1764460800123,"userId":"u17","total":42.5,"status":"shipped"},"meta":{"eventId":"e2","time":1764460800123,"correlationId":"c2","hop":0,"commandId":"cmd-2","seq":20001}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bm := range []struct {
+		name  string
+		build func(*events.Event) (map[string]any, error)
+	}{{"direct", eventVars}, {"roundtrip", roundTripVars}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.build(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
