@@ -36,8 +36,8 @@ func (e *evalEvent) activation() (map[string]any, error) {
 // not copied; only a value that is not plain JSON takes the round trip.
 func eventVars(ev *events.Event) (map[string]any, error) {
 	body := make(map[string]any, 7)
-	body["type"] = string(ev.Type)
-	body["bucket"] = ev.Bucket
+	body["type"] = jsonString(string(ev.Type))
+	body["bucket"] = jsonString(ev.Bucket)
 	key, err := jsonValue(ev.Key)
 	if err != nil {
 		return nil, err
@@ -64,16 +64,16 @@ func eventVars(ev *events.Event) (map[string]any, error) {
 // tags' names, omitempty fields left out, numbers as float64.
 func metaVars(m events.Meta) map[string]any {
 	out := make(map[string]any, 10)
-	out["eventId"] = m.EventID
+	out["eventId"] = jsonString(m.EventID)
 	out["time"] = float64(m.Time)
-	out["correlationId"] = m.CorrelationID
+	out["correlationId"] = jsonString(m.CorrelationID)
 	out["hop"] = float64(m.Hop)
 	for _, f := range [...]struct{ name, v string }{
 		{"causationId", m.CausationID}, {"ruleId", m.RuleID},
 		{"commandId", m.CommandID}, {"txId", m.TxID},
 	} {
 		if f.v != "" {
-			out[f.name] = f.v
+			out[f.name] = jsonString(f.v)
 		}
 	}
 	if m.TxSize != 0 {
@@ -101,6 +101,16 @@ func jsonValue(v any) (any, error) {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
 	return out, nil
+}
+
+// jsonString returns s as a round trip would: invalid UTF-8 comes back
+// with U+FFFD for each bad byte.
+func jsonString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	v, _ := jsonValue(s) // a string always encodes
+	return v.(string)
 }
 
 // plainJSON reports whether a round trip would return v unchanged: nil,

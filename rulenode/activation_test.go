@@ -57,6 +57,7 @@ func TestEventVarsNormalisesNonJSONValues(t *testing.T) {
 		{"json.Number key", events.Event{Type: events.OpDeleted, Bucket: "b", Key: json.Number("1.50"), Record: events.Record{"a": 1.0}}},
 		{"nil map and slice in a record", events.Event{Type: events.OpInserted, Bucket: "b", Key: "k", Record: events.Record{"m": map[string]any(nil), "s": []any(nil)}}},
 		{"invalid UTF-8", events.Event{Type: events.OpInserted, Bucket: "b", Key: "k\xff", Record: events.Record{"s\xfe": "a\xffb"}}},
+		{"invalid UTF-8 in type, bucket and meta", events.Event{Type: "in\xffserted", Bucket: "b\xfe\xfe", Key: "k", Record: events.Record{"a": 1.0}, Meta: events.Meta{EventID: "e\xff", CorrelationID: "\xc3", CausationID: "x\xffy", RuleID: "\xff", CommandID: "c\xff", TxID: "t\xff"}}},
 		{"typed nested values", events.Event{Type: events.OpInserted, Bucket: "b", Key: "k", Record: events.Record{"l": []string{"x"}, "m": map[string]int{"a": 1}}}},
 		{"nil records", events.Event{Type: events.OpUpdated, Bucket: "b", Key: "k"}},
 		{"large meta numbers", events.Event{Type: events.OpInserted, Bucket: "b", Key: "k", Record: events.Record{"a": 1.0}, Meta: events.Meta{Time: 1<<62 + 1, Hop: -1, Seq: math.MaxUint64, TxSize: 3, TxID: "t"}}},
