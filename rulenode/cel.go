@@ -2,7 +2,6 @@ package rulenode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -19,8 +18,6 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
-
-	"github.com/storeloop/storeloop/events"
 )
 
 // Limits on expressions, so that a hostile rule file cannot exhaust a rule
@@ -353,40 +350,6 @@ func jsonTypeName(v any) string {
 		return "map"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// evalEvent is an event with its CEL activation, built on first use and
-// then shared by every rule that sees the event: building it is a JSON
-// round trip, too dear to repeat per rule and again per action list.
-type evalEvent struct {
-	ev   *events.Event
-	vars map[string]any
-	err  error
-	done bool
-}
-
-// activation returns eventVars(e.ev), computed once. Expressions and
-// actions only read it (withVar copies).
-func (e *evalEvent) activation() (map[string]any, error) {
-	if !e.done {
-		e.vars, e.err = eventVars(e.ev)
-		e.done = true
-	}
-	return e.vars, e.err
-}
-
-// eventVars returns the CEL activation of an event: its JSON body (meta
-// included) under EventVar, so expressions see exactly the wire form.
-func eventVars(ev *events.Event) (map[string]any, error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode event: %w", err)
-	}
-	return map[string]any{EventVar: m}, nil
 }
 
 // withVar returns a copy of vars with name bound to v.
