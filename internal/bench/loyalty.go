@@ -180,7 +180,8 @@ func (e *Env) copyFrom(ctx context.Context, src *Env, filter, to string, n int) 
 		if err != nil {
 			return err
 		}
-		if _, err := e.JS.PublishAsync(to, msg.Data()); err != nil {
+		// A loaded box drains the acks slowly: wait for room, not 200 ms.
+		if _, err := e.JS.PublishAsync(to, msg.Data(), jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}
