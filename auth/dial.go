@@ -22,37 +22,38 @@ type ConnConfig struct {
 // Validate checks the files exist and belong together, so that a daemon
 // fails at start rather than at its first reconnect.
 func (c ConnConfig) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check is Validate, returning the role of the credentials (read once).
+func (c ConnConfig) check() (Role, error) {
 	if (c.Cert == "") != (c.Key == "") {
-		return errors.New("a client certificate needs both --tls-client-cert and --tls-client-key")
+		return "", errors.New("a client certificate needs both --tls-client-cert and --tls-client-key")
 	}
 	for _, f := range []string{c.Creds, c.CA, c.Cert, c.Key} {
 		if f == "" {
 			continue
 		}
 		if _, err := os.Stat(f); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if c.Creds != "" {
-		if _, err := CredsRole(c.Creds); err != nil {
-			return err
-		}
+	if c.Creds == "" {
+		return "", nil
 	}
-	return nil
+	return CredsRole(c.Creds)
 }
 
 // NATSOptions returns the nats.Options of c: the credentials, the inbox
 // prefix of their role, the trusted CA and the client certificate.
 func (c ConnConfig) NATSOptions() ([]nats.Option, error) {
-	if err := c.Validate(); err != nil {
+	role, err := c.check()
+	if err != nil {
 		return nil, err
 	}
 	var opts []nats.Option
 	if c.Creds != "" {
-		role, err := CredsRole(c.Creds)
-		if err != nil {
-			return nil, err
-		}
 		opts = append(opts, nats.UserCredentials(c.Creds))
 		if role != "" {
 			opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(role)))
