@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nkeys"
 )
 
@@ -181,8 +183,13 @@ func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
 	return jwt.FormatUserConfig(token, seed)
 }
 
-// revokeUsers revokes, in ac, every user whose credentials are in dir.
+// revokeUsers revokes, in ac, every user whose credentials are in dir, and
+// keeps the revocations of dir's own account JWT: a rotation must not give
+// back their rights to the users an earlier rotation revoked.
 func revokeUsers(ac *jwt.AccountClaims, dir string) error {
+	if err := keepRevocations(ac, dir); err != nil {
+		return err
+	}
 	for _, r := range Roles {
 		body, err := os.ReadFile(filepath.Join(dir, r.CredsFile()))
 		if errors.Is(err, os.ErrNotExist) {
@@ -220,4 +227,30 @@ func serverConf(operatorJWT, systemAccount string, accounts map[string]string) [
 	}
 	b.WriteString("}\n")
 	return []byte(b.String())
+}
+
+// keepRevocations copies into ac the revocations of the account JWT that
+// dir's server.conf, if any, preloads for ac's account.
+func keepRevocations(ac *jwt.AccountClaims, dir string) error {
+	path := filepath.Join(dir, ServerConfFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	m, err := conf.ParseFile(path)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	preload, _ := m["resolver_preload"].(map[string]any)
+	token, _ := preload[ac.Subject].(string)
+	if token == "" {
+		return nil // another account: its users are not ours
+	}
+	prev, err := jwt.DecodeAccountClaims(token)
+	if err != nil {
+		return fmt.Errorf("auth: %s: account jwt: %w", path, err)
+	}
+	for pub, at := range prev.Revocations {
+		ac.RevokeAt(pub, time.Unix(at, 0))
+	}
+	return nil
 }

@@ -120,6 +120,35 @@ func TestRotateKeepsDataAndRevokesOldUsers(t *testing.T) {
 	})
 }
 
+// A second rotation keeps the first one's revocations: the oldest users
+// stay locked out.
+func TestRotateTwiceKeepsEarlierRevocations(t *testing.T) {
+	first, second, third := filepath.Join(t.TempDir(), "1"), filepath.Join(t.TempDir(), "2"), filepath.Join(t.TempDir(), "3")
+	if err := auth.Init(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Init(second, auth.WithKeysFrom(first)); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Init(third, auth.WithKeysFrom(second)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, third, t.TempDir(), func(url string) {
+		for _, dir := range []string{first, second} {
+			opts, err := auth.ConnConfig{Creds: filepath.Join(dir, auth.RoleClient.CredsFile())}.NATSOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nc, err := nats.Connect(url, append(opts, nats.NoReconnect())...); !errors.Is(err, nats.ErrAuthorization) {
+				if nc != nil {
+					nc.Close()
+				}
+				t.Fatalf("credentials of %s: %v, want an authorization violation", filepath.Base(dir), err)
+			}
+		}
+	})
+}
+
 // run runs fn against a store node enforcing authDir on data.
 func run(t *testing.T, authDir, data string, fn func(url string)) {
 	t.Helper()
