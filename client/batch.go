@@ -78,12 +78,17 @@ func (c *Client) Batch(ctx context.Context, cmds ...events.BatchCommand) ([]Batc
 		var again []int
 		for j, i := range todo {
 			r := res.Results[j]
-			out[i] = BatchResult{Result: r.Result}
-			if r.Error != nil {
+			switch {
+			case r.Error != nil:
 				out[i] = BatchResult{Err: r.Error}
 				if retryable(r.Error) {
 					again = append(again, i)
 				}
+			case len(r.Result) == 0:
+				// Not the store's answer: never report it as applied.
+				out[i] = BatchResult{Err: events.Errorf(events.CodeInternal, "batch command %d answered with neither result nor error", i)}
+			default:
+				out[i] = BatchResult{Result: r.Result}
 			}
 		}
 		if len(again) == 0 || attempt >= c.opts.retries {

@@ -119,6 +119,37 @@ func TestBatchRetriesUnavailableCommands(t *testing.T) {
 	}
 }
 
+// TestBatchEntryWithoutOutcome: a batch reply whose entry has neither
+// result nor error (a forged or broken responder) is an internal error for
+// that command, never a success.
+func TestBatchEntryWithoutOutcome(t *testing.T) {
+	store := newStore(t)
+	sub, err := store.Conn().Subscribe("forged.batch", func(m *nats.Msg) {
+		_ = m.Respond([]byte(`{"result":{"results":[{},{"result":{"id":1}}]}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, err := client.Connect(store.Conn().ConnectedUrl(), client.WithCommandPrefix("forged"), client.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	results, err := c.Batch(ctxT(t),
+		client.InsertCommand("orders", events.Record{"total": 1.0}),
+		client.InsertCommand("orders", events.Record{"total": 2.0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results[0].Err, events.ErrInternal) {
+		t.Fatalf("entry without outcome: %v, want internal", results[0].Err)
+	}
+	if results[1].Err != nil || string(results[1].Result) != `{"id":1}` {
+		t.Fatalf("entry with a result: %s, %v", results[1].Result, results[1].Err)
+	}
+}
+
 // TestBatchCommandFrom: commands built from different contexts keep each
 // its own command id, causal chain and trace, into the events they append.
 func TestBatchCommandFrom(t *testing.T) {
