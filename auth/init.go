@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nkeys"
 )
 
@@ -236,11 +235,10 @@ func keepRevocations(ac *jwt.AccountClaims, dir string) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	m, err := conf.ParseFile(path)
+	preload, err := preloads(path)
 	if err != nil {
-		return fmt.Errorf("auth: %w", err)
+		return err
 	}
-	preload, _ := m["resolver_preload"].(map[string]any)
 	token, _ := preload[ac.Subject].(string)
 	if token == "" {
 		return nil // another account: its users are not ours

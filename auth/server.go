@@ -26,11 +26,10 @@ func LoadServer(dir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	m, err := conf.ParseFile(path)
+	preload, err := preloads(path)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, err
 	}
-	preload, _ := m["resolver_preload"].(map[string]any)
 	s := &Server{Options: opts}
 	for acc := range preload {
 		if acc != opts.SystemAccount {
@@ -44,4 +43,14 @@ func LoadServer(dir string) (*Server, error) {
 		return nil, fmt.Errorf("auth: %s: not written by storeloop auth init (no operator or account)", path)
 	}
 	return s, nil
+}
+
+// preloads are the account JWTs a server.conf preloads, by public key.
+func preloads(path string) (map[string]any, error) {
+	m, err := conf.ParseFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	preload, _ := m["resolver_preload"].(map[string]any)
+	return preload, nil
 }
