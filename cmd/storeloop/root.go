@@ -18,6 +18,7 @@ import (
 	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/daemon"
 )
 
 // Exit codes.
@@ -35,10 +36,10 @@ const (
 	envNATSURL     = "STORELOOP_NATS"
 	envPrefix      = "STORELOOP_PREFIX"
 	envStream      = "STORELOOP_STREAM"
-	envCreds       = "STORELOOP_CREDS"
-	envTLSCA       = "STORELOOP_TLS_CA"
-	envClientCert  = "STORELOOP_TLS_CLIENT_CERT"
-	envClientKey   = "STORELOOP_TLS_CLIENT_KEY"
+	envCreds       = daemon.EnvCreds
+	envTLSCA       = daemon.EnvTLSCA
+	envClientCert  = daemon.EnvClientCert
+	envClientKey   = daemon.EnvClientKey
 )
 
 // rootCmd is the storeloop command. Other files of this package add their
@@ -74,9 +75,9 @@ func init() {
 	pf.StringVar(&global.stream, "stream", events.DefaultStream, "event stream name (env "+envStream+")")
 	pf.DurationVar(&global.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
 	pf.String("creds", "", "NATS credentials file, e.g. client.creds of storeloop auth init (env "+envCreds+")")
-	pf.String("tls-ca", "", "PEM file of the CA that signed the NATS server's certificate (env "+envTLSCA+")")
-	pf.String("tls-client-cert", "", "client certificate, for a server that requires one (env "+envClientCert+")")
-	pf.String("tls-client-key", "", "private key of --tls-client-cert (env "+envClientKey+")")
+	pf.String("tls-ca", "", daemon.TrustCA+" (env "+envTLSCA+")")
+	pf.String("tls-client-cert", "", daemon.ClientCertUsage+" (env "+envClientCert+")")
+	pf.String("tls-client-key", "", daemon.ClientKeyUsage+" (env "+envClientKey+")")
 	rootCmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
