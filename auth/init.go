@@ -88,16 +88,40 @@ func Init(dir string, opts ...Option) error {
 		seed, _ := kp.Seed()
 		files[name] = append(seed, '\n')
 	}
-	for name, body := range files {
+	// Each file whole (written aside, then renamed), and server.conf last:
+	// a rotation in place that is killed half-way leaves the old
+	// server.conf, which still admits the new users, never a server.conf
+	// that revokes credentials not yet replaced.
+	names := make([]string, 0, len(files))
+	for name := range files {
+		if name != ServerConfFile {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range append(names, ServerConfFile) {
 		mode := os.FileMode(0o600)
 		if name == ServerConfFile {
 			mode = 0o644 // public: may be copied next to a server's configuration
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), body, mode); err != nil {
+		if err := writeFile(filepath.Join(dir, name), files[name], mode); err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
 	}
 	return nil
+}
+
+// writeFile replaces path with body at once: a reader sees the old file or
+// the new one, never part of it.
+func writeFile(path string, body []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, body, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // an old .tmp keeps its mode
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // prepareDir creates dir and keys/, refusing to mix new credentials into a
