@@ -131,6 +131,9 @@ func TestBatchEntryWithoutOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	if err := store.Conn().Flush(); err != nil { // the server has the subscription
+		t.Fatal(err)
+	}
 	c, err := client.Connect(store.Conn().ConnectedUrl(), client.WithCommandPrefix("forged"), client.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)
