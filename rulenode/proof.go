@@ -67,7 +67,8 @@ func (p *provenance) trust(md map[string]string) error {
 
 // check returns nil for a message a trusted store wrote at seq; an error
 // wrapping a proof error for a foreign one; any other error is transient
-// (the keys could not be read again) and the event should be retried.
+// (the keys could not be read again, or were read too recently to read
+// again for an unknown signer) and the event should be retried.
 func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) error {
 	if seq < p.since.Load() {
 		return nil
@@ -85,7 +86,10 @@ func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) e
 	}
 	p.mu.Unlock()
 	if !due {
-		return err
+		// Another event refreshed the keys moments ago, perhaps before
+		// this one's signer was added (or is refreshing them now): retry
+		// rather than dead-letter an event a rotated store wrote.
+		return fmt.Errorf("rulenode: %s: trusted keys read again less than %v ago; will check again", err, refreshEvery)
 	}
 	if rerr := p.refresh(ctx); rerr != nil {
 		return rerr
