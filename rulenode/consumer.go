@@ -50,7 +50,7 @@ func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, err
 	}
 	if !r.o.noProofCheck {
-		if r.prov, err = newProvenance(r.js, r.o.stream, stream.CachedInfo().Config.Metadata); err != nil {
+		if r.prov, err = newProvenance(r.js, r.o.stream, stream.CachedInfo()); err != nil {
 			return nil, err
 		}
 	}

@@ -31,19 +31,23 @@ type provenance struct {
 	stream string
 	v      *proof.Verifier
 	since  atomic.Uint64 // messages before it predate proofs
+	// upTo is the stream's last sequence when the keys were last read: a
+	// store trusts its key in the metadata before it signs, so a message
+	// up to it signed by a key still unknown is foreign.
+	upTo atomic.Uint64
 
 	mu        sync.Mutex
 	refreshed time.Time
 }
 
-// newProvenance trusts the keys in md, the event stream's metadata.
-func newProvenance(js jetstream.JetStream, stream string, md map[string]string) (*provenance, error) {
+// newProvenance trusts the keys in the event stream's metadata.
+func newProvenance(js jetstream.JetStream, stream string, info *jetstream.StreamInfo) (*provenance, error) {
 	v, err := proof.NewVerifier(stream)
 	if err != nil {
 		return nil, err
 	}
 	p := &provenance{js: js, stream: stream, v: v}
-	if err := p.trust(md); err != nil {
+	if err := p.trust(info); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -54,20 +58,27 @@ func (p *provenance) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
-	return p.trust(s.CachedInfo().Config.Metadata)
+	return p.trust(s.CachedInfo())
 }
 
-func (p *provenance) trust(md map[string]string) error {
+func (p *provenance) trust(info *jetstream.StreamInfo) error {
+	md := info.Config.Metadata
 	if err := p.v.Trust(proof.ParseKeys(md[proof.MetadataKeys])...); err != nil {
 		return fmt.Errorf("rulenode: trusted keys of stream %s: %w", p.stream, err)
 	}
 	p.since.Store(proof.Since(md))
-	return nil
+	for last := info.State.LastSeq; ; {
+		if up := p.upTo.Load(); up >= last || p.upTo.CompareAndSwap(up, last) {
+			return nil
+		}
+	}
 }
 
 // check returns nil for a message a trusted store wrote at seq; an error
 // wrapping a proof error for a foreign one; any other error is transient
-// (the keys could not be read again) and the event should be retried.
+// (the keys could not be read again, or were read before the message was
+// written and too recently to read them again) and the event should be
+// retried.
 func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) error {
 	if seq < p.since.Load() {
 		return nil
@@ -75,7 +86,7 @@ func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) e
 	m := proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}
 	hdr := msg.Headers().Get(proof.Header)
 	_, _, err := p.v.Verify(m, hdr)
-	if !errors.Is(err, proof.ErrUntrusted) {
+	if !errors.Is(err, proof.ErrUntrusted) || seq <= p.upTo.Load() {
 		return err
 	}
 	p.mu.Lock()
@@ -85,7 +96,10 @@ func (p *provenance) check(ctx context.Context, msg jetstream.Msg, seq uint64) e
 	}
 	p.mu.Unlock()
 	if !due {
-		return err
+		// Another event refreshed the keys moments ago, before this one
+		// was written (or is refreshing them now): retry rather than
+		// dead-letter an event a rotated store wrote.
+		return fmt.Errorf("rulenode: %s: trusted keys read again less than %v ago; will check again", err, refreshEvery)
 	}
 	if rerr := p.refresh(ctx); rerr != nil {
 		return rerr

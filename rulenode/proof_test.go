@@ -8,14 +8,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/rulenode"
 )
 
 // TestForeignEventsDeadLettered: messages on bucket.> that no trusted
 // store wrote (garbage, a real event's headers on another body, a real
-// event published again, an event without proof) are not acted on: each
+// event published again, an event without proof, one proved by a key the
+// stream does not trust) are not acted on: each
 // is dead-lettered with reason foreign and acknowledged, while the
 // store's own events are.
 func TestForeignEventsDeadLettered(t *testing.T) {
@@ -60,6 +64,29 @@ func TestForeignEventsDeadLettered(t *testing.T) {
 		}
 		seqs = append(seqs, ack.Sequence)
 	}
+	// A well-formed proof at the right sequence by a key the stream does
+	// not trust.
+	kp, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := proof.NewSigner(events.DefaultStream, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := forge([]byte(strings.Replace(string(real.Data), `"alice"`, `"oscar"`, 1)), nil)
+	next := seqs[len(seqs)-1] + 1
+	hdrs, _, err := signer.Sign([]proof.Message{{Seq: next, Subject: m.Subject, Body: m.Data}}, proof.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Set(proof.Header, hdrs[0])
+	ack, err := h.js.PublishMsg(h.ctx(), m, jetstream.WithExpectLastSequence(next-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign = append(foreign, m)
+	seqs = append(seqs, ack.Sequence)
 	// The store refuses the first write after them, then resumes by itself.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -75,7 +102,7 @@ func TestForeignEventsDeadLettered(t *testing.T) {
 
 	wantNumber(t, h.get("loyalty", "alice"), "points", 1)
 	wantNumber(t, h.get("loyalty", "bob"), "points", 1)
-	for _, who := range []string{"mallory", "eve"} {
+	for _, who := range []string{"mallory", "eve", "oscar"} {
 		if got := h.get("loyalty", who); got != nil {
 			t.Errorf("a foreign event was acted on: %v", got)
 		}

@@ -23,6 +23,12 @@ func TestPublishRefusesTheCommandPrefix(t *testing.T) {
 	if err := sc.Publish(ctx, "shop.insert", []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "reserved") {
 		t.Fatalf("publish to shop.insert: %v, want reserved", err)
 	}
+	// Nor, from a Go handler, forge an event or reach the store's streams.
+	for _, subject := range []string{"bucket.orders.inserted", "store.insert", "storeloop.x", "$JS.API.INFO"} {
+		if err := sc.Publish(ctx, subject, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("publish to %s: %v, want reserved", subject, err)
+		}
+	}
 	if err := sc.Publish(ctx, "shipping.requested", []byte(`{}`)); err != nil {
 		t.Fatalf("publish to another subject: %v", err)
 	}

@@ -129,7 +129,12 @@ func (s *storeClient) Query(ctx context.Context, bucket string, where events.Whe
 // Publish sends a core NATS message. Core NATS has no deduplication, so a
 // redelivered event publishes again; the message carries the same
 // Storeloop-Command-Id every time so that subscribers can drop repeats.
+// Reserved subjects are refused here, for Go handlers as for rule files:
+// an event forged on bucket.> would make the store refuse writes.
 func (s *storeClient) Publish(ctx context.Context, subject string, data []byte) error {
+	if err := validPublishSubject(subject); err != nil {
+		return err
+	}
 	if first, _, _ := strings.Cut(subject, "."); first == s.cl.CommandPrefix() {
 		return reservedSubject(subject)
 	}

@@ -111,17 +111,15 @@ func (v *Verifier) Verify(m Message, header string) (*Proof, Hash, error) {
 	if err != nil {
 		return nil, Hash{}, err
 	}
+	msg := signed(root, p.Size)
+	id := p.Key + string(msg) + string(p.Sig)
 	v.mu.Lock()
 	key, trusted := v.keys[p.Key]
+	_, seen := v.ok[id]
 	v.mu.Unlock()
 	if !trusted {
 		return p, leaf, fmt.Errorf("%w: %s", ErrUntrusted, p.Key)
 	}
-	msg := signed(root, p.Size)
-	id := p.Key + string(msg) + string(p.Sig)
-	v.mu.Lock()
-	_, seen := v.ok[id]
-	v.mu.Unlock()
 	if seen {
 		return p, leaf, nil
 	}
