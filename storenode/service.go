@@ -115,7 +115,7 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 		if p.mutating() || n.stale.Load() {
 			// Refused at once: writes while halted, everything while the
 			// state is being rebuilt.
-			if reason := n.Status().Reason; reason != "" {
+			if reason := n.haltReason(); reason != "" {
 				e := events.Errorf(events.CodeUnavailable, "%s", reason)
 				n.respond(p, marshalReply(nil, e), e)
 				return
