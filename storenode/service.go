@@ -141,6 +141,14 @@ func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 		p.batch.answer(n, p.index, reply)
 		return
 	}
+	if b := p.children; b != nil && b.left.Load() > 0 {
+		// A batch refused whole (halted, stale): its commands were never
+		// staged, so the spans some opened from their own trace context
+		// end here.
+		for _, c := range b.children {
+			c.span.End()
+		}
+	}
 	if limit := n.replyLimit(); len(reply) > limit {
 		n.log.Error("reply over the max payload", "cmd", p.cmd, "commandId", p.cmdID, "bytes", len(reply), "limit", limit)
 		e = events.Errorf(events.CodeTooLarge, "reply of %d bytes is over the max payload of %d", len(reply), limit)
