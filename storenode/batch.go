@@ -241,9 +241,7 @@ func (n *Node) stageCommands(p *pending, halted string, now time.Time) []*staged
 		b.err = events.Errorf(events.CodeTooLarge, "the batch reply would be %d bytes, over the max payload of %d: nothing was applied (split the batch)", size, limit)
 		for i := len(out) - 1; i >= 0; i-- {
 			s := out[i]
-			for j := len(s.events) - 1; j >= 0; j-- {
-				n.state.Revert(s.events[j])
-			}
+			n.undo(&mutation{events: s.events})
 			s.endSpans(b.err)
 			s.msgs, s.events, s.spans, s.err = nil, nil, nil, b.err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,12 +221,13 @@ func (a *admission) done() {
 // otherWriter returns the first sequence after the resolution point
 // accepted with a key that is not this node's: another store node wrote.
 func (a *admission) otherWriter(own string) (uint64, bool) {
-	for _, seq := range slices.Sorted(maps.Keys(a.after)) {
-		if a.after[seq].key != own {
-			return seq, true
+	first, other := uint64(0), false
+	for seq, acc := range a.after {
+		if acc.key != own && (!other || seq < first) {
+			first, other = seq, true
 		}
 	}
-	return 0, false
+	return first, other
 }
 
 // holds reports whether the replay accepted every message of s at the

@@ -98,7 +98,7 @@ func (s *staged) endSpans(err error) {
 func (n *Node) stageBatch(batch []*pending) *flight {
 	f := &flight{}
 	now := n.now()
-	halted := n.Status().Reason
+	halted := n.haltReason()
 	if n.stale.Load() {
 		// The state is being rebuilt: nothing is true of it.
 		f.settled = true

@@ -277,6 +277,14 @@ func (n *Node) rebuild(ctx context.Context) error {
 	return nil
 }
 
+// haltReason is why writes are refused, "" while healthy: what the hot
+// path needs of Status, without copying the lost ranges.
+func (n *Node) haltReason() string {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
+	return n.halted
+}
+
 func (n *Node) setHalted(reason string) {
 	n.healthMu.Lock()
 	n.halted = reason

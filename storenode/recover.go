@@ -52,7 +52,9 @@ func (n *Node) halt() {
 		n.rebuildFailed(cause, err)
 		return
 	}
-	n.resolve(n.replayed)
+	// The writes are answered once the node takes commands again, so that
+	// one retried as soon as its answer arrives is not refused as stale.
+	defer n.resolve(n.replayed)
 	n.retryAt = time.Time{}
 	n.setRebuildFailures(0)
 	n.failMu.Lock()

@@ -115,7 +115,7 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 		if p.mutating() || n.stale.Load() {
 			// Refused at once: writes while halted, everything while the
 			// state is being rebuilt.
-			if reason := n.Status().Reason; reason != "" {
+			if reason := n.haltReason(); reason != "" {
 				e := events.Errorf(events.CodeUnavailable, "%s", reason)
 				n.respond(p, marshalReply(nil, e), e)
 				return
@@ -140,6 +140,14 @@ func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 		p.span.End()
 		p.batch.answer(n, p.index, reply)
 		return
+	}
+	if b := p.children; b != nil && b.left.Load() > 0 {
+		// A batch refused whole (halted, stale): its commands were never
+		// staged, so the spans some opened from their own trace context
+		// end here.
+		for _, c := range b.children {
+			c.span.End()
+		}
 	}
 	if limit := n.replyLimit(); len(reply) > limit {
 		n.log.Error("reply over the max payload", "cmd", p.cmd, "commandId", p.cmdID, "bytes", len(reply), "limit", limit)
