@@ -219,22 +219,14 @@ func (n *Node) stageCommands(p *pending, halted string, now time.Time) []*staged
 		if !dup {
 			first, dup = n.dedupe.get(c.cmdID)
 		}
-		switch {
-		case c.err != nil:
+		if c.err != nil { // refused alone at decode
 			s.err = c.err
 			c.reply = marshalReply(nil, c.err)
-		case halted != "":
-			s.err = events.Errorf(events.CodeUnavailable, "%s", halted)
-			c.reply, c.err = marshalReply(nil, s.err), s.err
-		case dup:
-			c.reply = first
-		default:
-			result := n.stage(s)
-			c.reply, c.err = marshalReply(result, s.err), s.err
-			if c.cmdID != "" {
-				seen[c.cmdID] = c.reply
-				remember = append(remember, c)
-			}
+			continue
+		}
+		if n.decide(s, halted, first, dup) && c.cmdID != "" {
+			seen[c.cmdID] = c.reply
+			remember = append(remember, c)
 		}
 	}
 	if size, limit := b.size(), n.replyLimit(); size > limit {

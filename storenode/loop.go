@@ -123,20 +123,8 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		s := &staged{p: p}
 		f.writes = append(f.writes, s)
 		first, dup := n.dedupe.get(p.cmdID) // the table never holds ""
-		switch {
-		case halted != "":
-			s.err = events.Errorf(events.CodeUnavailable, "%s", halted)
-			p.reply, p.err = marshalReply(nil, s.err), s.err
-		case dup:
-			// A duplicate: the first reply, sent no earlier than this batch's
-			// commit, which follows the first command's.
-			p.reply = first
-		default:
-			result := n.stage(s)
-			p.reply, p.err = marshalReply(result, s.err), s.err
-			if p.cmdID != "" {
-				n.dedupe.put(p.cmdID, p.reply, now)
-			}
+		if n.decide(s, halted, first, dup) && p.cmdID != "" {
+			n.dedupe.put(p.cmdID, p.reply, now)
 		}
 	}
 	var groups [][]*nats.Msg
@@ -157,6 +145,27 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		n.state.LastSeq = f.last
 	}
 	return f
+}
+
+// decide sets the reply of one write: refused while the node is halted,
+// the first reply again for a duplicate (sent no earlier than this
+// flight's commit, which follows the first command's), else the result of
+// executing it. It reports whether the write was executed, so that the
+// caller remembers its reply under its command id.
+func (n *Node) decide(s *staged, halted string, first []byte, dup bool) bool {
+	p := s.p
+	switch {
+	case halted != "":
+		s.err = events.Errorf(events.CodeUnavailable, "%s", halted)
+		p.reply, p.err = marshalReply(nil, s.err), s.err
+	case dup:
+		p.reply = first
+	default:
+		result := n.stage(s)
+		p.reply, p.err = marshalReply(result, s.err), s.err
+		return true
+	}
+	return false
 }
 
 // stage executes one write against the state, prepares its messages and
