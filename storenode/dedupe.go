@@ -148,12 +148,14 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 	tx.events = append(tx.events, ev)
 	if len(tx.events) == ev.Meta.TxSize {
 		delete(r.txs, ev.Meta.CommandID)
-		results := make([]any, len(tx.events))
-		for i, e := range tx.events {
-			results[i] = eventResult(e)
-		}
+		var results []any
 		if tx.layout != nil {
 			results = txResults(tx.layout, tx.events, st)
+		} else {
+			results = make([]any, len(tx.events))
+			for i, e := range tx.events {
+				results[i] = eventResult(e)
+			}
 		}
 		r.remember(ev.Meta, events.TxResult{Results: results})
 	}
