@@ -35,21 +35,15 @@ func decodeHeaders(h nats.Header) (cmdID string, cause events.Meta, e *events.Er
 	if total > events.MaxHeaderBytes {
 		return "", cause, events.Errorf(events.CodeTooLarge, "headers are %d bytes, at most %d together", total, events.MaxHeaderBytes)
 	}
-	for _, c := range []struct {
-		name string
-		max  int
-		dst  *string
-	}{
-		{events.HeaderCommandID, events.MaxCommandIDBytes, &cmdID},
-		{events.HeaderCorrelationID, events.MaxCausalIDBytes, &cause.CorrelationID},
-		{events.HeaderCausationID, events.MaxCausalIDBytes, &cause.CausationID},
-		{events.HeaderRule, events.MaxRuleIDBytes, &cause.RuleID},
-	} {
-		v := h.Get(c.name)
-		if len(v) > c.max {
-			return "", events.Meta{}, events.Errorf(events.CodeTooLarge, "%s is %d bytes, at most %d", c.name, len(v), c.max)
+	var e1, e2, e3, e4 *events.Error
+	cmdID, e1 = cappedHeader(h, events.HeaderCommandID, events.MaxCommandIDBytes)
+	cause.CorrelationID, e2 = cappedHeader(h, events.HeaderCorrelationID, events.MaxCausalIDBytes)
+	cause.CausationID, e3 = cappedHeader(h, events.HeaderCausationID, events.MaxCausalIDBytes)
+	cause.RuleID, e4 = cappedHeader(h, events.HeaderRule, events.MaxRuleIDBytes)
+	for _, err := range [...]*events.Error{e1, e2, e3, e4} {
+		if err != nil {
+			return "", events.Meta{}, err
 		}
-		*c.dst = v
 	}
 	if hop := h.Get(events.HeaderHop); hop != "" {
 		v, err := strconv.Atoi(hop)
@@ -62,6 +56,15 @@ func decodeHeaders(h nats.Header) (cmdID string, cause events.Meta, e *events.Er
 		cause.Hop = v
 	}
 	return cmdID, cause, nil
+}
+
+// cappedHeader is header name of h, refused past max bytes.
+func cappedHeader(h nats.Header, name string, max int) (string, *events.Error) {
+	v := h.Get(name)
+	if len(v) > max {
+		return "", events.Errorf(events.CodeTooLarge, "%s is %d bytes, at most %d", name, len(v), max)
+	}
+	return v, nil
 }
 
 // decodeRequest decodes a command request body into v strictly: the body

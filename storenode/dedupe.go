@@ -92,8 +92,8 @@ func (d *dedupeTable) put(id string, reply []byte, now time.Time) {
 // read is kept aside.
 type replayReplies struct {
 	table   *dedupeTable
-	horizon time.Time // commands older than this are past the window
-	txs     map[string]*replayTx
+	horizon time.Time            // commands older than this are past the window
+	txs     map[string]*replayTx // by tx id: a retry of a tx cut by accepted loss is a tx of its own
 }
 
 // replayTx is a transaction whose events are being read.
@@ -135,10 +135,10 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 		r.remember(ev.Meta, eventResult(ev))
 		return nil
 	}
-	tx := r.txs[ev.Meta.CommandID]
+	tx := r.txs[ev.Meta.TxID]
 	if tx == nil {
 		tx = &replayTx{}
-		r.txs[ev.Meta.CommandID] = tx
+		r.txs[ev.Meta.TxID] = tx
 		if layout := hdr.Get(txLayoutHeader); layout != "" {
 			if err := json.Unmarshal([]byte(layout), &tx.layout); err != nil {
 				return fmt.Errorf("storenode: %s: %w", txLayoutHeader, err)
@@ -147,13 +147,15 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 	}
 	tx.events = append(tx.events, ev)
 	if len(tx.events) == ev.Meta.TxSize {
-		delete(r.txs, ev.Meta.CommandID)
-		results := make([]any, len(tx.events))
-		for i, e := range tx.events {
-			results[i] = eventResult(e)
-		}
+		delete(r.txs, ev.Meta.TxID)
+		var results []any
 		if tx.layout != nil {
 			results = txResults(tx.layout, tx.events, st)
+		} else {
+			results = make([]any, len(tx.events))
+			for i, e := range tx.events {
+				results[i] = eventResult(e)
+			}
 		}
 		r.remember(ev.Meta, events.TxResult{Results: results})
 	}

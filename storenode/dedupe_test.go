@@ -1,6 +1,7 @@
 package storenode
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,5 +103,33 @@ func TestReplayRepliesStayWithinTheBudget(t *testing.T) {
 	}
 	if len(rr.txs) != 0 {
 		t.Fatalf("%d transactions kept aside", len(rr.txs))
+	}
+}
+
+// A transaction cut short by accepted loss stays apart from the retry of
+// its command: the remembered reply is the retry's alone.
+func TestReplayRepliesKeepACutTxApart(t *testing.T) {
+	now := time.Now()
+	d := newDedupeTable(time.Hour, 100, 1<<20)
+	rr := newReplayReplies(d, now)
+	st := projections.NewState()
+	ins := func(tx string, size int, id float64) {
+		ev := &events.Event{Type: events.OpInserted, Bucket: "b", Key: id, NewRecord: events.Record{"id": id},
+			Meta: events.Meta{EventID: fmt.Sprint(tx, id), Time: now.UnixMilli(), CommandID: "cmd", TxID: tx, TxSize: size}}
+		if err := rr.observe(nats.Header{}, projections.Message{Event: ev}, nil, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins("cut", 2, 1) // its second event was lost
+	ins("retry", 1, 2)
+	reply, ok := d.get("cmd")
+	if !ok {
+		t.Fatal("the retry's reply is not remembered")
+	}
+	var got struct {
+		Result events.TxResult `json:"result"`
+	}
+	if err := json.Unmarshal(reply, &got); err != nil || len(got.Result.Results) != 1 {
+		t.Fatalf("reply %s (%v), want the retry's single result", reply, err)
 	}
 }

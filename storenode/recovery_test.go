@@ -472,7 +472,10 @@ func TestDaemonDataLoss(t *testing.T) {
 	l := d.WaitLine(t, true, "http endpoints", procs.StartTimeout)
 	_, addr, _ := strings.Cut(l, "addr=")
 	addr, _, _ = strings.Cut(addr, " ")
-	body, err := procs.Get(ctx, "http://"+strings.Trim(addr, `"`)+"/metrics")
+	// A context of its own: the one above also spanned three daemon starts.
+	getCtx, cancelGet := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelGet()
+	body, err := procs.Get(getCtx, "http://"+strings.Trim(addr, `"`)+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
