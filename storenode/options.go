@@ -32,7 +32,6 @@ type config struct {
 	dedupeBytes    int
 	proofKey       nkeys.KeyPair
 	proofOff       bool // benchmarks only: measure what proofs cost
-	rebuildTimeout time.Duration
 }
 
 func defaultConfig() config {
@@ -48,7 +47,6 @@ func defaultConfig() config {
 		syncAccount:    "$G",
 		maxScan:        DefaultMaxScan,
 		dedupeBytes:    DefaultDedupeBytes,
-		rebuildTimeout: time.Minute,
 	}
 }
 

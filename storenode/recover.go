@@ -33,6 +33,10 @@ func (n *Node) recover() {
 	n.halt()
 }
 
+// rebuildTimeout bounds one rebuild attempt after a failed append; a
+// failed attempt is retried with backoff (see rebuildFailed).
+const rebuildTimeout = time.Minute
+
 // halt rebuilds the state from the stream and answers the writes the
 // failure left unanswered. After a foreign append (a message without this
 // store's proof, now quarantined) or a transient failure the node resumes;
@@ -42,7 +46,7 @@ func (n *Node) halt() {
 	cause := n.failure()
 	n.resolveFrom = n.lastSeq.Load()
 	defer func() { n.resolveFrom = math.MaxUint64 }()
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.rebuildTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), rebuildTimeout)
 	defer cancel()
 	err := n.refreshTrust(ctx)
 	if err == nil {
