@@ -248,7 +248,7 @@ func (l *loader) bucket(n *yaml.Node, field string) string {
 }
 
 func (l *loader) ruleSet(root *yaml.Node) *RuleSet {
-	f := l.fields(root, "", "name", "maxHop", "rules")
+	f := l.fields(root, "", append([]string{"name", "maxHop", "rules"}, budgetKeys...)...)
 	if f == nil {
 		return nil
 	}
@@ -268,6 +268,7 @@ func (l *loader) ruleSet(root *yaml.Node) *RuleSet {
 		}
 		rs.MaxHop = hop
 	}
+	rs.Budget = l.budget(f, "")
 	n := f["rules"]
 	if n == nil {
 		l.errf(root, "rules", "required")
@@ -323,10 +324,11 @@ func (l *loader) rule(n *yaml.Node, i int, seen map[string]int) *Rule {
 	if r.ID != "" {
 		l.ruleID, base = r.ID, ""
 	}
-	f := l.fields(n, base, "id", "on", "when", "noLoop", "then")
+	f := l.fields(n, base, append([]string{"id", "on", "when", "noLoop", "then"}, budgetKeys...)...)
 	if f == nil {
 		return nil
 	}
+	r.Budget = l.budget(f, base)
 	if f["id"] == nil {
 		l.errf(n, join(base, "id"), "required")
 	}

@@ -30,6 +30,8 @@ type RuleSet struct {
 	// MaxHop stops loops: an event whose hop count is MaxHop or more is
 	// not acted on (the runner dead-letters it, reason max_hop).
 	MaxHop int
+	// Budget applies to every rule that does not set the field itself.
+	Budget Budget
 	Rules  []*Rule
 	// File is the file the set was loaded from, if any.
 	File string
@@ -65,6 +67,8 @@ type Rule struct {
 	// Writes declares, for Lint, the event subjects a Go handler can
 	// cause (filters allowed). YAML rules' writes are derived from Then.
 	Writes []string
+	// Budget caps the rule's writes; a zero field takes the set's.
+	Budget Budget
 
 	when *program
 }

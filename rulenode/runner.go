@@ -38,7 +38,8 @@ type Runner struct {
 	set   *RuleSet
 	o     runnerOptions
 	ready atomic.Bool
-	prov  *provenance // nil when proofs are not checked
+	prov  *provenance           // nil when proofs are not checked
+	guard atomic.Pointer[guard] // nil when the set has no budgets
 }
 
 // RunnerOption configures a [Runner].
@@ -233,6 +234,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	cons, err := r.bind(ctx)
+	if err == nil {
+		var g *guard
+		g, err = r.startGuard(ctx)
+		r.guard.Store(g)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -334,14 +340,17 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	if ev.Meta.Hop >= r.maxHop() {
 		return r.stopLoop(ctx, log, ev, dl, rules, failed)
 	}
+	g := r.guard.Load()
+	rules, failed = g.admit(ctx, e, seq, rules, failed)
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, rule, e, newStoreClient(r.cl, r.set.Name, rule.ID, seq)); err != nil {
+		if err := r.runRule(ctx, log, rule, e, g.store(rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
 	if len(failed) == 0 {
 		return verdictAck, nil
 	}
+	g.overrun(ctx, log, seq, failed)
 
 	errs := make([]error, len(failed))
 	permanent := true
@@ -362,6 +371,9 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	for i, f := range failed {
 		letters[i] = dl
 		letters[i].RuleID, letters[i].Error = f.ruleID, f.err.Error()
+		if errors.As(f.err, new(*BudgetError)) {
+			letters[i].Reason = ReasonBudget
+		}
 	}
 	return r.bury(ctx, log, err, letters...)
 }
@@ -396,6 +408,9 @@ func (r *Runner) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleFai
 	var rules []*Rule
 	var failed []ruleFailure
 	for _, rule := range r.set.Match(eventSubject(e.ev)) {
+		if r.guard.Load().quarantined(rule.ID) {
+			continue
+		}
 		ok, err := rule.eligible(ctx, e)
 		switch {
 		case err != nil:
@@ -519,6 +534,6 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *e
 func isPermanent(err error) bool {
 	var ee *EvalError
 	var ae *ActionError
-	return errors.As(err, &ee) || errors.As(err, &ae) && ae.Rejected || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
+	return errors.As(err, &ee) || errors.As(err, new(*BudgetError)) || errors.As(err, &ae) && ae.Rejected || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
 		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath)
 }

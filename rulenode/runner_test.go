@@ -115,7 +115,7 @@ var fastRetries = []rulenode.RunnerOption{
 }
 
 // run starts a runner of set until the test ends; Run must then return nil.
-func (h *harness) run(set *rulenode.RuleSet, opts ...rulenode.RunnerOption) {
+func (h *harness) run(set *rulenode.RuleSet, opts ...rulenode.RunnerOption) *rulenode.Runner {
 	h.t.Helper()
 	r := rulenode.NewRunner(h.js, h.cl, set, append(cloneOpts(fastRetries), opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -132,6 +132,7 @@ func (h *harness) run(set *rulenode.RuleSet, opts ...rulenode.RunnerOption) {
 			h.t.Errorf("runner %s did not stop", set.Name)
 		}
 	})
+	return r
 }
 
 func cloneOpts(o []rulenode.RunnerOption) []rulenode.RunnerOption {

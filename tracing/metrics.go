@@ -41,6 +41,7 @@ type Metrics struct {
 	ruleSkips       metric.Int64Counter
 	deadLetters     metric.Int64Counter
 	maxHopStops     metric.Int64Counter
+	quarantines     metric.Int64Counter
 	pending         metric.Int64ObservableGauge
 	attrs           attrCache
 }
@@ -52,7 +53,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	m := &Metrics{meter: mp.Meter(InstrumentationName)}
-	var errs [9]error
+	var errs [10]error
 	m.commands, errs[0] = m.meter.Int64Counter("storeloop.commands",
 		metric.WithDescription("Store commands handled, by op and outcome (ok or error code)."), metric.WithUnit("{command}"))
 	m.commandDuration, errs[1] = m.meter.Float64Histogram("storeloop.command.duration",
@@ -73,6 +74,8 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.ruleSkips, errs[8] = m.meter.Int64Counter("storeloop.rule.skips",
 		metric.WithDescription("Rules stopped on an event by a version conflict under onConflict: skip (the state they decided on had changed)."),
 		metric.WithUnit("{skip}"))
+	m.quarantines, errs[9] = m.meter.Int64Counter("storeloop.rule.quarantines",
+		metric.WithDescription("Rules quarantined for overrunning their budget, by rule set and rule."), metric.WithUnit("{quarantine}"))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -132,6 +135,12 @@ func (m *Metrics) DeadLettered(ctx context.Context, ruleSet, reason string) {
 // MaxHopStopped counts one event that ruleSet did not act on past maxHop.
 func (m *Metrics) MaxHopStopped(ctx context.Context, ruleSet string) {
 	m.maxHopStops.Add(ctx, 1, metric.WithAttributes(MetricAttrRuleSet.String(ruleSet)))
+}
+
+// RuleQuarantined counts one rule of ruleSet quarantined for overrunning
+// its budget.
+func (m *Metrics) RuleQuarantined(ctx context.Context, ruleSet, rule string) {
+	m.quarantines.Add(ctx, 1, metric.WithAttributes(MetricAttrRuleSet.String(ruleSet), MetricAttrRule.String(rule)))
 }
 
 // ObservePending reports ruleSet's consumer backlog, calling pending at each
