@@ -18,7 +18,7 @@ func rulesCmd() *cobra.Command {
 		Use:   "rules",
 		Short: "Check and inspect rule files (no store needed)",
 	}
-	cmd.AddCommand(rulesLintCmd(), rulesShowCmd())
+	cmd.AddCommand(rulesLintCmd(), rulesShowCmd(), rulesQuarantinedCmd(), rulesResumeCmd())
 	return cmd
 }
 
