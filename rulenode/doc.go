@@ -8,6 +8,9 @@
 //
 //	name: commerce          # the durable consumer; same name = shared work
 //	maxHop: 16              # optional, 1..1000
+//	maxWritesPerEvent: 100  # optional budgets, off unless set; a rule's own
+//	maxCascadeWrites: 1000  # value wins (see [Budget]); over budget: dead letter
+//	rate: 50                # "budget", 3 times a minute: quarantine
 //	rules:
 //	  - id: loyalty-on-ship
 //	    on: [bucket.orders.updated]   # NATS filters: * one token, > the rest
