@@ -45,7 +45,7 @@ func (r *Runner) startGuard(ctx context.Context) (*guard, error) {
 	if g.states, err = openRuleStates(ctx, r.js); err != nil {
 		return nil, err
 	}
-	if g.quarantine, err = watchQuarantine(ctx, g.states, r.set.Name); err != nil {
+	if g.quarantine, err = watchQuarantine(ctx, g.states, r.set.Name, r.o.logger); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -139,7 +139,7 @@ func (g *guard) overrun(ctx context.Context, log *slog.Logger, seq uint64, faile
 		case err != nil:
 			log.ErrorContext(ctx, "rule node: cannot record a budget overrun", "rule", f.ruleID, "err", err)
 		case q:
-			log.WarnContext(ctx, "rule node: rule quarantined: it stops firing until resumed",
+			log.WarnContext(ctx, "rule node: rule over budget too often, quarantining it",
 				"rule", f.ruleID, "strikes", QuarantineStrikes, "within", QuarantineWindow, "err", be,
 				"resume", fmt.Sprintf("storeloop rules resume %s %s", g.r.set.Name, f.ruleID))
 			if m := g.r.o.metrics; m != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -92,20 +93,22 @@ func strike(ctx context.Context, kv jetstream.KeyValue, set, rule string, seq ui
 }
 
 // quarantine is a runner's view of which rules of its set are
-// quarantined, kept current by a watch of the set's keys.
+// quarantined, kept current by a watch of the set's keys. Each change is
+// logged, so every node says when it stops and resumes a rule.
 type quarantine struct {
+	log   *slog.Logger
 	mu    sync.RWMutex
 	rules map[string]bool
 }
 
 // watchQuarantine returns the view once it holds the current states, and
 // keeps it current until ctx is done.
-func watchQuarantine(ctx context.Context, kv jetstream.KeyValue, set string) (*quarantine, error) {
+func watchQuarantine(ctx context.Context, kv jetstream.KeyValue, set string, log *slog.Logger) (*quarantine, error) {
 	w, err := kv.Watch(ctx, set+".*")
 	if err != nil {
 		return nil, fmt.Errorf("rulenode: watch rule states of %s: %w", set, err)
 	}
-	q := &quarantine{rules: map[string]bool{}}
+	q := &quarantine{log: log.With("ruleSet", set), rules: map[string]bool{}}
 	for e := range w.Updates() {
 		if e == nil { // the current values are in
 			go q.follow(ctx, w)
@@ -138,13 +141,21 @@ func (q *quarantine) apply(e jetstream.KeyValueEntry) {
 	if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &st) != nil {
 		return // not a state this package wrote: ignored
 	}
+	_, rule, _ := strings.Cut(e.Key(), ".")
+	rule = ruleKeyUnescaper.Replace(rule)
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	was := q.rules[rule]
 	if st.Quarantined {
-		q.rules[st.Rule] = true
+		q.rules[rule] = true
 	} else {
-		_, rule, _ := strings.Cut(e.Key(), ".")
-		delete(q.rules, ruleKeyUnescaper.Replace(rule))
+		delete(q.rules, rule)
+	}
+	q.mu.Unlock()
+	switch {
+	case st.Quarantined && !was:
+		q.log.Warn("rule node: rule quarantined, not firing until resumed", "rule", rule, "since", st.Since, "reason", st.Reason)
+	case !st.Quarantined && was:
+		q.log.Info("rule node: rule resumed", "rule", rule)
 	}
 }
 
