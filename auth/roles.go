@@ -34,6 +34,13 @@ const (
 	DefaultDeadLetterPrefix = "storeloop.dlq"
 )
 
+// The KV buckets of rule budgets (package rulenode): the rule nodes of a
+// set with budgets create them, and read, write and watch their keys.
+const (
+	RuleStateBucket = "storeloop_rule_state"
+	CascadeBucket   = "storeloop_cascades"
+)
+
 // config names the subjects and streams the permissions cover.
 type config struct {
 	prefix      string   // command subject prefix
@@ -195,9 +202,9 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
-		}, c.consumers()...), c.rulePublish...),
+		}, append(c.consumers(), budgetKV()...)...), c.rulePublish...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
-		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",
+		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV)",
 	}, {
 		Role: RoleClient,
 		Publish: append([]string{
@@ -228,6 +235,18 @@ func (c *config) ruleSetConsumers() []string {
 		suffix := "." + c.stream + "." + n
 		out = append(out, "$JS.API.CONSUMER.CREATE"+suffix, "$JS.API.CONSUMER.CREATE"+suffix+".>",
 			"$JS.API.CONSUMER.DURABLE.CREATE"+suffix, "$JS.API.CONSUMER.MSG.NEXT"+suffix)
+	}
+	return out
+}
+
+// budgetKV is what a rule node may do with the KV buckets of budgets.
+func budgetKV() []string {
+	out := []string{"$JS.API.INFO"} // creating a bucket reads the account's limits
+	for _, b := range []string{RuleStateBucket, CascadeBucket} {
+		api, s := "$JS.API.", "KV_"+b
+		out = append(out, api+"STREAM.INFO."+s, api+"STREAM.CREATE."+s, api+"STREAM.UPDATE."+s,
+			api+"DIRECT.GET."+s+".>", api+"STREAM.MSG.GET."+s,
+			api+"CONSUMER.CREATE."+s+".>", api+"CONSUMER.DELETE."+s+".>", "$KV."+b+".>")
 	}
 	return out
 }
