@@ -188,8 +188,8 @@ type budgetStore struct {
 
 func (s *budgetStore) take(ctx context.Context, writes int) error {
 	s.n += writes
-	if max := s.budget.MaxWritesPerEvent; max > 0 && s.n > max {
-		return &BudgetError{RuleID: s.rule, Key: KeyMaxWritesPerEvent, Limit: max, Writes: s.n}
+	if limit := s.budget.MaxWritesPerEvent; limit > 0 && s.n > limit {
+		return &BudgetError{RuleID: s.rule, Key: KeyMaxWritesPerEvent, Limit: limit, Writes: s.n}
 	}
 	if s.rate == nil {
 		return nil
