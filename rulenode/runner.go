@@ -223,6 +223,11 @@ func (r *Runner) validate() error {
 // it is logged at info and marked on its span, and the event is
 // acknowledged.
 //
+// A rule whose writes for an event would pass its [Budget] writes nothing
+// for it: the event is dead-lettered (reason budget), and a rule over
+// budget on QuarantineStrikes events within QuarantineWindow is
+// quarantined: no runner of the set runs it until [Resume].
+//
 // Ordering: events of the same record (bucket and key) are worked on one
 // at a time, in stream order, within one runner. Across runners sharing the
 // consumer, and for an event delivered again, there is no order: rules
