@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,7 @@ Exit codes: 0 the candidate writes the same on every event, 1 it differs,
 			if err != nil {
 				return usageError{err}
 			}
-			set, err := rulenode.Load(strings.NewReader(string(src)), a[0])
+			set, err := rulenode.Load(bytes.NewReader(src), a[0])
 			if err != nil {
 				printLoadError(cmd.ErrOrStderr(), a[0], err)
 				return usagef("%s is invalid", a[0])
@@ -87,7 +88,7 @@ func printShadow(w io.Writer, rep *rulenode.ShadowReport) {
 	if rep.Current != nil {
 		against = fmt.Sprintf("version %d (hash %s)", rep.Current.Version, shortHash(rep.Current.Hash))
 	}
-	fmt.Fprintf(w, "shadow of rule set %s: candidate vs %s, %d events\n", rep.Name, against, len(rep.Events))
+	fmt.Fprintf(w, "shadow of rule set %s: candidate vs %s, %s\n", rep.Name, against, plural(len(rep.Events), "event"))
 	differ := 0
 	for _, e := range rep.Events {
 		if e.Differs() {
