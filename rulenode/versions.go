@@ -57,6 +57,9 @@ type versionTable struct {
 	mu   sync.Mutex
 	vers []*Deployment // decided, by version
 	sets map[int]*RuleSet
+	// stopped is the runner's Run context's Done: waiting for a pending
+	// version ends there, so a stopping runner hands its events back.
+	stopped <-chan struct{}
 
 	fence fence
 }
@@ -119,6 +122,10 @@ func (t *versionTable) compiled(d *Deployment) (*RuleSet, error) {
 	return set, nil
 }
 
+// errStopping is a wait for a pending version cut short by the runner
+// stopping: the event is handed back.
+var errStopping = errors.New("rulenode: runner stopping while a new version is pending")
+
 // pendingPoll is how often a rule node looks again at a version whose
 // switch is being decided (the decider writes it within milliseconds).
 const pendingPoll = 20 * time.Millisecond
@@ -131,6 +138,7 @@ func (t *versionTable) refresh(ctx context.Context) error {
 	if n := len(t.vers); n > 0 {
 		next = t.vers[n-1].Version + 1
 	}
+	stopped := t.stopped
 	t.mu.Unlock()
 	waitingSince := time.Time{}
 	for {
@@ -157,6 +165,9 @@ func (t *versionTable) refresh(ctx context.Context) error {
 			case <-ctx.Done():
 				tm.Stop()
 				return ctx.Err()
+			case <-stopped:
+				tm.Stop()
+				return errStopping
 			case <-tm.C:
 			}
 			continue
@@ -226,6 +237,7 @@ func (f *fence) wait(ctx context.Context, check func(context.Context) error) err
 func (t *versionTable) bind(ctx context.Context, r *Runner) (jetstream.Consumer, error) {
 	t.mu.Lock()
 	vers := slices.Clone(t.vers)
+	t.stopped = ctx.Done()
 	t.mu.Unlock()
 	var subjects []string
 	for _, d := range vers {
