@@ -43,6 +43,11 @@ func deployer(cmd *cobra.Command) string {
 	if creds := flagOrEnv(cmd, "creds", envCreds); creds != "" {
 		return strings.TrimSuffix(filepath.Base(creds), ".creds")
 	}
+	return localUser()
+}
+
+// localUser is user@host of this process.
+func localUser() string {
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
