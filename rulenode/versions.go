@@ -35,12 +35,16 @@ func NewDeployedRunner(ctx context.Context, js jetstream.JetStream, cl *client.C
 	r.versions = t
 	// The runner's own set names the consumer and holds what does not
 	// change between versions; rules come from the table, per event.
-	r.set, err = t.latest(ctx)
+	r.set, err = t.latest()
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+// RuleSet returns the runner's rule set; for a deployed rule set, the
+// version that was newest when the runner was made.
+func (r *Runner) RuleSet() *RuleSet { return r.set }
 
 // versionTable knows the versions of a deployed rule set and which one
 // handles an event. Before it answers for an event it checks the registry
@@ -80,7 +84,7 @@ func newVersionTable(ctx context.Context, reg *Registry, name string, log *slog.
 }
 
 // latest returns the newest known version's rules.
-func (t *versionTable) latest(ctx context.Context) (*RuleSet, error) {
+func (t *versionTable) latest() (*RuleSet, error) {
 	t.mu.Lock()
 	d := t.vers[len(t.vers)-1]
 	t.mu.Unlock()
@@ -302,7 +306,3 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream, name st
 		return false, nil
 	}
 }
-
-// RuleSet returns the runner's rule set; for a deployed rule set, the
-// version that was newest when the runner was made.
-func (r *Runner) RuleSet() *RuleSet { return r.set }
