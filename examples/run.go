@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -99,13 +100,29 @@ type Rules struct {
 	nc     *nats.Conn
 	cancel context.CancelFunc
 	done   chan error
+	stop   sync.Once
+	err    error
 }
 
 // RunRules starts a runner of set against the NATS server at url and
 // returns once it is bound to its consumer and fetching events. Stop it
 // with Stop.
 func RunRules(ctx context.Context, url string, set *rulenode.RuleSet, opts ...rulenode.RunnerOption) (*Rules, error) {
-	nc, err := nats.Connect(url, nats.Name("rulenode "+set.Name))
+	return runRunner(ctx, url, set.Name, func(js jetstream.JetStream, cl *client.Client) (*rulenode.Runner, error) {
+		return rulenode.NewRunner(js, cl, set, opts...), nil
+	})
+}
+
+// RunDeployed is RunRules for the deployed rule set name (as `rulenode
+// --ruleset name`): it runs the current version and switches to new ones.
+func RunDeployed(ctx context.Context, url, name string, opts ...rulenode.RunnerOption) (*Rules, error) {
+	return runRunner(ctx, url, name, func(js jetstream.JetStream, cl *client.Client) (*rulenode.Runner, error) {
+		return rulenode.NewDeployedRunner(ctx, js, cl, name, opts...)
+	})
+}
+
+func runRunner(ctx context.Context, url, name string, newRunner func(jetstream.JetStream, *client.Client) (*rulenode.Runner, error)) (*Rules, error) {
+	nc, err := nats.Connect(url, nats.Name("rulenode "+name))
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +136,12 @@ func RunRules(ctx context.Context, url string, set *rulenode.RuleSet, opts ...ru
 		nc.Close()
 		return nil, err
 	}
-	runner := rulenode.NewRunner(js, cl, set, opts...)
+	runner, err := newRunner(js, cl)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	set := runner.RuleSet()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Rules{nc: nc, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- runner.Run(runCtx) }()
@@ -146,12 +168,14 @@ func RunRules(ctx context.Context, url string, set *rulenode.RuleSet, opts ...ru
 }
 
 // Stop stops the runner (it finishes the events it is working on) and
-// returns what Run returned.
+// returns what Run returned. Calling it again returns the same.
 func (r *Rules) Stop() error {
-	r.cancel()
-	err := <-r.done
-	r.nc.Close()
-	return err
+	r.stop.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+		r.nc.Close()
+	})
+	return r.err
 }
 
 // DeadLetters returns the dead letters of rule set ruleSet, oldest first,

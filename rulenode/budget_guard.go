@@ -24,7 +24,10 @@ type guard struct {
 }
 
 // startGuard opens the KV buckets the set's budgets need and waits for
-// the current quarantine states; nil when the set has no budgets.
+// the current quarantine states; nil when the set has no budgets. For a
+// deployed rule set it is built from the version current at start: rates,
+// the cascade counter and the quarantine watch come from that version,
+// while each event's caps come from the version that handles it.
 func (r *Runner) startGuard(ctx context.Context) (*guard, error) {
 	if !r.set.hasBudgets() {
 		return nil, nil
@@ -54,18 +57,21 @@ func (r *Runner) startGuard(ctx context.Context) (*guard, error) {
 // quarantined reports whether rule is quarantined: it does not fire.
 func (g *guard) quarantined(ruleID string) bool { return g != nil && g.quarantine.has(ruleID) }
 
-// admit returns the rules that may run on e's event (the event at stream
-// sequence seq) and adds to failed a *BudgetError for each that would
+// admit returns the rules of set that may run on e's event (the event at
+// stream sequence seq), quarantined ones left out, and adds to failed a *BudgetError for each that would
 // write over its budget. The writes of every rule are counted first when
 // a rule has maxWritesPerEvent or the set counts cascades.
-func (g *guard) admit(ctx context.Context, e *evalEvent, seq uint64, rules []*Rule, failed []ruleFailure) ([]*Rule, []ruleFailure) {
+func (g *guard) admit(ctx context.Context, set *RuleSet, e *evalEvent, seq uint64, rules []*Rule, failed []ruleFailure) ([]*Rule, []ruleFailure) {
 	if g == nil {
 		return rules, failed
 	}
 	var run []*Rule
 	var planned, limits []int
 	for _, rule := range rules {
-		b := g.r.set.BudgetOf(rule)
+		if g.quarantined(rule.ID) {
+			continue
+		}
+		b := set.BudgetOf(rule)
 		if b.MaxWritesPerEvent == 0 && g.cascades == nil {
 			run = append(run, rule)
 			planned, limits = append(planned, 0), append(limits, 0)
@@ -109,12 +115,13 @@ func (g *guard) admit(ctx context.Context, e *evalEvent, seq uint64, rules []*Ru
 	return admitted, failed
 }
 
-// store returns st held to rule's per-event cap and rate as it writes.
-func (g *guard) store(rule *Rule, st Store) Store {
+// store returns st held to rule's per-event cap (as set, the version
+// handling the event, says) and rate as it writes.
+func (g *guard) store(set *RuleSet, rule *Rule, st Store) Store {
 	if g == nil {
 		return st
 	}
-	b := g.r.set.BudgetOf(rule)
+	b := set.BudgetOf(rule)
 	if b.MaxWritesPerEvent == 0 && b.Rate == 0 {
 		return st
 	}

@@ -28,13 +28,20 @@ import (
 // long action would be redelivered while still running). AckWait only
 // matters when a runner dies holding an event.
 func (r *Runner) consumerConfig() jetstream.ConsumerConfig {
+	cfg := ruleSetConsumer(r.set.Name, r.set.Subjects(), r.o.ackWait)
+	cfg.DeliverPolicy = r.o.start.deliverPolicy()
+	return cfg
+}
+
+// ruleSetConsumer is the configuration of rule set name's consumer but
+// for where it starts.
+func ruleSetConsumer(name string, subjects []string, ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        r.set.Name,
-		Description:    "storeloop rule set " + r.set.Name,
-		FilterSubjects: r.set.Subjects(),
-		DeliverPolicy:  r.o.start.deliverPolicy(),
+		Durable:        name,
+		Description:    "storeloop rule set " + name,
+		FilterSubjects: subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        r.o.ackWait,
+		AckWait:        ackWait,
 		MaxDeliver:     -1,
 	}
 }
@@ -53,6 +60,9 @@ func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if r.prov, err = newProvenance(r.js, r.o.stream, stream.CachedInfo()); err != nil {
 			return nil, err
 		}
+	}
+	if r.versions != nil {
+		return r.versions.bind(ctx, r)
 	}
 	cfg := r.consumerConfig()
 	existing, err := r.js.Consumer(ctx, r.o.stream, cfg.Durable)

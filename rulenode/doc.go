@@ -145,4 +145,17 @@
 // Running a rule again for the same event makes the same calls with the
 // same paths, so the caller derives an idempotent command id from rule set,
 // rule id, event sequence and path. A tx is one call, at the tx's path.
+//
+// # Deployed rule sets
+//
+// A [Registry] keeps versions of rule sets in the JetStream key-value
+// bucket [RulesBucket]; [Registry.Deploy] refuses what [Lint] and the loader
+// refuse, and records for each version the stream sequence from which it
+// handles events ([Deployment.From]). [NewDeployedRunner] runs a deployed
+// set: each event goes to the version covering its sequence, new versions
+// are picked up without a restart, and every runner of the set switches at
+// the same sequence. [DryRun] evaluates a rule set on an event the way a
+// runner does but collects its writes instead of sending them; [Shadow]
+// uses it to compare a candidate with the deployed versions on recorded
+// events. docs/protocol.md describes the layout and the switch protocol.
 package rulenode

@@ -96,7 +96,7 @@ func (r *Runner) Retry(ctx context.Context, dl *DeadLetter) ([]string, error) {
 // retryRules returns the rules dl asks to run again on e's event.
 func (r *Runner) retryRules(ctx context.Context, dl *DeadLetter, e *evalEvent) ([]*Rule, error) {
 	if dl.RuleID == "" || dl.Reason == ReasonMaxHop || dl.Reason == ReasonMaxDeliver {
-		rules, failed := r.eligible(ctx, e)
+		rules, failed := r.set.eligible(ctx, e)
 		if len(failed) > 0 {
 			return nil, failed[0].err
 		}

@@ -186,6 +186,12 @@ func (rs *RuleSet) Subjects() []string {
 	for _, r := range rs.Rules {
 		fs = append(fs, r.On...)
 	}
+	return consumerFilters(fs)
+}
+
+// consumerFilters returns filters a consumer accepts that cover fs (see
+// [RuleSet.Subjects]).
+func consumerFilters(fs []string) []string {
 	for {
 		fs = dropCovered(fs)
 		i, j, ok := overlapping(fs)

@@ -40,6 +40,9 @@ type Runner struct {
 	ready atomic.Bool
 	prov  *provenance           // nil when proofs are not checked
 	guard atomic.Pointer[guard] // nil when the set has no budgets
+	// versions, for a deployed rule set, gives the version that handles
+	// each event; nil runs set alone.
+	versions *versionTable
 }
 
 // RunnerOption configures a [Runner].
@@ -254,11 +257,20 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // maxHop is the set's MaxHop, defaulted.
-func (r *Runner) maxHop() int {
-	if r.set.MaxHop > 0 {
-		return r.set.MaxHop
+func (rs *RuleSet) maxHop() int {
+	if rs.MaxHop > 0 {
+		return rs.MaxHop
 	}
 	return DefaultMaxHop
+}
+
+// setFor returns the rule set that handles the event at stream sequence
+// seq: the runner's own, or the deployed version that covers seq.
+func (r *Runner) setFor(ctx context.Context, seq uint64) (*RuleSet, error) {
+	if r.versions == nil {
+		return r.set, nil
+	}
+	return r.versions.forSeq(ctx, seq)
 }
 
 // retryDelay is the delay before delivery n+1 after delivery n failed.
@@ -340,15 +352,20 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 		return r.bury(ctx, log, err, dl)
 	}
 
+	set, serr := r.setFor(ctx, seq)
+	if serr != nil {
+		log.WarnContext(ctx, "rule node: no rule-set version for the event, will retry", "err", serr)
+		return verdictNak, serr
+	}
 	e := &evalEvent{ev: ev}
-	rules, failed := r.eligible(ctx, e)
-	if ev.Meta.Hop >= r.maxHop() {
-		return r.stopLoop(ctx, log, ev, dl, rules, failed)
+	rules, failed := set.eligible(ctx, e)
+	if ev.Meta.Hop >= set.maxHop() {
+		return r.stopLoop(ctx, log, set, ev, dl, rules, failed)
 	}
 	g := r.guard.Load()
-	rules, failed = g.admit(ctx, e, seq, rules, failed)
+	rules, failed = g.admit(ctx, set, e, seq, rules, failed)
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, rule, e, g.store(rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
+		if err := r.runRule(ctx, log, rule, e, g.store(set, rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
@@ -409,13 +426,10 @@ func (r *Runner) checkProof(ctx context.Context, log *slog.Logger, d delivery, s
 
 // eligible returns the rules that act on e's event, and those whose
 // condition could not be evaluated.
-func (r *Runner) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleFailure) {
+func (rs *RuleSet) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleFailure) {
 	var rules []*Rule
 	var failed []ruleFailure
-	for _, rule := range r.set.Match(eventSubject(e.ev)) {
-		if r.guard.Load().quarantined(rule.ID) {
-			continue
-		}
+	for _, rule := range rs.Match(eventSubject(e.ev)) {
 		ok, err := rule.eligible(ctx, e)
 		switch {
 		case err != nil:
@@ -436,7 +450,7 @@ func eventSubject(ev *events.Event) string { return events.EventSubject(ev.Bucke
 // acted on it (or its condition failed, so it might have), the loop is
 // cut here, visibly: a warning, a dead letter, a metric. Otherwise the
 // event is simply done.
-func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, ev *events.Event, dl DeadLetter, rules []*Rule, failed []ruleFailure) (verdict, error) {
+func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, set *RuleSet, ev *events.Event, dl DeadLetter, rules []*Rule, failed []ruleFailure) (verdict, error) {
 	var ids []string
 	for _, rule := range rules {
 		ids = append(ids, rule.ID)
@@ -447,8 +461,8 @@ func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, ev *events.Even
 	if len(ids) == 0 {
 		return verdictAck, nil
 	}
-	err := fmt.Errorf("hop %d reached the rule set's maxHop %d: rules %v not run", ev.Meta.Hop, r.maxHop(), ids)
-	log.WarnContext(ctx, "rule node: loop stopped at maxHop", "maxHop", r.maxHop(), "rules", ids)
+	err := fmt.Errorf("hop %d reached the rule set's maxHop %d: rules %v not run", ev.Meta.Hop, set.maxHop(), ids)
+	log.WarnContext(ctx, "rule node: loop stopped at maxHop", "maxHop", set.maxHop(), "rules", ids)
 	if m := r.o.metrics; m != nil {
 		m.MaxHopStopped(ctx, r.set.Name)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -40,12 +41,15 @@ type flags struct {
 	concurrency, maxDeliver                      int
 	ackWait                                      time.Duration
 	start                                        rulenode.StartPolicy
+	// ruleset names a deployed rule set, run instead of the file rules.
+	ruleset string
 }
 
 func parseFlags(args []string) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("rulenode", flag.ContinueOnError)
 	fs.StringVar(&f.rules, "rules", daemon.Env("STORELOOP_RULES", ""), "YAML rule file (env STORELOOP_RULES)")
+	fs.StringVar(&f.ruleset, "ruleset", daemon.Env("STORELOOP_DEPLOYED_RULESET", ""), "run the deployed rule set NAME (storeloop rules deploy), switching to each new version without a restart, instead of --rules (env STORELOOP_DEPLOYED_RULESET)")
 	fs.StringVar(&f.natsURL, "nats", daemon.Env("STORELOOP_NATS", "nats://127.0.0.1:4222"), "NATS URL (env STORELOOP_NATS)")
 	fs.StringVar(&f.name, "name", daemon.Env("STORELOOP_RULESET", ""), "rule-set name, overriding the file's: the durable consumer (env STORELOOP_RULESET)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
@@ -71,8 +75,12 @@ func parseFlags(args []string) (*flags, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
-	case f.rules == "":
-		return nil, fmt.Errorf("--rules FILE is required")
+	case f.rules == "" && f.ruleset == "":
+		return nil, fmt.Errorf("--rules FILE or --ruleset NAME is required")
+	case f.rules != "" && f.ruleset != "":
+		return nil, fmt.Errorf("--rules and --ruleset exclude each other")
+	case f.ruleset != "" && (f.name != "" || f.start != rulenode.StartAll):
+		return nil, fmt.Errorf("--name and --start apply to --rules only: a deployed rule set is named by --ruleset and starts at its first version's sequence")
 	}
 	if err := f.conn.Validate(); err != nil {
 		return nil, err
@@ -90,17 +98,13 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer shutdownTelemetry(context.Background())
-	set, err := rulenode.LoadFile(f.rules)
-	if err != nil {
-		return err
-	}
-	if f.name != "" {
-		set.Name = f.name
-	}
-	for _, c := range rulenode.Lint(set) {
-		if !c.Guarded() {
-			log.Warn("rules form a loop; maxHop will cut it", "cycle", c.String(), "maxHop", set.MaxHop)
+	var set *rulenode.RuleSet
+	name := f.ruleset
+	if f.rules != "" {
+		if set, err = loadRules(f, log); err != nil {
+			return err
 		}
+		name = set.Name
 	}
 
 	metrics, err := tracing.NewMetrics(nil)
@@ -112,7 +116,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(f.natsURL, append(connOpts, nats.Name("rulenode "+set.Name), nats.MaxReconnects(-1))...)
+	nc, err := nats.Connect(f.natsURL, append(connOpts, nats.Name("rulenode "+name), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", f.natsURL, err)
 	}
@@ -125,14 +129,23 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	runner := rulenode.NewRunner(js, cl, set,
+	opts := []rulenode.RunnerOption{
 		rulenode.WithStream(f.stream),
 		rulenode.WithConcurrency(f.concurrency),
 		rulenode.WithMaxDeliver(f.maxDeliver),
 		rulenode.WithAckWait(f.ackWait),
 		rulenode.WithStartFrom(f.start),
 		rulenode.WithLogger(log),
-		rulenode.WithMetrics(metrics))
+		rulenode.WithMetrics(metrics)}
+	var runner *rulenode.Runner
+	if set != nil {
+		runner = rulenode.NewRunner(js, cl, set, opts...)
+	} else {
+		if runner, err = rulenode.NewDeployedRunner(ctx, js, cl, f.ruleset, opts...); err != nil {
+			return err
+		}
+		set = runner.RuleSet()
+	}
 
 	reg, err := metrics.ObservePending(set.Name, func(ctx context.Context) (int64, error) {
 		cons, err := js.Consumer(ctx, f.stream, set.Name)
@@ -154,7 +167,7 @@ func run(ctx context.Context, args []string) error {
 		log.Info("http endpoints", "addr", addr)
 	}
 
-	log.Info("rule node starting", "ruleSet", set.Name, "rules", len(set.Rules), "file", f.rules,
+	log.Info("rule node starting", "ruleSet", set.Name, "rules", len(set.Rules), "file", f.rules, "deployed", f.ruleset != "",
 		"nats", f.natsURL, "stream", f.stream, "concurrency", f.concurrency, "start", f.start)
 	if err := runner.Run(ctx); err != nil {
 		return err
@@ -164,4 +177,21 @@ func run(ctx context.Context, args []string) error {
 		log.Warn("drain", "err", err)
 	}
 	return nil
+}
+
+// loadRules loads --rules, renamed by --name, warning of loops.
+func loadRules(f *flags, log *slog.Logger) (*rulenode.RuleSet, error) {
+	set, err := rulenode.LoadFile(f.rules)
+	if err != nil {
+		return nil, err
+	}
+	if f.name != "" {
+		set.Name = f.name
+	}
+	for _, c := range rulenode.Lint(set) {
+		if !c.Guarded() {
+			log.Warn("rules form a loop; maxHop will cut it", "cycle", c.String(), "maxHop", set.MaxHop)
+		}
+	}
+	return set, nil
 }

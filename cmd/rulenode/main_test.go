@@ -86,7 +86,11 @@ func TestParseFlags(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{name: "rules required", args: nil, wantErr: "--rules FILE is required"},
+		{name: "rules required", args: nil, wantErr: "--rules FILE or --ruleset NAME is required"},
+		{name: "rules or ruleset", args: []string{"--rules", "r.yaml", "--ruleset", "s"}, wantErr: "--rules and --ruleset exclude each other"},
+		{name: "ruleset without name", args: []string{"--ruleset", "s", "--name", "t"}, wantErr: "--name and --start apply to --rules only"},
+		{name: "ruleset without start", args: []string{"--ruleset", "s", "--start", "new"}, wantErr: "--name and --start apply to --rules only"},
+		{name: "ruleset", args: []string{"--ruleset", "s"}},
 		{name: "no arguments", args: []string{"--rules", "r.yaml", "extra"}, wantErr: "unexpected arguments [extra]"},
 		{name: "ok", args: []string{"--rules", "r.yaml", "--concurrency", "2"}},
 	}

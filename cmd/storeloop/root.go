@@ -148,10 +148,22 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return code
 }
 
+// exitStatus is an error whose command decides its exit code itself.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e exitStatus) Error() string { return e.err.Error() }
+func (e exitStatus) Unwrap() error { return e.err }
+
 // exitCode classifies err; started tells whether a command began to run.
 func exitCode(err error, started bool) int {
 	var ue usageError
+	var es exitStatus
 	switch {
+	case errors.As(err, &es):
+		return es.code
 	case !started, errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, nats.ErrNoServers),

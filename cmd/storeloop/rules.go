@@ -16,9 +16,11 @@ func init() { rootCmd.AddCommand(rulesCmd()) }
 func rulesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
-		Short: "Check and inspect rule files (no store needed)",
+		Short: "Check and inspect rule files; deploy rule sets, list, roll back and shadow-run their versions",
 	}
-	cmd.AddCommand(rulesLintCmd(), rulesShowCmd(), rulesQuarantinedCmd(), rulesResumeCmd())
+	cmd.AddCommand(rulesLintCmd(), rulesShowCmd(),
+		rulesDeployCmd(), rulesLsCmd(), rulesHistoryCmd(), rulesRollbackCmd(), rulesShadowCmd(),
+		rulesQuarantinedCmd(), rulesResumeCmd())
 	return cmd
 }
 

@@ -78,7 +78,14 @@ func Run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	printTrace(ctx, w, spans, ended, shipTrace)
-	return resultErr
+	if resultErr != nil {
+		return resultErr
+	}
+	// The file's rule node hands the rule set over to a deployed one.
+	if err := rules.Stop(); err != nil {
+		return err
+	}
+	return hotSwap(ctx, w, local.URL, cl)
 }
 
 // scenario is the seed's order lifecycle. It returns the trace id of the

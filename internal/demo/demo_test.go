@@ -21,6 +21,9 @@ func TestDemo(t *testing.T) {
 		"[loyalty-on-ship] bucket.loyalty.inserted key=alice hop=1",
 		"[loyalty-on-ship] bucket.loyalty.updated key=alice hop=1",
 		"rule loyalty-on-ship [internal]",
+		"deployed version 2 (loyalty-on-ship: a point per 5 instead of per 10)",
+		"carol ships an order of 250: 25 points  (version 1's rule",
+		"bob ships an order of 250: 50 points  (version 2's rule",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q", want)
