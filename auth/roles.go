@@ -30,8 +30,8 @@ func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
 
 // Defaults of the names the permissions are written for.
 const (
-	DefaultDeadLetterStream = "STORELOOP_DLQ"
-	DefaultDeadLetterPrefix = "storeloop.dlq"
+	DefaultDeadLetterStream = events.DefaultDeadLetterStream
+	DefaultDeadLetterPrefix = events.DeadLetterSubjectPrefix
 )
 
 // config names the subjects and streams the permissions cover.
@@ -183,10 +183,15 @@ func (c *config) rules() []Permission {
 			api + "DIRECT.GET." + s + ".>",
 			api + "CONSUMER.INFO." + s + ".>",
 			api + "CONSUMER.DELETE." + s + ".>",
+			// It creates the dead-letter stream, so that no other role may
+			// create a stream (which could capture commands and replies).
+			api + "STREAM.INFO." + c.dlqStream,
+			api + "STREAM.CREATE." + c.dlqStream,
+			api + "STREAM.UPDATE." + c.dlqStream,
 		}, read...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
+		Why:       "appends events and bucket definitions, creates and replays its stream, creates the dead-letter stream, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append([]string{
@@ -194,7 +199,6 @@ func (c *config) rules() []Permission {
 			c.dlqPrefix + ".>",
 			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
-			api + "STREAM.CREATE." + c.dlqStream,
 		}, c.consumers()...), c.rulePublish...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",

@@ -17,6 +17,15 @@ const (
 	// SchemaSubjectPrefix is where bucket definitions are appended, in the
 	// same stream as the events so that replay sees them in order.
 	SchemaSubjectPrefix = "storeloop.schema"
+
+	// DefaultDeadLetterStream holds the events rule sets gave up on. The
+	// store node creates it with exactly DeadLetterSubjectPrefix.> as its
+	// subjects: no other role may create a stream, which could capture
+	// commands and replies.
+	DefaultDeadLetterStream = "STORELOOP_DLQ"
+	// DeadLetterSubjectPrefix starts every dead-letter subject
+	// (storeloop.dlq.<ruleSet>.<reason>).
+	DeadLetterSubjectPrefix = "storeloop.dlq"
 )
 
 // Op is a mutation type, the last token of an event subject.

@@ -124,6 +124,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if err := n.ensureStream(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.ensureDeadLetterStream(ctx); err != nil {
+		return nil, err
+	}
 	started := time.Now()
 	if err := n.rebuild(ctx); err != nil {
 		return nil, err
