@@ -50,7 +50,7 @@ func Init(dir string, opts ...Option) error {
 	// Users are issued first: the account JWT revokes the old directory's.
 	files := map[string][]byte{}
 	for _, p := range c.rules() {
-		creds, err := issueUser(account, p)
+		creds, err := issueUser(account, p, c.limits)
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func Init(dir string, opts ...Option) error {
 	ac := jwt.NewAccountClaims(accPub)
 	ac.Name = accountName
 	// Without JetStream limits the account has no JetStream at all.
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	ac.Limits.JetStreamLimits = c.limits.jetStream()
 	if c.keysFrom != "" {
 		if err := revokeUsers(ac, c.keysFrom); err != nil {
 			return err
@@ -184,7 +184,7 @@ func (c *config) signers() (operator, account, system nkeys.KeyPair, err error) 
 
 // issueUser makes a new user of the account with p's permissions and
 // returns its credentials file.
-func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
+func issueUser(account nkeys.KeyPair, p Permission, l Limits) ([]byte, error) {
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		return nil, fmt.Errorf("auth: user key: %w", err)
@@ -195,6 +195,9 @@ func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
 	uc.Permissions.Pub.Allow.Add(p.Publish...)
 	uc.Permissions.Pub.Deny.Add(p.Deny...)
 	uc.Permissions.Sub.Allow.Add(p.Subscribe...)
+	if limited(p.Role) {
+		uc.Limits.Subs = l.Subscriptions
+	}
 	if p.Responses {
 		uc.Permissions.Resp = &jwt.ResponsePermission{MaxMsgs: 1}
 	}

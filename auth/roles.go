@@ -42,6 +42,7 @@ type config struct {
 	dlqPrefix   string   // dead-letter subjects
 	rulePublish []string // extra subjects rule `publish` actions may use
 	ruleSets    []string // the rule sets rulenode.creds may run; none: any
+	limits      Limits   // what the account and its users may take of the server
 	keysFrom    string   // auth directory whose operator and account keys to reuse
 	force       bool     // overwrite a non-empty directory
 }
@@ -51,7 +52,7 @@ type Option func(*config) error
 
 func newConfig(opts []Option) (*config, error) {
 	c := &config{prefix: events.DefaultCommandPrefix, stream: events.DefaultStream,
-		dlqStream: DefaultDeadLetterStream, dlqPrefix: DefaultDeadLetterPrefix}
+		dlqStream: DefaultDeadLetterStream, dlqPrefix: DefaultDeadLetterPrefix, limits: DefaultLimits}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
