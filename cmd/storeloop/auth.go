@@ -15,7 +15,7 @@ import (
 
 func init() {
 	authCmd := &cobra.Command{Use: "auth", Short: "Credentials for the roles NATS enforces (store, rulenode, client, admin)"}
-	authCmd.AddCommand(authInitCmd(), authRulesCmd())
+	authCmd.AddCommand(authInitCmd(), authUserCmd(), authRulesCmd())
 	rootCmd.AddCommand(authCmd)
 }
 
@@ -155,6 +155,47 @@ The account's JetStream is limited (--max-streams, --max-consumers,
 	cmd.Flags().StringVar(&keysFrom, "keys-from", "", "reuse the operator and account keys of this auth directory and revoke its users (rotation)")
 	rules.register(cmd)
 	limits.register(cmd)
+	return cmd
+}
+
+func authUserCmd() *cobra.Command {
+	var role string
+	var force bool
+	var rules ruleFlags
+	var subs int64
+	cmd := &cobra.Command{
+		Use:   "user NAME DIR",
+		Short: "Issue one more client or rule node user, with a reply inbox of its own, into the auth directory DIR",
+		Long: `user writes DIR/<role>_NAME.creds: a user of the role (--role client or
+rulenode) signed with DIR's account key, whose replies come to its own
+inbox prefix _INBOX_<role>_NAME, which no other user may subscribe to.
+Give each application its own user: users of one credentials file share
+an inbox. Give the --prefix, --stream, --rule-set, --rule-publish and
+--max-subs that auth init was given.`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			r := auth.Role(role)
+			if r != auth.RoleClient && r != auth.RoleRuleNode {
+				return usageError{fmt.Errorf("--role %q: want client or rulenode", role)}
+			}
+			limits := auth.DefaultLimits
+			limits.Subscriptions = subs
+			opts := append(authOptions(cmd, rules), auth.WithLimits(limits))
+			if force {
+				opts = append(opts, auth.WithForce())
+			}
+			path, err := auth.AddUser(a[1], r, a[0], opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (reply inbox %s)\n", path, auth.UserInbox(r, a[0]))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", string(auth.RoleClient), "the user's role: client or rulenode")
+	cmd.Flags().BoolVar(&force, "force", false, "issue the user again, replacing its credentials file (the old one stays valid until auth init --keys-from revokes it)")
+	cmd.Flags().Int64Var(&subs, "max-subs", auth.DefaultLimits.Subscriptions, "subscriptions of each of the user's connections (-1: no limit)")
+	rules.register(cmd)
 	return cmd
 }
 

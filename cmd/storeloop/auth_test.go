@@ -110,3 +110,21 @@ func TestAuthInitLimits(t *testing.T) {
 		t.Fatalf("account JetStream limits %+v, want 7 consumers, 2GiB disk, default streams", l)
 	}
 }
+
+func TestAuthUser(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	if _, stderr, code := cli(t, "", "", "auth", "init", dir); code != exitOK {
+		t.Fatalf("init: exit %d stderr %q", code, stderr)
+	}
+	stdout, stderr, code := cli(t, "", "", "auth", "user", "shop", dir, "--role", "rulenode")
+	want := filepath.Join(dir, "rulenode_shop.creds")
+	if code != exitOK || stdout != "wrote "+want+" (reply inbox _INBOX_rulenode_shop)\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if r, err := auth.CredsRole(want); err != nil || r != auth.RoleRuleNode {
+		t.Fatalf("%s: role %q, %v", want, r, err)
+	}
+	if _, _, code := cli(t, "", "", "auth", "user", "ops", dir, "--role", "admin"); code != exitUsage {
+		t.Fatalf("--role admin: exit %d, want %d", code, exitUsage)
+	}
+}
