@@ -213,12 +213,35 @@ func (n *Node) Ready() (text string, err error) {
 	return text, nil
 }
 
+// ensureStream creates the event stream, or updates an existing one with
+// the node's key added to the trusted keys. The update reads and writes
+// the whole metadata, so it runs under the trust lock: two nodes starting
+// at once must not each drop the other's key.
 func (n *Node) ensureStream(ctx context.Context) error {
+	for {
+		_, err := n.js.Stream(ctx, n.cfg.stream)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			err = n.writeStream(ctx, n.js.CreateStream)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another node created it first: add the key to its list
+			}
+			return err
+		case err != nil:
+			return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
+		}
+		return n.withTrustLock(ctx, func() error { return n.writeStream(ctx, n.js.UpdateStream) })
+	}
+}
+
+// writeStream creates or updates (write) the event stream with the
+// node's configuration and metadata, and trusts the keys it then lists.
+func (n *Node) writeStream(ctx context.Context, write func(context.Context, jetstream.StreamConfig) (jetstream.Stream, error)) error {
 	metadata, err := n.streamMetadata(ctx)
 	if err != nil {
 		return err
 	}
-	s, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := write(ctx, jetstream.StreamConfig{
 		Name:               n.cfg.stream,
 		Description:        "storeloop events: one message per bucket mutation",
 		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>"},
@@ -233,6 +256,9 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		Replicas:           n.cfg.replicas,
 		Metadata:           metadata,
 	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	}
