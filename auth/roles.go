@@ -201,6 +201,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
 		}, c.consumers()...), c.rulePublish...),
+		Deny:      c.trustLock(),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",
 	}, {
@@ -213,7 +214,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.MSG.GET." + s,
 			api + "DIRECT.GET." + s + ".>",
 		}, read...),
-		Deny:      c.ruleSetConsumers(),
+		Deny:      append(c.ruleSetConsumers(), c.trustLock()...),
 		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
 		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
 	}, {
@@ -235,6 +236,14 @@ func (c *config) ruleSetConsumers() []string {
 			"$JS.API.CONSUMER.DURABLE.CREATE"+suffix, "$JS.API.CONSUMER.MSG.NEXT"+suffix)
 	}
 	return out
+}
+
+// trustLock are the API subjects that create the store's trust lock
+// consumer: another role holding it would keep store nodes from starting.
+func (c *config) trustLock() []string {
+	suffix := "." + c.stream + "." + events.TrustLockConsumer
+	return []string{"$JS.API.CONSUMER.CREATE" + suffix, "$JS.API.CONSUMER.CREATE" + suffix + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE" + suffix}
 }
 
 // consumers is what a rule node may do with durable consumers of the

@@ -44,6 +44,15 @@ func TestOnlyStoreCreatesStreams(t *testing.T) {
 					}
 				}
 			}
+			// Nor may it hold the store's trust lock, keeping store nodes
+			// from starting.
+			for _, api := range []string{"$JS.API.CONSUMER.CREATE.STORELOOP." + events.TrustLockConsumer,
+				"$JS.API.CONSUMER.DURABLE.CREATE.STORELOOP." + events.TrustLockConsumer} {
+				if err := nc.Publish(api, []byte(`{"stream_name":"STORELOOP","config":{"durable_name":"`+events.TrustLockConsumer+`"}}`)); err != nil {
+					t.Fatal(err)
+				}
+				wantViolation(t, errs, "publish", api)
+			}
 			// Through the jetstream API, as a rule node would call it: an
 			// error, not a stream.
 			js, err := jetstream.New(nc)

@@ -26,6 +26,11 @@ const (
 	// DeadLetterSubjectPrefix starts every dead-letter subject
 	// (storeloop.dlq.<ruleSet>.<reason>).
 	DeadLetterSubjectPrefix = "storeloop.dlq"
+
+	// TrustLockConsumer is the durable consumer of the event stream a store
+	// node holds while it adds its key to the stream's trusted keys (a
+	// stream update has no compare-and-set). Only the store may create it.
+	TrustLockConsumer = "storeloop-trust-lock"
 )
 
 // Op is a mutation type, the last token of an event subject.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/storeloop/storeloop/events"
 )
 
 // The stream's configuration, and so its trusted keys, is written whole: a
@@ -16,7 +18,7 @@ import (
 // durable consumer is the mutex: the server refuses to create one that
 // exists with another configuration (here, another holder's nonce).
 const (
-	trustLockName = "storeloop-trust-lock"
+	trustLockName = events.TrustLockConsumer
 	// trustLockIdle frees the lock of a node that died holding it.
 	trustLockIdle = 10 * time.Second
 )
