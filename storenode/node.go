@@ -279,7 +279,7 @@ func (n *Node) rebuild(ctx context.Context) error {
 	rr := newReplayReplies(dd, n.now())
 	seqs := newSeqCheck()
 	adm := n.newAdmission()
-	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+	err = streamread.Upto(ctx, src.stream, func(seq uint64, msg jetstream.Msg) error {
 		seqs.observe(seq) // a quarantined message is still there: no hole
 		m, ok := adm.admit(seq, msg)
 		if !ok {
