@@ -96,3 +96,44 @@ func stop(t *testing.T, n *storenode.Node) {
 		t.Fatal(err)
 	}
 }
+
+// A trust lock left by a node that died holding it expires when idle: the
+// next start waits for it, then adds its key.
+func TestTrustLockOfADeadNodeExpires(t *testing.T) {
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	first, err := storenode.Start(ctx, natstest.Connect(t, srv), storenode.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop(t, first)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a node that died between taking the lock and releasing it.
+	if _, err := js.CreateConsumer(ctx, events.DefaultStream, jetstream.ConsumerConfig{Durable: events.TrustLockConsumer,
+		Description: "a dead node's", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckNonePolicy,
+		InactiveThreshold: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := storenode.Start(ctx, natstest.Connect(t, srv), storenode.WithProofKey(kp), storenode.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("start after a dead node's lock: %v", err)
+	}
+	stop(t, second)
+	s, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	if keys := proof.ParseKeys(s.CachedInfo().Config.Metadata[proof.MetadataKeys]); len(keys) != 2 || !slices.Contains(keys, pub) {
+		t.Fatalf("trusted keys %v, want the first node's and %s", keys, pub)
+	}
+}
