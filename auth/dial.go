@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
@@ -26,8 +25,9 @@ func (c ConnConfig) Validate() error {
 	return err
 }
 
-// check is Validate, returning the role of the credentials (read once).
-func (c ConnConfig) check() (Role, error) {
+// check is Validate, returning the reply-inbox prefix of the credentials
+// (read once): "" without credentials or for a user of another tool.
+func (c ConnConfig) check() (inbox string, err error) {
 	if (c.Cert == "") != (c.Key == "") {
 		return "", errors.New("a client certificate needs both --tls-client-cert and --tls-client-key")
 	}
@@ -42,21 +42,25 @@ func (c ConnConfig) check() (Role, error) {
 	if c.Creds == "" {
 		return "", nil
 	}
-	return CredsRole(c.Creds)
+	r, name, err := credsUser(c.Creds)
+	if err != nil || r == "" {
+		return "", err
+	}
+	return UserInbox(r, name), nil
 }
 
 // NATSOptions returns the nats.Options of c: the credentials, the inbox
-// prefix of their role, the trusted CA and the client certificate.
+// prefix of their user, the trusted CA and the client certificate.
 func (c ConnConfig) NATSOptions() ([]nats.Option, error) {
-	role, err := c.check()
+	inbox, err := c.check()
 	if err != nil {
 		return nil, err
 	}
 	var opts []nats.Option
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
-		if role != "" {
-			opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(role)))
+		if inbox != "" {
+			opts = append(opts, nats.CustomInboxPrefix(inbox))
 		}
 	}
 	if c.CA != "" {
@@ -68,22 +72,27 @@ func (c ConnConfig) NATSOptions() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// CredsRole returns the role of a credentials file Init wrote (the name of
-// its user), or "" for a user of another name: credentials made by other
-// tools work, with the default inbox prefix.
+// CredsRole returns the role of a credentials file Init or AddUser wrote
+// (from the name of its user), or "" for a user of another name:
+// credentials made by other tools work, with the default inbox prefix.
 func CredsRole(path string) (Role, error) {
+	r, _, err := credsUser(path)
+	return r, err
+}
+
+// credsUser returns the role and user name (AddUser's; "" for the role's
+// own user) of a credentials file.
+func credsUser(path string) (Role, string, error) {
 	body, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	uc, err := userClaims(body)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", "", fmt.Errorf("%s: %w", path, err)
 	}
-	if r := Role(uc.Name); slices.Contains(Roles, r) {
-		return r, nil
-	}
-	return "", nil
+	r, name, _ := parseUserName(uc.Name)
+	return r, name, nil
 }
 
 func userClaims(creds []byte) (*jwt.UserClaims, error) {

@@ -14,6 +14,8 @@
 // [Rules] is the permission table: the single source of the JWTs' permissions
 // and of the documentation (`storeloop auth rules` prints it). Each role
 // subscribes only under its own reply-inbox prefix ([InboxPrefix]), so no
-// role reads another role's replies; [Dial] gives a connection the right
-// prefix from its credentials.
+// role reads another role's replies; [AddUser] issues more client and rule
+// node users, each with an inbox prefix of its own ([UserInbox]).
+// [ConnConfig.NATSOptions] gives a connection the right prefix from its
+// credentials.
 package auth

@@ -50,7 +50,7 @@ func Init(dir string, opts ...Option) error {
 	// Users are issued first: the account JWT revokes the old directory's.
 	files := map[string][]byte{}
 	for _, p := range c.rules() {
-		creds, err := issueUser(account, p)
+		creds, err := issueUser(account, p, c.limits, "")
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func Init(dir string, opts ...Option) error {
 	ac := jwt.NewAccountClaims(accPub)
 	ac.Name = accountName
 	// Without JetStream limits the account has no JetStream at all.
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	ac.Limits.JetStreamLimits = c.limits.jetStream()
 	if c.keysFrom != "" {
 		if err := revokeUsers(ac, c.keysFrom); err != nil {
 			return err
@@ -182,30 +182,6 @@ func (c *config) signers() (operator, account, system nkeys.KeyPair, err error) 
 	return operator, account, system, nil
 }
 
-// issueUser makes a new user of the account with p's permissions and
-// returns its credentials file.
-func issueUser(account nkeys.KeyPair, p Permission) ([]byte, error) {
-	user, err := nkeys.CreateUser()
-	if err != nil {
-		return nil, fmt.Errorf("auth: user key: %w", err)
-	}
-	pub, _ := user.PublicKey()
-	uc := jwt.NewUserClaims(pub)
-	uc.Name = string(p.Role)
-	uc.Permissions.Pub.Allow.Add(p.Publish...)
-	uc.Permissions.Pub.Deny.Add(p.Deny...)
-	uc.Permissions.Sub.Allow.Add(p.Subscribe...)
-	if p.Responses {
-		uc.Permissions.Resp = &jwt.ResponsePermission{MaxMsgs: 1}
-	}
-	token, err := uc.Encode(account)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %s jwt: %w", p.Role, err)
-	}
-	seed, _ := user.Seed()
-	return jwt.FormatUserConfig(token, seed)
-}
-
 // revokeUsers revokes, in ac, every user whose credentials are in dir, and
 // keeps the revocations of dir's own account JWT: a rotation must not give
 // back their rights to the users an earlier rotation revoked.
@@ -213,17 +189,19 @@ func revokeUsers(ac *jwt.AccountClaims, dir string) error {
 	if err := keepRevocations(ac, dir); err != nil {
 		return err
 	}
-	for _, r := range Roles {
-		body, err := os.ReadFile(filepath.Join(dir, r.CredsFile()))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+	// The roles' users and the named ones (AddUser).
+	files, err := filepath.Glob(filepath.Join(dir, "*.creds"))
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	for _, path := range files {
+		body, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
 		uc, err := userClaims(body)
 		if err != nil {
-			return fmt.Errorf("auth: %s: %w", r.CredsFile(), err)
+			return fmt.Errorf("auth: %s: %w", path, err)
 		}
 		// Every JWT of this user issued up to now.
 		ac.Revoke(uc.Subject)

@@ -98,19 +98,25 @@ func TestRotateKeepsDataAndRevokesOldUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	named, err := auth.AddUser(old, auth.RoleClient, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := auth.Init(rotated, auth.WithKeysFrom(old)); err != nil {
 		t.Fatal(err)
 	}
 	run(t, rotated, data, func(url string) {
-		opts, err := auth.ConnConfig{Creds: filepath.Join(old, auth.RoleClient.CredsFile())}.NATSOptions()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if nc, err := nats.Connect(url, append(opts, nats.NoReconnect())...); !errors.Is(err, nats.ErrAuthorization) {
-			if nc != nil {
-				nc.Close()
+		for _, creds := range []string{filepath.Join(old, auth.RoleClient.CredsFile()), named} {
+			opts, err := auth.ConnConfig{Creds: creds}.NATSOptions()
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Fatalf("old credentials: %v, want an authorization violation", err)
+			if nc, err := nats.Connect(url, append(opts, nats.NoReconnect())...); !errors.Is(err, nats.ErrAuthorization) {
+				if nc != nil {
+					nc.Close()
+				}
+				t.Fatalf("old credentials %s: %v, want an authorization violation", creds, err)
+			}
 		}
 		cl := dialClient(t, url, filepath.Join(rotated, auth.RoleClient.CredsFile()))
 		defer cl.Close()

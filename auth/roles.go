@@ -30,15 +30,16 @@ func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
 
 // Defaults of the names the permissions are written for.
 const (
-	DefaultDeadLetterStream = "STORELOOP_DLQ"
-	DefaultDeadLetterPrefix = "storeloop.dlq"
+	DefaultDeadLetterStream = events.DefaultDeadLetterStream
+	DefaultDeadLetterPrefix = events.DeadLetterSubjectPrefix
 )
 
-// The KV buckets of rule budgets (package rulenode): the rule nodes of a
-// set with budgets create them, and read, write and watch their keys.
+// The KV buckets of rule budgets (package rulenode): the store node
+// creates them; the rule nodes of a set with budgets read, write and watch
+// their keys.
 const (
-	RuleStateBucket = "storeloop_rule_state"
-	CascadeBucket   = "storeloop_cascades"
+	RuleStateBucket = events.RuleStateBucket
+	CascadeBucket   = events.CascadeBucket
 )
 
 // config names the subjects and streams the permissions cover.
@@ -49,6 +50,7 @@ type config struct {
 	dlqPrefix   string   // dead-letter subjects
 	rulePublish []string // extra subjects rule `publish` actions may use
 	ruleSets    []string // the rule sets rulenode.creds may run; none: any
+	limits      Limits   // what the account and its users may take of the server
 	keysFrom    string   // auth directory whose operator and account keys to reuse
 	force       bool     // overwrite a non-empty directory
 }
@@ -58,7 +60,7 @@ type Option func(*config) error
 
 func newConfig(opts []Option) (*config, error) {
 	c := &config{prefix: events.DefaultCommandPrefix, stream: events.DefaultStream,
-		dlqStream: DefaultDeadLetterStream, dlqPrefix: DefaultDeadLetterPrefix}
+		dlqStream: DefaultDeadLetterStream, dlqPrefix: DefaultDeadLetterPrefix, limits: DefaultLimits}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -190,10 +192,15 @@ func (c *config) rules() []Permission {
 			api + "DIRECT.GET." + s + ".>",
 			api + "CONSUMER.INFO." + s + ".>",
 			api + "CONSUMER.DELETE." + s + ".>",
-		}, read...),
+			// It creates the dead-letter stream, so that no other role may
+			// create a stream (which could capture commands and replies).
+			api + "STREAM.INFO." + c.dlqStream,
+			api + "STREAM.CREATE." + c.dlqStream,
+			api + "STREAM.UPDATE." + c.dlqStream,
+		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
+		Why:       "appends events and bucket definitions, creates and replays its stream, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append([]string{
@@ -201,10 +208,10 @@ func (c *config) rules() []Permission {
 			c.dlqPrefix + ".>",
 			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
-			api + "STREAM.CREATE." + c.dlqStream,
-		}, append(c.consumers(), budgetKV()...)...), c.rulePublish...),
+		}, append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
+		Deny:      c.trustLock(),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
-		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV)",
+		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV), reads deployed rule-set versions",
 	}, {
 		Role: RoleClient,
 		Publish: append([]string{
@@ -215,7 +222,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.MSG.GET." + s,
 			api + "DIRECT.GET." + s + ".>",
 		}, read...),
-		Deny:      c.ruleSetConsumers(),
+		Deny:      append(c.ruleSetConsumers(), c.trustLock()...),
 		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
 		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
 	}, {
@@ -239,16 +246,45 @@ func (c *config) ruleSetConsumers() []string {
 	return out
 }
 
-// budgetKV is what a rule node may do with the KV buckets of budgets.
+// budgetKV is what a rule node may do with the KV buckets of budgets:
+// read and write keys, never create or change the buckets' streams (the
+// store node creates them).
 func budgetKV() []string {
-	out := []string{"$JS.API.INFO"} // creating a bucket reads the account's limits
+	var out []string
 	for _, b := range []string{RuleStateBucket, CascadeBucket} {
 		api, s := "$JS.API.", "KV_"+b
-		out = append(out, api+"STREAM.INFO."+s, api+"STREAM.CREATE."+s, api+"STREAM.UPDATE."+s,
+		out = append(out, api+"STREAM.INFO."+s,
 			api+"DIRECT.GET."+s+".>", api+"STREAM.MSG.GET."+s,
 			api+"CONSUMER.CREATE."+s+".>", api+"CONSUMER.DELETE."+s+".>", "$KV."+b+".>")
 	}
 	return out
+}
+
+// kvStreams is what the store node may do with the streams of the named
+// KV buckets: create them and keep their configuration right.
+func kvStreams(buckets ...string) []string {
+	var out []string
+	for _, b := range buckets {
+		s := "$JS.API.STREAM."
+		out = append(out, s+"INFO.KV_"+b, s+"CREATE.KV_"+b, s+"UPDATE.KV_"+b)
+	}
+	return out
+}
+
+// registryKV is what a rule node may do with the rule-set versions of
+// `storeloop rules deploy`: read them (admin deploys).
+func registryKV() []string {
+	api, s := "$JS.API.", "KV_"+events.RulesBucket
+	return []string{api + "STREAM.INFO." + s, api + "DIRECT.GET." + s + ".>", api + "STREAM.MSG.GET." + s,
+		api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.DELETE." + s + ".>"}
+}
+
+// trustLock are the API subjects that create the store's trust lock
+// consumer: another role holding it would keep store nodes from starting.
+func (c *config) trustLock() []string {
+	suffix := "." + c.stream + "." + events.TrustLockConsumer
+	return []string{"$JS.API.CONSUMER.CREATE" + suffix, "$JS.API.CONSUMER.CREATE" + suffix + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE" + suffix}
 }
 
 // consumers is what a rule node may do with durable consumers of the

@@ -86,8 +86,8 @@ func TestRolesDoTheirJobs(t *testing.T) {
 		if _, err := s.client(t, nc).Bucket("orders").Update(ctx, 1, events.Record{"status": "paid"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: auth.DefaultDeadLetterStream,
-			Subjects: []string{auth.DefaultDeadLetterPrefix + ".>"}}); err != nil {
+		// The store node made the dead-letter stream: the rule node binds it.
+		if _, err := js.Stream(ctx, auth.DefaultDeadLetterStream); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := js.Publish(ctx, auth.DefaultDeadLetterPrefix+".commerce.failed", []byte(`{}`)); err != nil {

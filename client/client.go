@@ -56,7 +56,8 @@ func Connect(url string, opts ...Option) (*Client, error) {
 }
 
 // New returns a client over an existing connection; [Client.Close] leaves
-// the connection open.
+// the connection open. Options of a connection to open (WithName,
+// WithNATSOptions) are refused.
 func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if nc == nil {
 		return nil, errors.New("client: nil NATS connection")
@@ -64,6 +65,10 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	if o.dialSet {
+		// Ignored, they would drop credentials or TLS the caller meant.
+		return nil, errors.New("client: WithName and WithNATSOptions configure the connection Connect opens; New uses the connection it is given")
 	}
 	return newClient(nc, o)
 }

@@ -21,6 +21,7 @@ type options struct {
 	tracerP  trace.TracerProvider
 	natsName string
 	natsOpts []nats.Option
+	dialSet  bool // WithName or WithNATSOptions: options of the connection Connect opens
 }
 
 // Defaults of the options.
@@ -104,19 +105,21 @@ func WithStream(name string) Option {
 	}
 }
 
-// WithName sets the NATS connection name used by [Connect].
+// WithName sets the NATS connection name used by [Connect]; [New] refuses
+// it (its connection is already named).
 func WithName(name string) Option {
 	return func(o *options) error {
-		o.natsName = name
+		o.natsName, o.dialSet = name, true
 		return nil
 	}
 }
 
 // WithNATSOptions adds options to the connection [Connect] opens, such as
 // credentials and TLS (auth.ConnConfig.NATSOptions gives storeloop's).
+// [New] refuses it: give them to the connection it is given.
 func WithNATSOptions(opts ...nats.Option) Option {
 	return func(o *options) error {
-		o.natsOpts = append(o.natsOpts, opts...)
+		o.natsOpts, o.dialSet = append(o.natsOpts, opts...), true
 		return nil
 	}
 }

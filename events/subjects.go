@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 const (
@@ -17,7 +18,34 @@ const (
 	// SchemaSubjectPrefix is where bucket definitions are appended, in the
 	// same stream as the events so that replay sees them in order.
 	SchemaSubjectPrefix = "storeloop.schema"
+
+	// DefaultDeadLetterStream holds the events rule sets gave up on. The
+	// store node creates it with exactly DeadLetterSubjectPrefix.> as its
+	// subjects: no other role may create a stream, which could capture
+	// commands and replies.
+	DefaultDeadLetterStream = "STORELOOP_DLQ"
+	// DeadLetterSubjectPrefix starts every dead-letter subject
+	// (storeloop.dlq.<ruleSet>.<reason>).
+	DeadLetterSubjectPrefix = "storeloop.dlq"
+
+	// TrustLockConsumer is the durable consumer of the event stream a store
+	// node holds while it adds its key to the stream's trusted keys (a
+	// stream update has no compare-and-set). Only the store may create it.
+	TrustLockConsumer = "storeloop-trust-lock"
+
+	// RuleStateBucket and CascadeBucket are the KV buckets of rule budgets
+	// (quarantine states; rule writes per correlation id). The store node
+	// creates them, for the reason it creates the dead-letter stream; rule
+	// nodes read and write their keys.
+	RuleStateBucket = "storeloop_rule_state"
+	CascadeBucket   = "storeloop_cascades"
+	// RulesBucket holds the deployed versions of rule sets (`storeloop
+	// rules deploy`, made by an admin); rule nodes read it.
+	RulesBucket = "storeloop_rules"
 )
+
+// CascadeWindow is how long a cascade counter lives after its last change.
+const CascadeWindow = time.Hour
 
 // Op is a mutation type, the last token of an event subject.
 type Op string

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/events"
 )
 
 // CascadeBucket is the KV bucket counting rule writes per correlation id
@@ -14,22 +15,17 @@ import (
 // when it is not a plain token), value the count in decimal. Counters
 // expire CascadeWindow after their last change.
 const (
-	CascadeBucket = "storeloop_cascades"
-	CascadeWindow = time.Hour
+	CascadeBucket = events.CascadeBucket
+	CascadeWindow = events.CascadeWindow
 )
 
 // cascades counts rule writes per correlation id in [CascadeBucket].
 type cascades struct{ kv jetstream.KeyValue }
 
 func openCascades(ctx context.Context, js jetstream.JetStream) (*cascades, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CascadeBucket,
-		Description: "storeloop: rule writes per correlation id (maxCascadeWrites)",
-		History:     1,
-		TTL:         CascadeWindow,
-	})
+	kv, err := bindKV(ctx, js, CascadeBucket, "cascade counters")
 	if err != nil {
-		return nil, fmt.Errorf("rulenode: cascade counters %s: %w", CascadeBucket, err)
+		return nil, err
 	}
 	return &cascades{kv: kv}, nil
 }

@@ -5,10 +5,25 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"regexp"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// bindKV binds the KV bucket name of budgets, which the store node
+// creates at start: a rule node may not create streams (one made with
+// other subjects could capture commands and replies).
+func bindKV(ctx context.Context, js jetstream.JetStream, name, what string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("rulenode: %s: KV bucket %s not found (a store node creates it at start): %w", what, name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rulenode: %s %s: %w", what, name, err)
+	}
+	return kv, nil
+}
 
 // casUpdate replaces the value under key with what change makes of it
 // (nil: the key is absent or deleted), written only if no other writer

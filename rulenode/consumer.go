@@ -46,14 +46,14 @@ func ruleSetConsumer(name string, subjects []string, ackWait time.Duration) jets
 	}
 }
 
-// bind waits for the event stream, makes sure the dead-letter stream
-// exists, and creates or updates the set's consumer.
+// bind waits for the event stream and the dead-letter stream, which the
+// store node creates, and creates or updates the set's consumer.
 func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
-	stream, err := r.waitStream(ctx)
+	stream, err := r.waitStream(ctx, r.o.stream, "event")
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureDeadLetterStream(ctx, r.js, r.o.deadLetters); err != nil {
+	if _, err := r.waitStream(ctx, r.o.deadLetters, "dead-letter"); err != nil {
 		return nil, err
 	}
 	if !r.o.noProofCheck {
@@ -96,19 +96,21 @@ func (p StartPolicy) deliverPolicy() jetstream.DeliverPolicy {
 	return jetstream.DeliverAllPolicy
 }
 
-// waitStream returns the event stream once it exists: a rule node may
-// start before the store node that creates it.
-func (r *Runner) waitStream(ctx context.Context) (jetstream.Stream, error) {
+// waitStream returns the stream name (the event or dead-letter one: what)
+// once it exists: a rule node may start before the store node that creates
+// both. A rule node never creates a stream (its role may not: a stream
+// could capture commands and replies).
+func (r *Runner) waitStream(ctx context.Context, name, what string) (jetstream.Stream, error) {
 	wait := 100 * time.Millisecond
 	for {
-		s, err := r.js.Stream(ctx, r.o.stream)
+		s, err := r.js.Stream(ctx, name)
 		if err == nil {
 			return s, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("rulenode: event stream %s: %w", r.o.stream, err)
+			return nil, fmt.Errorf("rulenode: %s stream %s: %w", what, name, err)
 		}
-		r.o.logger.InfoContext(ctx, "rule node: waiting for the event stream", "stream", r.o.stream, "retryIn", wait)
+		r.o.logger.InfoContext(ctx, "rule node: waiting for the store node to create the "+what+" stream", "stream", name, "retryIn", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

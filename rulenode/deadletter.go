@@ -3,19 +3,20 @@ package rulenode
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/events"
 )
 
 // The dead-letter stream: events a rule set gave up on, one JSON
-// [DeadLetter] per message on storeloop.dlq.<ruleSet>.<reason>. It is
-// created by the first runner that needs it.
+// [DeadLetter] per message on storeloop.dlq.<ruleSet>.<reason>. The store
+// node creates it; a runner waits for it as for the event stream.
 const (
-	DefaultDeadLetterStream = "STORELOOP_DLQ"
-	DeadLetterSubjectPrefix = "storeloop.dlq"
+	DefaultDeadLetterStream = events.DefaultDeadLetterStream
+	DeadLetterSubjectPrefix = events.DeadLetterSubjectPrefix
 )
 
 // Reasons an event is dead-lettered. They are a small fixed set: they end
@@ -75,29 +76,6 @@ func (d *DeadLetter) setPayload(body []byte) {
 	} else {
 		d.PayloadBase64 = body
 	}
-}
-
-// ensureDeadLetterStream creates the dead-letter stream unless it exists.
-// An existing stream is used as it is: operators may have changed its
-// limits.
-func ensureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string) error {
-	_, err := js.Stream(ctx, name)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("rulenode: dead-letter stream %s: %w", name, err)
-	}
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:        name,
-		Description: "storeloop: events rule sets gave up on",
-		Subjects:    []string{DeadLetterSubjectPrefix + ".>"},
-		Storage:     jetstream.FileStorage,
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("rulenode: create dead-letter stream %s: %w", name, err)
-	}
-	return nil
 }
 
 // publishDeadLetter appends d. The message id makes the append idempotent

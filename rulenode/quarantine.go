@@ -22,7 +22,7 @@ import (
 // bucket RuleStateBucket, key <set>.<rule> (in the rule id, "." is
 // written "=2E" and ":" "=3A").
 const (
-	RuleStateBucket   = "storeloop_rule_state"
+	RuleStateBucket   = events.RuleStateBucket
 	QuarantineStrikes = 3
 	QuarantineWindow  = time.Minute
 )
@@ -53,15 +53,7 @@ var (
 func ruleStateKey(set, rule string) string { return set + "." + ruleKeyEscaper.Replace(rule) }
 
 func openRuleStates(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      RuleStateBucket,
-		Description: "storeloop: rule states (quarantine) per rule set and rule",
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rulenode: rule states %s: %w", RuleStateBucket, err)
-	}
-	return kv, nil
+	return bindKV(ctx, js, RuleStateBucket, "rule states")
 }
 
 // strike records an overrun of rule's budget on the event at seq (once

@@ -21,7 +21,7 @@ import (
 // RulesBucket is the JetStream key-value bucket of deployed rule sets: one
 // key "<set>.<version>" per version (see [Deployment]). Keys are only ever
 // created, and updated once, to record the version's switch sequence.
-const RulesBucket = "storeloop_rules"
+const RulesBucket = events.RulesBucket
 
 // Deployment is one version of a deployed rule set.
 type Deployment struct {

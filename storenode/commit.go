@@ -141,8 +141,12 @@ const (
 // each write's outcome, and returns the first failure.
 func (n *Node) awaitAcks(f *flight) error {
 	if f.pubErr != nil {
+		outcome := outcomeUnknown // a publish may have gone out before the error
+		if f.unsent {
+			outcome = outcomeRefused
+		}
 		for _, s := range f.published {
-			s.outcome = outcomeUnknown
+			s.outcome = outcome
 		}
 		return f.pubErr
 	}

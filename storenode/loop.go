@@ -68,6 +68,7 @@ type flight struct {
 	published []*staged // the write of each future
 	last      uint64    // the stream sequence after this batch
 	pubErr    error     // publishing failed before any ack was awaited
+	unsent    bool      // pubErr came before anything was published (signing): nothing applied
 	settled   bool      // refused whole at staging: its replies stand
 	deferred  bool      // caught in a failure: answered after the rebuild
 	barrier   chan struct{}
@@ -139,7 +140,7 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		f.pubErr = n.prove(f.writes)
 		last := f.published[len(f.published)-1]
 		f.last = last.firstSeq + uint64(len(last.msgs)) - 1
-		if f.pubErr == nil {
+		if f.unsent = f.pubErr != nil; !f.unsent {
 			f.futures, f.pubErr = n.publish(groups)
 		}
 		n.state.LastSeq = f.last

@@ -128,6 +128,7 @@ type lossGuard struct {
 	mu       sync.Mutex
 	mark     datadir.Mark      // as last written; Lost holds the accepted holes
 	reported []events.SeqRange // for status: the accepted holes and this run's loss
+	judged   uint64            // judgements of accepted loss so far: a sequence read before one may be past the stream's new end
 }
 
 func newLossGuard(cfg config) (*lossGuard, error) {
@@ -161,11 +162,22 @@ func (g *lossGuard) lost() []events.SeqRange {
 	return slices.Clone(g.reported)
 }
 
-// advance writes seq as the mark if it is past the one written.
-func (g *lossGuard) advance(seq uint64) error {
+// generation returns the number of judgements of accepted loss so far,
+// for advance.
+func (g *lossGuard) generation() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.dir == "" || seq <= g.mark.LastSeq {
+	return g.judged
+}
+
+// advance writes seq as the mark if it is past the one written, and no
+// loss was judged since generation gen: seq was then read before the
+// judgement moved the mark back to the stream's end, and may be a sequence
+// lost with the tail.
+func (g *lossGuard) advance(seq, gen uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dir == "" || seq <= g.mark.LastSeq || gen != g.judged {
 		return nil
 	}
 	m := g.mark
@@ -195,6 +207,7 @@ func (g *lossGuard) judge(loss *DataLossError, streamLast uint64, log *slog.Logg
 	g.counter.Add(context.Background(), int64(lostCount(loss.Missing)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.judged++
 	if loss.Gone {
 		g.reported = nil // the holes of the old stream went with it
 	}
@@ -260,8 +273,17 @@ func (n *Node) keepMark() {
 	}
 }
 
+// writeMark writes the last acknowledged sequence as the mark. Not while
+// the state is being rebuilt (stale): lastSeq is then the sequence before
+// the rebuild, possibly past a tail the rebuild accepted as lost. The
+// rebuild stores the new lastSeq before it clears stale, and a judgement
+// between the two loads below is caught by the generation.
 func (n *Node) writeMark() {
-	if err := n.loss.advance(n.lastSeq.Load()); err != nil {
+	gen := n.loss.generation()
+	if n.stale.Load() {
+		return
+	}
+	if err := n.loss.advance(n.lastSeq.Load(), gen); err != nil {
 		n.log.Error("high-water mark not written", "err", err)
 	}
 }

@@ -1,10 +1,12 @@
 package storenode
 
 import (
+	"log/slog"
 	"reflect"
 	"testing"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/datadir"
 )
 
 func TestSeqCheck(t *testing.T) {
@@ -57,3 +59,55 @@ func TestSubtract(t *testing.T) {
 }
 
 func rg(first, last uint64) events.SeqRange { return events.SeqRange{First: first, Last: last} }
+
+// A halt rebuild that accepts a lost tail moves the mark back to the
+// stream's end; the mark writer must not then write the sequence it read
+// before the rebuild (past the lost tail) back: the next start would
+// report the same loss again.
+func TestMarkNotWrittenBackAfterAcceptedTailLoss(t *testing.T) {
+	dir := t.TempDir()
+	cfg := defaultConfig()
+	cfg.dataDir, cfg.acceptDataLoss, cfg.logger = dir, true, slog.New(slog.DiscardHandler)
+	g, err := newLossGuard(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{cfg: cfg, log: cfg.logger, loss: g}
+	written := func() uint64 {
+		t.Helper()
+		m, err := datadir.ReadMark(dir, cfg.stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.LastSeq
+	}
+	n.lastSeq.Store(100)
+	n.writeMark()
+	if got := written(); got != 100 {
+		t.Fatalf("mark %d, want 100", got)
+	}
+
+	// An append fails: the node is stale while it rebuilds, and the
+	// rebuild finds the stream ending at 90 and accepts the loss.
+	n.stale.Store(true)
+	before := g.generation() // a mark writer that read the generation just before
+	if err := g.judge(&DataLossError{Stream: cfg.stream, Mark: 100, Missing: []events.SeqRange{rg(91, 100)}}, 90, cfg.logger); err != nil {
+		t.Fatal(err)
+	}
+	n.writeMark() // a tick during the rebuild
+	if err := g.advance(n.lastSeq.Load(), before); err != nil {
+		t.Fatal(err)
+	}
+	if got := written(); got != 90 {
+		t.Fatalf("mark %d after the accepted loss, want 90 (the stream's end)", got)
+	}
+
+	// The rebuild ends: lastSeq is the stream's, then new appends move it.
+	n.lastSeq.Store(90)
+	n.stale.Store(false)
+	n.lastSeq.Store(93)
+	n.writeMark()
+	if got := written(); got != 93 {
+		t.Fatalf("mark %d after new appends, want 93", got)
+	}
+}

@@ -124,6 +124,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if err := n.ensureStream(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.ensureRuleBuckets(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.ensureDeadLetterStream(ctx); err != nil {
+		return nil, err
+	}
 	started := time.Now()
 	if err := n.rebuild(ctx); err != nil {
 		return nil, err
@@ -210,12 +216,35 @@ func (n *Node) Ready() (text string, err error) {
 	return text, nil
 }
 
+// ensureStream creates the event stream, or updates an existing one with
+// the node's key added to the trusted keys. The update reads and writes
+// the whole metadata, so it runs under the trust lock: two nodes starting
+// at once must not each drop the other's key.
 func (n *Node) ensureStream(ctx context.Context) error {
+	for {
+		_, err := n.js.Stream(ctx, n.cfg.stream)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			err = n.writeStream(ctx, n.js.CreateStream)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another node created it first: add the key to its list
+			}
+			return err
+		case err != nil:
+			return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
+		}
+		return n.withTrustLock(ctx, func() error { return n.writeStream(ctx, n.js.UpdateStream) })
+	}
+}
+
+// writeStream creates or updates (write) the event stream with the
+// node's configuration and metadata, and trusts the keys it then lists.
+func (n *Node) writeStream(ctx context.Context, write func(context.Context, jetstream.StreamConfig) (jetstream.Stream, error)) error {
 	metadata, err := n.streamMetadata(ctx)
 	if err != nil {
 		return err
 	}
-	s, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := write(ctx, jetstream.StreamConfig{
 		Name:               n.cfg.stream,
 		Description:        "storeloop events: one message per bucket mutation",
 		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>"},
@@ -230,6 +259,9 @@ func (n *Node) ensureStream(ctx context.Context) error {
 		Replicas:           n.cfg.replicas,
 		Metadata:           metadata,
 	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	}
@@ -250,7 +282,7 @@ func (n *Node) rebuild(ctx context.Context) error {
 	rr := newReplayReplies(dd, n.now())
 	seqs := newSeqCheck()
 	adm := n.newAdmission()
-	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+	err = streamread.Upto(ctx, src.stream, func(seq uint64, msg jetstream.Msg) error {
 		seqs.observe(seq) // a quarantined message is still there: no hole
 		m, ok := adm.admit(seq, msg)
 		if !ok {

@@ -16,6 +16,7 @@ type Option func(*config) error
 type config struct {
 	prefix         string
 	stream         string
+	deadLetters    string // the dead-letter stream the node creates for rule nodes
 	logger         *slog.Logger
 	syncer         Syncer
 	syncStoreDir   string
@@ -38,6 +39,7 @@ func defaultConfig() config {
 	return config{
 		prefix:         events.DefaultCommandPrefix,
 		stream:         events.DefaultStream,
+		deadLetters:    events.DefaultDeadLetterStream,
 		logger:         slog.Default(),
 		maxBatch:       256,
 		maxRecordBytes: 256 << 10,
@@ -80,6 +82,18 @@ func WithStream(name string) Option {
 			return fmt.Errorf("storenode: stream name %q is not valid", name)
 		}
 		c.stream = name
+		return nil
+	}
+}
+
+// WithDeadLetterStream names the dead-letter stream the node creates, or
+// corrects, at start (default "STORELOOP_DLQ"); rule nodes append to it.
+func WithDeadLetterStream(name string) Option {
+	return func(c *config) error {
+		if !events.ValidBucketName(name) {
+			return fmt.Errorf("storenode: dead-letter stream name %q is not valid", name)
+		}
+		c.deadLetters = name
 		return nil
 	}
 }

@@ -13,9 +13,9 @@ import (
 // credentials, TLS), so that a replay's bytes never share a connection's
 // pending limits with the commands being served.
 type replaySource struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	last uint64 // the stream's last sequence before the read
+	nc     *nats.Conn
+	stream jetstream.Stream // its info fetched once: the read ends at last
+	last   uint64           // the stream's last sequence before the read
 }
 
 func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
@@ -33,16 +33,16 @@ func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
 		return nil, fmt.Errorf("storenode: replay connection: %w", err)
 	}
 	r := &replaySource{nc: nc}
-	if r.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay: %w", err)
 	}
-	s, err := r.js.Stream(ctx, n.cfg.stream)
-	if err != nil {
+	if r.stream, err = js.Stream(ctx, n.cfg.stream); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay stream %s: %w", n.cfg.stream, err)
 	}
-	r.last = s.CachedInfo().State.LastSeq
+	r.last = r.stream.CachedInfo().State.LastSeq
 	return r, nil
 }
 

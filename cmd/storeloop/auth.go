@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,7 +15,7 @@ import (
 
 func init() {
 	authCmd := &cobra.Command{Use: "auth", Short: "Credentials for the roles NATS enforces (store, rulenode, client, admin)"}
-	authCmd.AddCommand(authInitCmd(), authRulesCmd())
+	authCmd.AddCommand(authInitCmd(), authUserCmd(), authRulesCmd())
 	rootCmd.AddCommand(authCmd)
 }
 
@@ -36,10 +38,78 @@ func authOptions(cmd *cobra.Command, f ruleFlags) []auth.Option {
 	}
 }
 
+// limitFlags are auth init's limits of the account and its users.
+type limitFlags struct {
+	streams, consumers, subs int64
+	disk, memory             string
+}
+
+func (f *limitFlags) register(cmd *cobra.Command) {
+	d := auth.DefaultLimits
+	cmd.Flags().Int64Var(&f.streams, "max-streams", d.Streams, "JetStream streams the account may have (-1: no limit)")
+	cmd.Flags().Int64Var(&f.consumers, "max-consumers", d.Consumers, "JetStream consumers the account may have, durable and ordered (-1: no limit)")
+	cmd.Flags().StringVar(&f.disk, "max-disk", formatBytes(d.DiskBytes), "file storage of all the account's streams, e.g. 100GiB (-1: no limit)")
+	cmd.Flags().StringVar(&f.memory, "max-memory", formatBytes(d.MemoryBytes), "memory storage of all the account's streams, e.g. 1GiB (-1: no limit)")
+	cmd.Flags().Int64Var(&f.subs, "max-subs", d.Subscriptions, "subscriptions of each client or rule node connection (-1: no limit)")
+}
+
+func (f *limitFlags) option() (auth.Option, error) {
+	disk, err := parseBytes(f.disk)
+	if err != nil {
+		return nil, fmt.Errorf("--max-disk: %w", err)
+	}
+	memory, err := parseBytes(f.memory)
+	if err != nil {
+		return nil, fmt.Errorf("--max-memory: %w", err)
+	}
+	return auth.WithLimits(auth.Limits{Streams: f.streams, Consumers: f.consumers, DiskBytes: disk,
+		MemoryBytes: memory, Subscriptions: f.subs}), nil
+}
+
+// byteUnits are the suffixes parseBytes takes, largest first.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// parseBytes reads a byte count: a number with an optional KiB, MiB, GiB or
+// TiB suffix, or -1 for no limit.
+func parseBytes(s string) (int64, error) {
+	if s == "-1" {
+		return -1, nil
+	}
+	num, unit := s, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, unit = n, u.n
+			break
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || v <= 0 || v > math.MaxInt64/unit {
+		return 0, fmt.Errorf("%q: want a positive size such as 512MiB or 100GiB, or -1", s)
+	}
+	return v * unit, nil
+}
+
+// formatBytes is the inverse of parseBytes, in the largest exact unit.
+func formatBytes(n int64) string {
+	if n < 0 {
+		return "-1"
+	}
+	for _, u := range byteUnits {
+		if n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 func authInitCmd() *cobra.Command {
 	var force bool
 	var keysFrom string
 	var rules ruleFlags
+	var limits limitFlags
 	cmd := &cobra.Command{
 		Use:   "init DIR",
 		Short: "Write credentials for every role, and server.conf, into a new or empty DIR",
@@ -51,10 +121,18 @@ off the machines that run storeloop.
 
 Rotate credentials with --keys-from OLD: the same account (so the same
 JetStream data) with new users, and OLD's users revoked once the server
-runs with the new server.conf.`,
+runs with the new server.conf.
+
+The account's JetStream is limited (--max-streams, --max-consumers,
+--max-disk, --max-memory) and so is each client and rule node connection
+(--max-subs), so that no client can exhaust the server.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			opts := authOptions(cmd, rules)
+			limit, err := limits.option()
+			if err != nil {
+				return usageError{err}
+			}
+			opts := append(authOptions(cmd, rules), limit)
 			if force {
 				opts = append(opts, auth.WithForce())
 			}
@@ -75,6 +153,48 @@ runs with the new server.conf.`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite the credentials of a non-empty DIR")
 	cmd.Flags().StringVar(&keysFrom, "keys-from", "", "reuse the operator and account keys of this auth directory and revoke its users (rotation)")
+	rules.register(cmd)
+	limits.register(cmd)
+	return cmd
+}
+
+func authUserCmd() *cobra.Command {
+	var role string
+	var force bool
+	var rules ruleFlags
+	var subs int64
+	cmd := &cobra.Command{
+		Use:   "user NAME DIR",
+		Short: "Issue one more client or rule node user, with a reply inbox of its own, into the auth directory DIR",
+		Long: `user writes DIR/<role>_NAME.creds: a user of the role (--role client or
+rulenode) signed with DIR's account key, whose replies come to its own
+inbox prefix _INBOX_<role>_NAME, which no other user may subscribe to.
+Give each application its own user: users of one credentials file share
+an inbox. Give the --prefix, --stream, --rule-set, --rule-publish and
+--max-subs that auth init was given.`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			r := auth.Role(role)
+			if r != auth.RoleClient && r != auth.RoleRuleNode {
+				return usageError{fmt.Errorf("--role %q: want client or rulenode", role)}
+			}
+			limits := auth.DefaultLimits
+			limits.Subscriptions = subs
+			opts := append(authOptions(cmd, rules), auth.WithLimits(limits))
+			if force {
+				opts = append(opts, auth.WithForce())
+			}
+			path, err := auth.AddUser(a[1], r, a[0], opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (reply inbox %s)\n", path, auth.UserInbox(r, a[0]))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", string(auth.RoleClient), "the user's role: client or rulenode")
+	cmd.Flags().BoolVar(&force, "force", false, "issue the user again, replacing its credentials file (the old one stays valid until auth init --keys-from revokes it)")
+	cmd.Flags().Int64Var(&subs, "max-subs", auth.DefaultLimits.Subscriptions, "subscriptions of each of the user's connections (-1: no limit)")
 	rules.register(cmd)
 	return cmd
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/conf"
+
 	"github.com/storeloop/storeloop/auth"
 )
 
@@ -62,5 +65,66 @@ func TestCredsFlag(t *testing.T) {
 	t.Setenv(envCreds, filepath.Join(t.TempDir(), "missing.creds"))
 	if _, stderr, code := cli(t, "nats://127.0.0.1:1", "", "buckets"); code != exitUsage || !strings.Contains(stderr, "missing.creds") {
 		t.Fatalf("$%s: exit %d stderr %q", envCreds, code, stderr)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"-1": -1, "512": 512, "1KiB": 1 << 10, "512MiB": 512 << 20, "100GiB": 100 << 30, "2TiB": 2 << 40, "7B": 7} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+		if back, err := parseBytes(formatBytes(want)); err != nil || back != want {
+			t.Errorf("formatBytes(%d) = %q does not parse back: %d, %v", want, formatBytes(want), back, err)
+		}
+	}
+	for _, bad := range []string{"", "0", "-2", "1GB", "GiB", "1.5GiB", "9999999TiB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) accepted", bad)
+		}
+	}
+}
+
+// auth init signs the limits its flags give; a bad size is a usage error.
+func TestAuthInitLimits(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	if _, stderr, code := cli(t, "", "", "auth", "init", "--max-disk", "1GB", dir); code != exitUsage || !strings.Contains(stderr, "--max-disk") {
+		t.Fatalf("bad --max-disk: exit %d stderr %q", code, stderr)
+	}
+	if _, stderr, code := cli(t, "", "", "auth", "init", "--max-consumers", "7", "--max-disk", "2GiB", dir); code != exitOK {
+		t.Fatalf("exit %d stderr %q", code, stderr)
+	}
+	as, err := auth.LoadServer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := conf.ParseFile(filepath.Join(dir, auth.ServerConfFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := m["resolver_preload"].(map[string]any)[as.Account].(string)
+	ac, err := jwt.DecodeAccountClaims(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := ac.Limits.JetStreamLimits; l.Consumer != 7 || l.DiskStorage != 2<<30 || l.Streams != auth.DefaultLimits.Streams {
+		t.Fatalf("account JetStream limits %+v, want 7 consumers, 2GiB disk, default streams", l)
+	}
+}
+
+func TestAuthUser(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	if _, stderr, code := cli(t, "", "", "auth", "init", dir); code != exitOK {
+		t.Fatalf("init: exit %d stderr %q", code, stderr)
+	}
+	stdout, stderr, code := cli(t, "", "", "auth", "user", "shop", dir, "--role", "rulenode")
+	want := filepath.Join(dir, "rulenode_shop.creds")
+	if code != exitOK || stdout != "wrote "+want+" (reply inbox _INBOX_rulenode_shop)\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if r, err := auth.CredsRole(want); err != nil || r != auth.RoleRuleNode {
+		t.Fatalf("%s: role %q, %v", want, r, err)
+	}
+	if _, _, code := cli(t, "", "", "auth", "user", "ops", dir, "--role", "admin"); code != exitUsage {
+		t.Fatalf("--role admin: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -65,7 +65,7 @@ func withDLQ(cmd *cobra.Command, fn func(*client.Client, jetstream.JetStream, je
 		s, err := js.Stream(cmd.Context(), dlqStream)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return fmt.Errorf("no dead-letter stream %s: no rule node has started yet", dlqStream)
+			return fmt.Errorf("no dead-letter stream %s: no store node has created it yet", dlqStream)
 		case err != nil:
 			return fmt.Errorf("%w: dead-letter stream %s: %w", events.ErrUnavailable, dlqStream, err)
 		}

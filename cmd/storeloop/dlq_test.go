@@ -247,8 +247,8 @@ func TestDLQ(t *testing.T) {
 
 func TestDLQWithoutStream(t *testing.T) {
 	url := storetest.Start(t)
-	stdout, stderr, code := cli(t, url, "", "dlq", "ls")
-	if code != exitCommand || stdout != "" || stderr != "error: no dead-letter stream STORELOOP_DLQ: no rule node has started yet\n" {
+	stdout, stderr, code := cli(t, url, "", "dlq", "ls", "--dlq-stream", "OTHER_DLQ")
+	if code != exitCommand || stdout != "" || stderr != "error: no dead-letter stream OTHER_DLQ: no store node has created it yet\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
 	}
 }

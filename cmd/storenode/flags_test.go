@@ -14,9 +14,9 @@ func TestReplicasFlag(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "default", want: 1},
-		{name: "flag", args: []string{"--nats", "nats://x", "--replicas", "3"}, want: 3},
-		{name: "environment", env: "3", args: []string{"--nats", "nats://x"}, want: 3},
-		{name: "flag over environment", env: "3", args: []string{"--nats", "nats://x", "--replicas", "5"}, want: 5},
+		{name: "flag", args: []string{"--nats", "nats://x", "--proof-key", "k.nk", "--replicas", "3"}, want: 3},
+		{name: "environment", env: "3", args: []string{"--nats", "nats://x", "--proof-key", "k.nk"}, want: 3},
+		{name: "flag over environment", env: "3", args: []string{"--nats", "nats://x", "--proof-key", "k.nk", "--replicas", "5"}, want: 5},
 		{name: "malformed environment", env: "three", wantErr: true},
 		{name: "copies need an external cluster", env: "3", wantErr: true},
 	}

@@ -93,6 +93,14 @@ func parseFlags(args []string) (*flags, error) {
 	if err := f.conn.Validate(); err != nil {
 		return nil, err
 	}
+	switch {
+	case f.natsURL != "" && !f.dataSet && f.proofKey == "":
+		// The key must outlive the process: ./storeloop-data in a container
+		// without a volume there would not.
+		return nil, errors.New("--nats needs --data DIR (the node's lock, high-water mark and proof key) or --proof-key FILE: say where the proof key is kept")
+	case f.natsURL == "" && f.conn.Cert != "":
+		return nil, errors.New("--tls-client-cert and --tls-client-key are for an external server (--nats): the store node reaches its embedded server in process")
+	}
 	return f, nil
 }
 

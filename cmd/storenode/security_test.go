@@ -28,6 +28,10 @@ func TestSecurityFlags(t *testing.T) {
 		{name: "missing credentials", args: []string{"--creds", filepath.Join(dir, "nope.creds")}, wantErr: "nope.creds"},
 		{name: "server TLS is the embedded server's", args: []string{"--nats", "nats://x", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, wantErr: "external server"},
 		{name: "client cert needs its key", args: []string{"--nats", "nats://x", "--tls-client-cert", store}, wantErr: "both"},
+		{name: "an external server needs the proof key's place", args: []string{"--nats", "nats://x"}, wantErr: "--proof-key"},
+		{name: "an external server with a data directory", args: []string{"--nats", "nats://x", "--data", dir}},
+		{name: "an external server with a proof key", args: []string{"--nats", "nats://x", "--proof-key", filepath.Join(dir, "proof.nk")}},
+		{name: "a client certificate is for an external server", args: []string{"--tls-client-cert", store, "--tls-client-key", store}, wantErr: "external server"},
 		{name: "malformed insecure", env: map[string]string{"STORELOOP_INSECURE": "maybe"}, wantErr: "STORELOOP_INSECURE"},
 	}
 	for _, tc := range cases {

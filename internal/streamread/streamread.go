@@ -25,6 +25,14 @@ func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
+	return Upto(ctx, s, fn)
+}
+
+// Upto is All for a stream already looked up: it reads up to the last
+// sequence of s's cached info, so that a caller that needs that sequence
+// too fetches the stream's info once and reads exactly to it.
+func Upto(ctx context.Context, s jetstream.Stream, fn func(seq uint64, msg jetstream.Msg) error) error {
+	stream := s.CachedInfo().Config.Name
 	state := s.CachedInfo().State
 	if state.Msgs == 0 {
 		return nil
