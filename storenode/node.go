@@ -69,6 +69,8 @@ type Node struct {
 	replayed           *admission  // owned by the loop: what the last replay found
 	stale              atomic.Bool // the state is being rebuilt: every command is refused
 	retry              *time.Timer // the next rebuild attempt after a failed one
+	expiry             *time.Timer // the next TTL expiry (expiry.go)
+	expiryAt           time.Time   // owned by the loop: what expiry is set for
 	retryAt            time.Time   // owned by the loop
 	rebuildFailures    int         // owned by the loop, reported under healthMu
 	healthMetrics      metric.Registration
@@ -105,10 +107,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		retry:   time.NewTimer(time.Hour),
+		expiry:  time.NewTimer(time.Hour),
 
 		resolveFrom: math.MaxUint64,
 	}
 	n.retry.Stop()
+	n.expiry.Stop()
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
@@ -133,9 +137,10 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
-	go n.loop()
 	go n.acker()
 	go n.committer()
+	n.expireBacklog()
+	go n.loop()
 	if cfg.dataDir != "" {
 		go n.keepMark()
 	}
