@@ -133,16 +133,16 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 // out and retry with the same command id. The reply of a command of a
 // batch goes to its batch, which replies once all its commands have.
 func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
-	if p.req == nil { // the store's own write (an expiry): nobody waits
-		p.span.End()
-		return
-	}
 	if p.batch != nil {
 		if e != nil {
 			tracing.RecordError(p.span, e)
 		}
 		p.span.End()
 		p.batch.answer(n, p.index, reply)
+		return
+	}
+	if p.req == nil { // the store's own write (an expiry): nobody waits
+		p.span.End()
 		return
 	}
 	if b := p.children; b != nil && b.left.Load() > 0 {
