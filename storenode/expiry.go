@@ -2,6 +2,7 @@ package storenode
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -15,6 +16,18 @@ import (
 // deletes of every record due (oldest first, at most a batch at a time) as
 // an ordinary write of the store's own: one deleted event per record, with
 // meta.reason "ttl", appended, synced and folded like any command's.
+
+// WithClock sets the store node's clock (default time.Now): the times it
+// stamps on records and events, and what TTL expiry goes by.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("storenode: WithClock(nil)")
+		}
+		c.clock = now
+		return nil
+	}
+}
 
 // expiryRetry is how soon expiry is tried again while writes are refused.
 const expiryRetry = time.Second
@@ -34,9 +47,8 @@ func (n *Node) armExpiry() {
 		}
 		return
 	}
-	if at.Equal(n.expiryAt) {
-		return
-	}
+	// Set again after every batch, not only when the first expiry
+	// changes: the clock may have moved (WithClock).
 	n.expiryAt = at
 	n.expiry.Reset(max(at.Sub(n.now()), 0))
 }

@@ -88,6 +88,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.clock == nil {
+		cfg.clock = time.Now
+	}
 	if cfg.syncer == nil && cfg.syncStoreDir != "" {
 		cfg.syncer = accountSyncer(cfg.syncStoreDir, cfg.syncAccount, cfg.stream)
 	}
@@ -100,7 +103,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		log:     cfg.logger.With("component", "storenode"),
 		nc:      nc,
 		js:      js,
-		now:     time.Now,
+		now:     cfg.clock,
 		queue:   make(chan *pending, 8192),
 		flights: make(chan *flight, 16),
 		acked:   make(chan *flight, 64),
