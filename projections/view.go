@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"maps"
 	"reflect"
 	"sort"
 
@@ -345,16 +344,18 @@ func (v *view) record(g *group) events.Record {
 	return rec
 }
 
-// sameFields compares two view records ignoring their meta fields.
-func sameFields(a, b events.Record) bool {
-	strip := func(r events.Record) events.Record {
-		out := maps.Clone(r)
-		delete(out, events.FieldVersion)
-		delete(out, events.FieldCreatedAt)
-		delete(out, events.FieldUpdatedAt)
-		return out
+// sameFields reports whether the stored view record prev (with its three
+// meta fields) holds exactly the fields of rec (without them).
+func sameFields(prev, rec events.Record) bool {
+	if len(prev) != len(rec)+3 {
+		return false
 	}
-	return reflect.DeepEqual(strip(a), strip(b))
+	for f, v := range rec {
+		if pv, ok := prev[f]; !ok || !reflect.DeepEqual(pv, v) {
+			return false
+		}
+	}
+	return true
 }
 
 func version(r events.Record) int64 {

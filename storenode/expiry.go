@@ -29,8 +29,16 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// expiryRetry is how soon expiry is tried again while writes are refused.
-const expiryRetry = time.Second
+// How soon expiry is tried again while writes are refused, and while
+// earlier writes are still in flight.
+const (
+	expiryRetry = time.Second
+	expiryYield = 2 * time.Millisecond
+)
+
+// expiryInFlight bounds, in batches, the writes in flight that expiry adds
+// to: enough to pipeline, few enough that a command is not long behind.
+const expiryInFlight = 4
 
 // drivesExpiry reports whether this node expires records. Only the node
 // that serves commands (the leader) may: the others follow its deleted
@@ -54,9 +62,16 @@ func (n *Node) armExpiry() {
 }
 
 // expire stages the deletes due now, then sets the timer again. Runs on
-// the loop, when the timer fires.
+// the loop, when the timer fires. While expiryInFlight batches' worth of
+// writes are still in flight it waits a little instead: a mass expiry must not queue
+// thousands of deletes ahead of the commands that arrive meanwhile.
 func (n *Node) expire() {
 	n.expiryAt = time.Time{}
+	if n.inFlight.Load() >= expiryInFlight*int64(n.cfg.maxBatch) {
+		n.expiryAt = n.now().Add(expiryYield)
+		n.expiry.Reset(expiryYield)
+		return
+	}
 	f := n.stageExpiry()
 	if f == nil {
 		if _, _, at, ok := n.state.NextExpiry(); ok && !at.After(n.now()) {
