@@ -1,6 +1,7 @@
 package storenode_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/storetest"
@@ -119,17 +121,36 @@ func waitCount(b *testing.B, nc *nats.Conn, bucket string, want int) {
 }
 
 // expiryTimes returns the meta.time of the first and the last of the n
-// expiry events after seq.
+// expiry events after seq, read with an ordered consumer.
 func expiryTimes(b *testing.B, nc *nats.Conn, seq uint64, n int) (first, last int64) {
 	b.Helper()
-	msgs := streamAfter(b, nc, seq)
-	if len(msgs) != n {
-		b.Fatalf("%d events after the clock jump, want %d expiries", len(msgs), n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
 	}
-	for i, m := range msgs {
-		if m.Event.Meta.Reason != events.ReasonTTL {
-			b.Fatalf("event %d: %s reason %q", i, m.Subject, m.Event.Meta.Reason)
+	c, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq + 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		m, err := c.Next(jetstream.FetchMaxWait(30 * time.Second))
+		if err != nil {
+			b.Fatalf("event %d after the clock jump: %v", i, err)
 		}
+		var ev events.Event
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			b.Fatal(err)
+		}
+		if ev.Meta.Reason != events.ReasonTTL {
+			b.Fatalf("event %d: %s reason %q, want only expiries", i, m.Subject(), ev.Meta.Reason)
+		}
+		if i == 0 {
+			first = ev.Meta.Time
+		}
+		last = ev.Meta.Time
 	}
-	return msgs[0].Event.Meta.Time, msgs[n-1].Event.Meta.Time
+	return first, last
 }
