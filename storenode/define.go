@@ -8,8 +8,9 @@ import (
 
 // define validates def and, for a new bucket, applies it and returns the
 // schema event to append. A view's definition is completed first (see
-// completeView), so that the event carries its derived key and schema. The same definition again is accepted without an
-// event; a different one for an existing bucket is bucket_exists.
+// completeView), so that the event carries its derived key and schema.
+// The same definition again is accepted without an event; a different one
+// for an existing bucket is bucket_exists.
 func (n *Node) define(def events.BucketDef) (*events.SchemaEvent, *events.Error) {
 	if def.View != nil {
 		if e := n.completeView(&def); e != nil {

@@ -69,9 +69,9 @@ type Node struct {
 	replayed           *admission  // owned by the loop: what the last replay found
 	stale              atomic.Bool // the state is being rebuilt: every command is refused
 	retry              *time.Timer // the next rebuild attempt after a failed one
+	retryAt            time.Time   // owned by the loop
 	expiry             *time.Timer // the next TTL expiry (expiry.go)
 	expiryAt           time.Time   // owned by the loop: what expiry is set for
-	retryAt            time.Time   // owned by the loop
 	rebuildFailures    int         // owned by the loop, reported under healthMu
 	healthMetrics      metric.Registration
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
