@@ -15,6 +15,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/internal/storetest"
+	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/storenode"
 )
 
@@ -60,7 +61,9 @@ func TestSessions(t *testing.T) {
 			d.MaxSize = 3
 		}
 	})
-	s.runRules()
+	// One worker: events in stream order, so a login's rule runs before
+	// its expiry's even when the machine is slow to settle.
+	s.runRules(rulenode.WithConcurrency(1))
 	users := []string{"alice", "bob", "carol", "dave"}
 	for _, u := range users {
 		s.insert("users", events.Record{"id": u, "name": u})
