@@ -2,6 +2,7 @@ package storenode_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -231,4 +232,53 @@ func count(t testing.TB, nc *nats.Conn, bucket string) int {
 	var n int
 	mustCall(t, nc, events.CmdCount, events.CountRequest{Bucket: bucket}, &n)
 	return n
+}
+
+// TestRetentionKill9: the storenode daemon, SIGKILLed with sessions live,
+// restarted after their ttl: its first command finds them expired (in
+// order, one ttl event each), and the capped bucket and the view are as
+// they were acknowledged.
+func TestRetentionKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the storenode daemon")
+	}
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	nc := connectURL(t, d.URL)
+	define(t, nc, ttlSessionsDef("2s"), cappedDef(5), ordersDef(), statsView())
+	for i := range 20 {
+		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": fmt.Sprint("u", i), "token": "t"}}, nil)
+		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "recent", Record: events.Record{"note": fmt.Sprint(i)}}, nil)
+		insertOrder(t, nc, fmt.Sprint("u", i%3), float64(i))
+	}
+	mustCall(t, nc, events.CmdDelete, events.DeleteRequest{Bucket: "orders", Key: 20.0}, nil) // u1's max
+	wantRecent := queryAll(t, nc, "recent", nil, 0)
+	wantStats := queryAll(t, nc, "userStats", nil, 0)
+	last := getRecord(t, nc, "sessions", "u19")
+	seq := lastSeq(t, nc)
+	d.Kill(t)
+
+	// Wait out the ttl on the clock: the thing under test is the clock.
+	time.Sleep(time.Until(time.UnixMilli(int64(last[events.FieldUpdatedAt].(float64))).Add(2100 * time.Millisecond)))
+	d = startDaemon(t, dataDir)
+	nc = connectURL(t, d.URL)
+	if n := count(t, nc, "sessions"); n != 0 {
+		t.Fatalf("first command after the restart sees %d sessions, want 0", n)
+	}
+	msgs := streamAfter(t, nc, seq)
+	if len(msgs) != 20 {
+		t.Fatalf("%d events after the restart, want 20 expiries", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.Subject != "bucket.sessions.deleted" || m.Event.Key != fmt.Sprint("u", i) || m.Event.Meta.Reason != events.ReasonTTL {
+			t.Fatalf("event %d: %s %v %+v", i, m.Subject, m.Event.Key, m.Event.Meta)
+		}
+	}
+	if got := queryAll(t, nc, "recent", nil, 0); !reflect.DeepEqual(got, wantRecent) || len(got) != 5 {
+		t.Errorf("capped bucket after restart %v, want %v", got, wantRecent)
+	}
+	if got := queryAll(t, nc, "userStats", nil, 0); !reflect.DeepEqual(got, wantStats) {
+		t.Errorf("view after restart %v, want %v", got, wantStats)
+	}
+	checkStats(t, nc)
 }
