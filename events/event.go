@@ -48,10 +48,20 @@ type Meta struct {
 	TxID          string `json:"txId,omitempty"`
 	// TxSize is the number of events in the transaction TxID (extension).
 	TxSize int `json:"txSize,omitempty"`
+	// Reason says why the store itself wrote the event (extension): a
+	// deleted event of an expiry (ReasonTTL) or an eviction (ReasonMaxSize).
+	// Events of commands have none.
+	Reason string `json:"reason,omitempty"`
 	// Seq is the event's JetStream stream sequence. It is not in the stored
 	// body (the stream knows it); readers fill it in when they decode.
 	Seq uint64 `json:"seq,omitempty"`
 }
+
+// Reasons of Meta.Reason.
+const (
+	ReasonTTL     = "ttl"
+	ReasonMaxSize = "maxSize"
+)
 
 // Current returns the record as it is after the event: NewRecord for an
 // update, Record for an insert, nil for a delete.

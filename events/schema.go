@@ -47,6 +47,16 @@ type BucketDef struct {
 	Key     string              `json:"key" yaml:"key"`
 	Schema  map[string]FieldDef `json:"schema" yaml:"schema"`
 	Indexes []string            `json:"indexes,omitempty" yaml:"indexes,omitempty"`
+	// TTL, a Go duration ("30m"), expires a record that long after its last
+	// write (_updatedAt) with a deleted event whose meta.reason is "ttl".
+	TTL string `json:"ttl,omitempty" yaml:"ttl,omitempty"`
+	// MaxSize caps the number of records: the insert that exceeds it evicts
+	// the oldest (_createdAt, then key) with deleted events whose
+	// meta.reason is "maxSize", appended with the insert.
+	MaxSize int `json:"maxSize,omitempty" yaml:"maxSize,omitempty"`
+	// View makes the bucket a declared view of another bucket: read-only,
+	// maintained by the store (see ViewDef).
+	View *ViewDef `json:"view,omitempty" yaml:"view,omitempty"`
 }
 
 // BucketInfo is one element of the store.buckets result.

@@ -9,7 +9,7 @@ import (
 
 func Example() {
 	s := projections.NewState()
-	s.Define(events.BucketDef{
+	_, _ = s.Define(events.BucketDef{
 		Bucket:  "orders",
 		Key:     "id",
 		Schema:  map[string]events.FieldDef{"id": {Type: events.TypeNumber}, "total": {Type: events.TypeNumber}},

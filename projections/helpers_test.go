@@ -12,7 +12,7 @@ import (
 func newBucket(t testing.TB, indexes []string, records ...string) (*State, *Bucket) {
 	t.Helper()
 	s := NewState()
-	b := s.Define(events.BucketDef{Bucket: "b", Key: "id", Schema: map[string]events.FieldDef{}, Indexes: indexes})
+	b, _ := s.Define(events.BucketDef{Bucket: "b", Key: "id", Schema: map[string]events.FieldDef{}, Indexes: indexes})
 	for _, r := range records {
 		insert(t, s, decodeRecord(t, r))
 	}

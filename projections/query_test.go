@@ -488,7 +488,7 @@ func rangeOperand(rng *rand.Rand) any {
 // benchBucket holds 100k records; "n" cycles through 1000 values.
 func benchBucket(b *testing.B, indexes []string) *Bucket {
 	s := NewState()
-	bk := s.Define(events.BucketDef{Bucket: "b", Key: "id", Indexes: indexes})
+	bk, _ := s.Define(events.BucketDef{Bucket: "b", Key: "id", Indexes: indexes})
 	for i := range 100_000 {
 		r := events.Record{"id": float64(i), "n": float64(i % 1000), "name": fmt.Sprintf("name%d", i)}
 		if err := s.Apply(&events.Event{Type: events.OpInserted, Bucket: "b", Key: r["id"], Record: r}); err != nil {

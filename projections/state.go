@@ -3,8 +3,10 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -12,6 +14,9 @@ import (
 // State is the fold of an event stream: every bucket with its records.
 type State struct {
 	buckets map[string]*Bucket
+	// expiring lists the buckets with a TTL, in definition order.
+	expiring []*Bucket
+	journal  journal
 	// LastSeq is the stream sequence of the last message applied.
 	LastSeq uint64
 }
@@ -30,6 +35,14 @@ type Bucket struct {
 	// generated value is autoinc[field]+1, so counters never go back, also
 	// after deletes and restarts.
 	autoinc map[string]float64
+	// ttl, when not 0, expires records; byUpdated orders them for it.
+	ttl       time.Duration
+	byUpdated *ageQueue
+	// byCreated orders records for maxSize eviction (nil without maxSize).
+	byCreated *ageQueue
+	// views maintained from this bucket's records; view is set on a view.
+	views []*view
+	view  *view
 }
 
 // Bucket returns the named bucket or nil.
@@ -47,11 +60,29 @@ func (s *State) Buckets() []*Bucket {
 
 // Define adds a bucket. Redefining an existing bucket is the caller's
 // concern (the store refuses a different definition); here the last
-// definition wins and existing records are re-indexed.
-func (s *State) Define(def events.BucketDef) *Bucket {
+// definition wins and existing records are re-indexed. A view's source must
+// be defined and its where must compile (the store checks both first); a
+// view is computed from its source's records at once.
+func (s *State) Define(def events.BucketDef) (*Bucket, error) {
 	b := &Bucket{Def: def, records: map[string]events.Record{}, autoinc: map[string]float64{}}
-	if old := s.buckets[def.Bucket]; old != nil {
-		b.records, b.autoinc = old.records, old.autoinc
+	old := s.buckets[def.Bucket]
+	if old != nil {
+		b.records, b.autoinc, b.views = old.records, old.autoinc, old.views
+	}
+	if def.View != nil {
+		src := s.buckets[def.View.From]
+		if src == nil || src.IsView() {
+			return nil, fmt.Errorf("view %q: source bucket %q is not a defined bucket", def.Bucket, def.View.From)
+		}
+		if old != nil {
+			return nil, fmt.Errorf("view %q: already defined", def.Bucket)
+		}
+		v, err := newView(b, src, &s.journal)
+		if err != nil {
+			return nil, fmt.Errorf("view %q: %w", def.Bucket, err)
+		}
+		b.view = v
+		src.views = append(src.views, v)
 	}
 	b.indexes = map[string]*Index{}
 	for _, f := range IndexedFields(def) {
@@ -61,8 +92,32 @@ func (s *State) Define(def events.BucketDef) *Bucket {
 		}
 		b.indexes[f] = ix
 	}
+	b.ttl, _ = time.ParseDuration(def.TTL) // the store refuses a bad one
+	if b.ttl > 0 {
+		b.byUpdated = newAgeQueue(events.FieldUpdatedAt)
+	}
+	if def.MaxSize > 0 {
+		b.byCreated = newAgeQueue(events.FieldCreatedAt)
+	}
+	for k, r := range b.records {
+		b.queue(k, r)
+	}
+	s.expiring = slices.DeleteFunc(s.expiring, func(x *Bucket) bool { return x.Def.Bucket == def.Bucket })
+	if b.ttl > 0 {
+		s.expiring = append(s.expiring, b)
+	}
 	s.buckets[def.Bucket] = b
-	return b
+	return b, nil
+}
+
+// queue enters the record under k in the bucket's age orders.
+func (b *Bucket) queue(k string, r events.Record) {
+	if b.byUpdated != nil {
+		b.byUpdated.push(k, r, b.records)
+	}
+	if b.byCreated != nil {
+		b.byCreated.push(k, r, b.records)
+	}
 }
 
 // IndexedFields returns the fields of def that get an index: those listed in
@@ -114,12 +169,15 @@ func DecodeMessage(subject string, data []byte) (Message, error) {
 func (s *State) ApplyDecoded(seq uint64, m Message) error {
 	switch {
 	case m.Schema != nil:
-		s.Define(m.Schema.Definition)
+		if _, err := s.Define(m.Schema.Definition); err != nil {
+			return fmt.Errorf("projections: seq %d: %w", seq, err)
+		}
 	case m.Event != nil:
 		if err := s.Apply(m.Event); err != nil {
 			return fmt.Errorf("projections: seq %d: %w", seq, err)
 		}
 	}
+	s.Settle() // a replayed event is never reverted
 	s.LastSeq = seq
 	return nil
 }
@@ -134,6 +192,7 @@ func (s *State) Apply(e *events.Event) error {
 	if err != nil {
 		return err
 	}
+	s.journal.frames = append(s.journal.frames, len(s.journal.entries))
 	switch e.Type {
 	case events.OpInserted:
 		b.put(k, e.Record)
@@ -146,12 +205,17 @@ func (s *State) Apply(e *events.Event) error {
 }
 
 func (b *Bucket) put(k string, r events.Record) {
-	if old, ok := b.records[k]; ok {
+	old, had := b.records[k]
+	if had {
 		for f, ix := range b.indexes {
 			ix.Remove(old[f], k)
 		}
 	}
 	b.records[k] = r
+	b.queue(k, r)
+	for _, v := range b.views {
+		v.change(k, old, r)
+	}
 	for f, ix := range b.indexes {
 		ix.Add(r[f], k)
 	}
@@ -173,6 +237,9 @@ func (b *Bucket) remove(k string) {
 		ix.Remove(old[f], k)
 	}
 	delete(b.records, k)
+	for _, v := range b.views {
+		v.change(k, old, nil)
+	}
 }
 
 // Get returns the record stored under the canonical key k (see
@@ -204,6 +271,8 @@ func (s *State) Revert(e *events.Event) {
 	if err != nil {
 		return
 	}
+	j := &s.journal
+	j.reverting = true
 	switch e.Type {
 	case events.OpInserted:
 		b.remove(k)
@@ -212,4 +281,21 @@ func (s *State) Revert(e *events.Event) {
 	case events.OpDeleted:
 		b.put(k, e.Record)
 	}
+	j.reverting = false
+	if n := len(j.frames); n > 0 {
+		start := j.frames[n-1]
+		for i := len(j.entries) - 1; i >= start; i-- {
+			j.entries[i].restore()
+		}
+		clear(j.entries[start:])
+		j.entries, j.frames = j.entries[:start], j.frames[:n-1]
+	}
+}
+
+// Settle makes the events applied so far final: Revert can no longer undo
+// them, and what it would have needed for views is dropped. The store node
+// settles before each write it stages; replay after each event.
+func (s *State) Settle() {
+	clear(s.journal.entries)
+	s.journal.entries, s.journal.frames = s.journal.entries[:0], s.journal.frames[:0]
 }

@@ -70,7 +70,7 @@ func metaVars(m events.Meta) map[string]any {
 	out["hop"] = float64(m.Hop)
 	for _, f := range [...]struct{ name, v string }{
 		{"causationId", m.CausationID}, {"ruleId", m.RuleID},
-		{"commandId", m.CommandID}, {"txId", m.TxID},
+		{"commandId", m.CommandID}, {"txId", m.TxID}, {"reason", m.Reason},
 	} {
 		if f.v != "" {
 			out[f.name] = jsonString(f.v)

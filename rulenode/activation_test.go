@@ -32,6 +32,8 @@ var activationBodies = []string{
 	`{"type":"updated","bucket":"stock","key":42,"oldRecord":{"_version":1,"n":1},"newRecord":{"_version":2,"n":2.000001},"meta":{"eventId":"e2","time":1,"correlationId":"c2","causationId":"e1","hop":3,"ruleId":"r","commandId":"cmd","txId":"tx1","txSize":2,"seq":9007199254740993}}`,
 	// delete of a fractional key, meta without optional fields.
 	`{"type":"deleted","bucket":"b","key":1.5,"record":{"_version":4},"meta":{"eventId":"e3","time":0,"correlationId":"","hop":0}}`,
+	// the store's own delete (an expiry): meta.reason.
+	`{"type":"deleted","bucket":"sessions","key":"u1","record":{"_version":1,"token":"t"},"meta":{"eventId":"e4","time":5,"correlationId":"e4","hop":0,"reason":"ttl"}}`,
 	// an update carrying empty records (omitted on the wire) and no meta.
 	`{"type":"updated","bucket":"b","key":"k","oldRecord":{},"newRecord":{}}`,
 }

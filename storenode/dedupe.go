@@ -3,6 +3,7 @@ package storenode
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -132,7 +133,9 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 		return nil
 	}
 	if ev.Meta.TxID == "" {
-		r.remember(ev.Meta, eventResult(ev))
+		if ev.Meta.Reason == "" { // an eviction is no op's result
+			r.remember(ev.Meta, eventResult(ev))
+		}
 		return nil
 	}
 	tx := r.txs[ev.Meta.TxID]
@@ -148,12 +151,13 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 	tx.events = append(tx.events, ev)
 	if len(tx.events) == ev.Meta.TxSize {
 		delete(r.txs, ev.Meta.TxID)
+		ops := slices.DeleteFunc(tx.events, func(e *events.Event) bool { return e.Meta.Reason != "" }) // evictions are no op's result
 		var results []any
 		if tx.layout != nil {
-			results = txResults(tx.layout, tx.events, st)
+			results = txResults(tx.layout, ops, st)
 		} else {
-			results = make([]any, len(tx.events))
-			for i, e := range tx.events {
+			results = make([]any, len(ops))
+			for i, e := range ops {
 				results[i] = eventResult(e)
 			}
 		}

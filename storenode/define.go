@@ -7,9 +7,19 @@ import (
 )
 
 // define validates def and, for a new bucket, applies it and returns the
-// schema event to append. The same definition again is accepted without an
-// event; a different one for an existing bucket is bucket_exists.
+// schema event to append. A view's definition is completed first (see
+// completeView), so that the event carries its derived key and schema.
+// The same definition again is accepted without an event; a different one
+// for an existing bucket is bucket_exists.
 func (n *Node) define(def events.BucketDef) (*events.SchemaEvent, *events.Error) {
+	if def.View != nil {
+		if e := n.completeView(&def); e != nil {
+			return nil, e
+		}
+	}
+	if e := checkRetention(def); e != nil {
+		return nil, e
+	}
 	sc, err := compileSchema(def)
 	if err != nil {
 		return nil, asContractError(err)
@@ -20,7 +30,9 @@ func (n *Node) define(def events.BucketDef) (*events.SchemaEvent, *events.Error)
 		}
 		return nil, events.Errorf(events.CodeBucketExists, "bucket %q is already defined differently", def.Bucket)
 	}
-	n.state.Define(def)
+	if _, err := n.state.Define(def); err != nil {
+		return nil, events.Errorf(events.CodeInternal, "define: %v", err)
+	}
 	n.schemas[def.Bucket] = sc
 	return &events.SchemaEvent{Definition: def}, nil
 }

@@ -39,6 +39,10 @@ func (n *Node) loop() {
 		case <-n.retry.C:
 			n.recover()
 			continue
+		case <-n.expiry.C:
+			n.recover()
+			n.expire()
+			continue
 		}
 		commands := batch[0].commands()
 	fill:
@@ -56,6 +60,7 @@ func (n *Node) loop() {
 		}
 		n.recover()
 		n.flights <- n.stageBatch(batch)
+		n.armExpiry()
 	}
 }
 
@@ -128,6 +133,12 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 			n.dedupe.put(p.cmdID, p.reply, now)
 		}
 	}
+	n.appendWrites(f)
+	return f
+}
+
+// appendWrites proves and publishes the messages of f's writes.
+func (n *Node) appendWrites(f *flight) {
 	var groups [][]*nats.Msg
 	for _, s := range f.writes {
 		if len(s.msgs) > 0 {
@@ -145,7 +156,6 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 		}
 		n.state.LastSeq = f.last
 	}
-	return f
 }
 
 // decide sets the reply of one write: refused while the node is halted,
@@ -172,6 +182,7 @@ func (n *Node) decide(s *staged, halted string, first []byte, dup bool) bool {
 // stage executes one write against the state, prepares its messages and
 // returns its result (nil with s.err set when it failed).
 func (n *Node) stage(s *staged) any {
+	n.state.Settle() // what was staged before is not undone with this write
 	var m *mutation
 	var e *events.Error
 	switch body := s.p.body.(type) {
@@ -209,7 +220,9 @@ func (n *Node) stage(s *staged) any {
 	}
 	bodies := make([][]byte, len(m.events))
 	for i, ev := range m.events {
+		reason := ev.Meta.Reason // an eviction the write caused
 		ev.Meta = n.meta(s.p, txID)
+		ev.Meta.Reason = reason
 		if txID != "" {
 			ev.Meta.TxSize = len(m.events)
 		}
@@ -354,6 +367,7 @@ func appendMeta(b []byte, m *events.Meta) []byte {
 		b = append(b, `,"txSize":`...)
 		b = strconv.AppendInt(b, int64(m.TxSize), 10)
 	}
+	b = appendStringField(b, "reason", m.Reason, true)
 	if m.Seq != 0 {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, m.Seq, 10)

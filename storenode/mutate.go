@@ -79,6 +79,18 @@ func (n *Node) target(bucket string, key any) (*target, *events.Error) {
 	return &target{b: b, sc: sc, key: key, k: k, old: old}, nil
 }
 
+// writeTarget is target for a write: a view refuses it.
+func (n *Node) writeTarget(bucket string, key any) (*target, *events.Error) {
+	t, e := n.target(bucket, key)
+	if e == nil {
+		e = writable(t.b)
+	}
+	if e != nil {
+		return nil, e
+	}
+	return t, nil
+}
+
 // checkVersion fails with conflict when expect is set and is not t's version.
 func (t *target) checkVersion(expect *int64) *events.Error {
 	if expect != nil && version(t.old) != *expect {
@@ -121,6 +133,9 @@ func (n *Node) insert(bucket string, rec events.Record) (*mutation, *events.Erro
 	if e != nil {
 		return nil, e
 	}
+	if e := writable(b); e != nil {
+		return nil, e
+	}
 	if rec == nil {
 		return nil, events.Errorf(events.CodeBadRequest, "insert needs a record")
 	}
@@ -152,12 +167,22 @@ func (n *Node) finishInsert(b *projections.Bucket, sc *schema, rec events.Record
 	rec[events.FieldCreatedAt] = ts
 	rec[events.FieldUpdatedAt] = ts
 	ev := &events.Event{Type: events.OpInserted, Bucket: b.Def.Bucket, Key: keyVal, Record: rec}
-	return n.applied(rec, ev)
+	m, e := n.applied(rec, ev)
+	if e != nil {
+		return nil, e
+	}
+	evicted, e := n.evict(b, k)
+	m.events = append(m.events, evicted...)
+	if e != nil {
+		n.undo(m)
+		return nil, e
+	}
+	return m, nil
 }
 
 // update merges changes and increments into the record under key.
 func (n *Node) update(bucket string, key any, changes events.Record, inc map[string]float64, expect *int64) (*mutation, *events.Error) {
-	t, e := n.target(bucket, key)
+	t, e := n.writeTarget(bucket, key)
 	if e != nil {
 		return nil, e
 	}
@@ -205,7 +230,7 @@ func (n *Node) merge(t *target, changes events.Record, inc map[string]float64) (
 // upsert inserts rec (with the key, defaults, and increments applied to the
 // defaults) when key is absent, else merges rec and applies increments.
 func (n *Node) upsert(bucket string, key any, rec events.Record, inc map[string]float64) (*mutation, *events.Error) {
-	t, e := n.target(bucket, key)
+	t, e := n.writeTarget(bucket, key)
 	if e != nil {
 		return nil, e
 	}
@@ -239,7 +264,7 @@ func (n *Node) upsert(bucket string, key any, rec events.Record, inc map[string]
 }
 
 func (n *Node) delete(bucket string, key any, expect *int64) (*mutation, *events.Error) {
-	t, e := n.target(bucket, key)
+	t, e := n.writeTarget(bucket, key)
 	if e != nil {
 		return nil, e
 	}

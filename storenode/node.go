@@ -70,6 +70,8 @@ type Node struct {
 	stale              atomic.Bool // the state is being rebuilt: every command is refused
 	retry              *time.Timer // the next rebuild attempt after a failed one
 	retryAt            time.Time   // owned by the loop
+	expiry             *time.Timer // the next TTL expiry (expiry.go)
+	expiryAt           time.Time   // owned by the loop: what expiry is set for
 	rebuildFailures    int         // owned by the loop, reported under healthMu
 	healthMetrics      metric.Registration
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
@@ -86,6 +88,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.clock == nil {
+		cfg.clock = time.Now
+	}
 	if cfg.syncer == nil && cfg.syncStoreDir != "" {
 		cfg.syncer = accountSyncer(cfg.syncStoreDir, cfg.syncAccount, cfg.stream)
 	}
@@ -98,17 +103,19 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		log:     cfg.logger.With("component", "storenode"),
 		nc:      nc,
 		js:      js,
-		now:     time.Now,
+		now:     cfg.clock,
 		queue:   make(chan *pending, 8192),
 		flights: make(chan *flight, 16),
 		acked:   make(chan *flight, 64),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		retry:   time.NewTimer(time.Hour),
+		expiry:  time.NewTimer(time.Hour),
 
 		resolveFrom: math.MaxUint64,
 	}
 	n.retry.Stop()
+	n.expiry.Stop()
 	if n.metrics, err = tracing.NewMetrics(nil); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
@@ -139,9 +146,10 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
 	}
-	go n.loop()
 	go n.acker()
 	go n.committer()
+	n.expireBacklog()
+	go n.loop()
 	if cfg.dataDir != "" {
 		go n.keepMark()
 	}

@@ -33,6 +33,7 @@ type config struct {
 	dedupeBytes    int
 	proofKey       nkeys.KeyPair
 	proofOff       bool // benchmarks only: measure what proofs cost
+	clock          func() time.Time
 }
 
 func defaultConfig() config {

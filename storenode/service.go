@@ -141,6 +141,10 @@ func (n *Node) respond(p *pending, reply []byte, e *events.Error) {
 		p.batch.answer(n, p.index, reply)
 		return
 	}
+	if p.req == nil { // the store's own write (an expiry): nobody waits
+		p.span.End()
+		return
+	}
 	if b := p.children; b != nil && b.left.Load() > 0 {
 		// A batch refused whole (halted, stale): its commands were never
 		// staged, so the spans some opened from their own trace context

@@ -1,0 +1,148 @@
+package storenode
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// TTL expiry. Every bucket with a ttl keeps its records ordered by
+// _updatedAt (projections.Bucket.NextExpiry); the loop holds one timer set
+// for the first expiry across buckets and, when it fires, stages the
+// deletes of every record due (oldest first, at most a batch at a time) as
+// an ordinary write of the store's own: one deleted event per record, with
+// meta.reason "ttl", appended, synced and folded like any command's.
+
+// WithClock sets the store node's clock (default time.Now): the times it
+// stamps on records and events, and what TTL expiry goes by.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("storenode: WithClock(nil)")
+		}
+		c.clock = now
+		return nil
+	}
+}
+
+// How soon expiry is tried again while writes are refused, and while
+// earlier writes are still in flight.
+const (
+	expiryRetry = time.Second
+	expiryYield = 2 * time.Millisecond
+)
+
+// expiryInFlight bounds, in batches, the writes in flight that expiry adds
+// to: enough to pipeline, few enough that a command is not long behind.
+const expiryInFlight = 4
+
+// drivesExpiry reports whether this node expires records. Only the node
+// that serves commands (the leader) may: the others follow its deleted
+// events in the stream.
+func (n *Node) drivesExpiry() bool { return true }
+
+// armExpiry sets the expiry timer for the first record due. Runs on the loop.
+func (n *Node) armExpiry() {
+	_, _, at, ok := n.state.NextExpiry()
+	if !ok || !n.drivesExpiry() {
+		if !n.expiryAt.IsZero() {
+			n.expiry.Stop()
+			n.expiryAt = time.Time{}
+		}
+		return
+	}
+	// Set again after every batch, not only when the first expiry
+	// changes: the clock may have moved (WithClock).
+	n.expiryAt = at
+	n.expiry.Reset(max(at.Sub(n.now()), 0))
+}
+
+// expire stages the deletes due now, then sets the timer again. Runs on
+// the loop, when the timer fires. While expiryInFlight batches' worth of
+// writes are still in flight it waits a little instead: a mass expiry must not queue
+// thousands of deletes ahead of the commands that arrive meanwhile.
+func (n *Node) expire() {
+	n.expiryAt = time.Time{}
+	if n.inFlight.Load() >= expiryInFlight*int64(n.cfg.maxBatch) {
+		n.expiryAt = n.now().Add(expiryYield)
+		n.expiry.Reset(expiryYield)
+		return
+	}
+	f := n.stageExpiry()
+	if f == nil {
+		if _, _, at, ok := n.state.NextExpiry(); ok && !at.After(n.now()) {
+			// Due but refused (halted, rebuilding): try again later.
+			n.expiryAt = n.now().Add(expiryRetry)
+			n.expiry.Reset(expiryRetry)
+			return
+		}
+	} else {
+		n.flights <- f
+	}
+	n.armExpiry()
+}
+
+// expireBacklog expires, before the node serves commands, every record
+// whose TTL passed while it was down, in expiry order. Runs on Start's
+// goroutine before the loop starts (the acker and committer run).
+func (n *Node) expireBacklog() {
+	staged := false
+	for f := n.stageExpiry(); f != nil; f = n.stageExpiry() {
+		n.flights <- f
+		staged = true
+	}
+	if staged {
+		n.barrier()
+	}
+	n.armExpiry()
+}
+
+// stageExpiry deletes up to a batch of records due now and publishes the
+// deleted events as a flight, or returns nil when none is due or writes
+// are refused.
+func (n *Node) stageExpiry() *flight {
+	if !n.drivesExpiry() || n.stale.Load() || n.haltReason() != "" {
+		return nil
+	}
+	now := n.now()
+	var p *pending
+	f := &flight{}
+	for len(f.writes) < n.cfg.maxBatch {
+		b, k, at, ok := n.state.NextExpiry()
+		if !ok || at.After(now) {
+			break
+		}
+		n.state.Settle()
+		ev, e := n.deletedBy(b, k, events.ReasonTTL)
+		if e != nil {
+			n.log.Error("expiry", "bucket", b.Def.Bucket, "err", e)
+			break
+		}
+		if p == nil {
+			p = n.expiryPending(now)
+		}
+		ev.Meta = n.meta(p, "")
+		ev.Meta.Reason = events.ReasonTTL
+		body, _ := encodeEvent(ev)
+		s := &staged{p: p, events: []*events.Event{ev}}
+		s.add(n.message(events.EventSubject(ev.Bucket, ev.Type), body, ev.Meta.EventID), ev.Key)
+		f.writes = append(f.writes, s)
+	}
+	if len(f.writes) == 0 {
+		return nil
+	}
+	n.inFlight.Add(int64(len(f.writes)))
+	n.appendWrites(f)
+	return f
+}
+
+// expiryPending stands for the store itself as the author of expiries: no
+// request, no reply, no command id.
+func (n *Node) expiryPending(now time.Time) *pending {
+	ctx := context.Background()
+	return &pending{cmd: "expire", ctx: ctx, span: trace.SpanFromContext(ctx), received: now}
+}
