@@ -21,8 +21,10 @@ type Limits struct {
 // DefaultLimits leave room for the event and dead-letter streams, the
 // key-value and object stores beside them, a durable consumer per rule set
 // and every client's ordered consumers; disk is not limited by default (a
-// full stream refuses writes: size it with --max-disk).
-var DefaultLimits = Limits{Streams: 64, Consumers: 1000, DiskBytes: -1, MemoryBytes: 1 << 30, Subscriptions: 1000}
+// full stream refuses writes: size it with --max-disk), nor memory (only the
+// store and admin create streams; an account limit above the server's
+// max_memory_store would keep JetStream off for the account).
+var DefaultLimits = Limits{Streams: 64, Consumers: 1000, DiskBytes: -1, MemoryBytes: -1, Subscriptions: 1000}
 
 // WithLimits sets the limits [Init] signs into the account and the users
 // (default [DefaultLimits]).
