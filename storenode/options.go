@@ -31,7 +31,8 @@ type config struct {
 	maxScan        int
 	dedupeBytes    int
 	proofKey       nkeys.KeyPair
-	proofOff       bool // benchmarks only: measure what proofs cost
+	proofOff       bool          // benchmarks only: measure what proofs cost
+	lease          time.Duration // 0: the only node, no lease (see WithLease)
 }
 
 func defaultConfig() config {
