@@ -173,9 +173,10 @@ func (c *config) rules() []Permission {
 	cmds := c.prefix + ".>"
 	return []Permission{{
 		Role: RoleStore,
-		Publish: append([]string{
+		Publish: append(append([]string{
 			events.EventSubjectPrefix + ".>",
 			events.SchemaSubjectPrefix + ".>",
+			events.LeaderSubject,
 			api + "INFO",
 			api + "STREAM.CREATE." + s,
 			api + "STREAM.UPDATE." + s,
@@ -183,7 +184,7 @@ func (c *config) rules() []Permission {
 			api + "DIRECT.GET." + s + ".>",
 			api + "CONSUMER.INFO." + s + ".>",
 			api + "CONSUMER.DELETE." + s + ".>",
-		}, read...),
+		}, read...), leaseRights(s)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
 		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
@@ -217,6 +218,20 @@ func (c *config) rules() []Permission {
 		Subscribe: []string{">"},
 		Why:       "everything: stream and dead-letter administration, any consumer",
 	}}
+}
+
+// leaseRights let store nodes hold the lease of stream s in the lease
+// bucket (created by the first of them): create and read the bucket,
+// and write and read the stream's key.
+func leaseRights(s string) []string {
+	kv := "KV_" + events.LeaseBucket
+	return []string{
+		"$JS.API.STREAM.CREATE." + kv,
+		"$JS.API.STREAM.INFO." + kv,
+		"$JS.API.STREAM.MSG.GET." + kv,
+		"$JS.API.DIRECT.GET." + kv + ".>",
+		"$KV." + events.LeaseBucket + "." + s,
+	}
 }
 
 // ruleSetConsumers are the API subjects that create, reconfigure or pull

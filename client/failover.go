@@ -12,12 +12,12 @@ import (
 // nothing was applied, so it is sent again, with the same command id,
 // until a leader answers or the failover wait has passed.
 const (
-	// DefaultFailoverWait covers a failover with the default lease (2s)
-	// more than twice.
+	// DefaultFailoverWait covers a failover with the default lease
+	// (1.5s) three times.
 	DefaultFailoverWait = 5 * time.Second
 	// failoverPoll caps the wait between attempts during a failover, so
 	// that writes resume soon after the new leader serves.
-	failoverPoll = 200 * time.Millisecond
+	failoverPoll = 100 * time.Millisecond
 )
 
 // WithFailoverWait sets how long a command that finds no store node

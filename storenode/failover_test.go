@@ -38,8 +38,13 @@ type haNode struct {
 
 func startHA(t testing.TB, url, data string) *haNode {
 	t.Helper()
+	return startHAWith(t, url, data, haLease)
+}
+
+func startHAWith(t testing.TB, url, data, lease string) *haNode {
+	t.Helper()
 	addr := procs.FreeAddr(t)
-	spec := procs.StorenodeSpec(t, data, "127.0.0.1:0", "--nats", url, "--lease", haLease, "--http", addr)
+	spec := procs.StorenodeSpec(t, data, "127.0.0.1:0", "--nats", url, "--lease", lease, "--http", addr)
 	return &haNode{Storenode: procs.StartStorenode(t, spec), http: addr, data: data}
 }
 
@@ -84,12 +89,12 @@ type haLoad struct {
 	mu    sync.Mutex
 	acked map[string]float64 // command id → the order id it was given
 	sent  map[string]string  // command id → the writer's user
-	times []time.Time        // of every acknowledgement
+	times []time.Time        // when each acknowledged write was executed (its _createdAt)
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
 
-func startLoad(t *testing.T, url string, writers int) *haLoad {
+func startLoad(t testing.TB, url string, writers int, pace time.Duration) *haLoad {
 	t.Helper()
 	l := &haLoad{acked: map[string]float64{}, sent: map[string]string{}, stop: make(chan struct{})}
 	for w := range writers {
@@ -117,9 +122,10 @@ func startLoad(t *testing.T, url string, writers int) *haLoad {
 				if err != nil {
 					continue // unacknowledged: retried by the check
 				}
+				time.Sleep(pace) // the load's rate, not a synchronisation
 				l.mu.Lock()
 				l.acked[id] = rec["id"].(float64)
-				l.times = append(l.times, time.Now())
+				l.times = append(l.times, time.UnixMilli(int64(rec["_createdAt"].(float64))))
 				l.mu.Unlock()
 			}
 		})
@@ -140,8 +146,8 @@ func (l *haLoad) waitAcks(t testing.TB, n int) {
 	eventually(t, 60*time.Second, fmt.Sprintf("%d acknowledgements", want), func() bool { return l.count() >= want })
 }
 
-// firstAckAfter waits for the first acknowledgement after at and returns
-// how long after at it came.
+// firstAckAfter waits for the first acknowledged write executed after at
+// (by a leader's clock: its _createdAt) and returns how long after at.
 func (l *haLoad) firstAckAfter(t testing.TB, at time.Time) time.Duration {
 	t.Helper()
 	var first time.Time
@@ -166,7 +172,7 @@ func (l *haLoad) finish() {
 // check verifies that every acknowledged write is stored exactly once
 // with the id it was acknowledged with, retries the unacknowledged ones
 // by their command ids, and checks again: each is then stored once.
-func (l *haLoad) check(t *testing.T, c *client.Client) {
+func (l *haLoad) check(t testing.TB, c *client.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -211,7 +217,7 @@ func (l *haLoad) check(t *testing.T, c *client.Client) {
 // is proved by the key that proved the marker, up to the next marker. A
 // deposed leader appending after its successor fenced the stream would
 // break it.
-func singleWriter(t *testing.T, nc *nats.Conn) (markers int) {
+func singleWriter(t testing.TB, nc *nats.Conn) (markers int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -291,7 +297,28 @@ func checkEffects(t *testing.T, nc *nats.Conn, c *client.Client) {
 	}
 }
 
-func haClient(t *testing.T, url string) *client.Client {
+// waitCaughtUp waits until a leader serves and a standby's lag is at most
+// maxLag: a standby just restarted replays, then catches up.
+func waitCaughtUp(t testing.TB, c *client.Client, maxLag uint64) {
+	t.Helper()
+	eventually(t, 120*time.Second, "a standby caught up with the leader", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return false
+		}
+		roles := map[string]int{}
+		for _, n := range nodes {
+			if n.Role == events.RoleLeader || n.Lag <= maxLag {
+				roles[n.Role]++
+			}
+		}
+		return roles[events.RoleLeader] == 1 && roles[events.RoleStandby] >= 1
+	})
+}
+
+func haClient(t testing.TB, url string) *client.Client {
 	t.Helper()
 	c, err := client.Connect(url, client.WithFailoverWait(30*time.Second))
 	if err != nil {
@@ -334,9 +361,10 @@ func TestFailoverKill9(t *testing.T) {
 	}
 	procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode", rules, url))
 
-	load := startLoad(t, url, 8)
+	load := startLoad(t, url, 8, 0)
 	for round := range 2 {
 		load.waitAcks(t, 200)
+		waitCaughtUp(t, c, 100)
 		leader, standby := nodes[0], nodes[1]
 		leader.Kill(t)
 		killed := time.Now()
@@ -381,7 +409,7 @@ func TestFailoverPausedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := startLoad(t, url, 8)
+	load := startLoad(t, url, 8, 0)
 	load.waitAcks(t, 200)
 	a.Pause()
 	b.waitReady(t, "ready: leader")
