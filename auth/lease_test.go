@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
