@@ -423,4 +423,19 @@ func TestFailoverPausedLeader(t *testing.T) {
 	if markers := singleWriter(t, natstest.Connect(t, srv)); markers != 2 {
 		t.Fatalf("%d leader markers, want 2", markers)
 	}
+	// Each became the leader once; now b leads.
+	for _, m := range []struct {
+		node   *haNode
+		leader float64
+	}{{a, 0}, {b, 1}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		body, err := procs.Get(ctx, "http://"+m.node.http+"/metrics")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, f := procs.Sum(body, "storeloop_store_leader"), procs.Sum(body, "storeloop_store_failovers_total"); l != m.leader || f != 1 {
+			t.Fatalf("%s: storeloop_store_leader %v, storeloop_store_failovers_total %v; want %v, 1", m.node.data, l, f, m.leader)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package storenode
 
 import (
+	"math"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/projections"
@@ -30,7 +32,9 @@ func (n *Node) newFolder() *folder {
 // what a standby follows the stream with.
 func (n *Node) continueFolder() *folder {
 	adm := n.newAdmission()
-	adm.prev, adm.seen = n.prev, n.state.LastSeq
+	// Nothing to resolve while following (a node fenced mid-recovery
+	// starts it): no record of accepted messages kept.
+	adm.prev, adm.seen, adm.since = n.prev, n.state.LastSeq, math.MaxUint64
 	return &folder{st: n.state, schemas: n.schemas, dd: n.dedupe, rr: newReplayReplies(n.dedupe, n.now()),
 		seqs: &seqCheck{next: n.state.LastSeq + 1}, adm: adm}
 }
