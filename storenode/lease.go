@@ -43,7 +43,7 @@ type lease struct {
 	ttl   time.Duration
 	now   func() time.Time
 	log   *slog.Logger
-	wake  func() // tells the node its leadership may have changed
+	wake  func() // tells the node to reconcile its role with the lease
 
 	mu    sync.Mutex
 	rev   uint64    // the revision held; 0 when not held
@@ -119,10 +119,10 @@ func (l *lease) drop() {
 	l.rev = 0
 }
 
-// run acquires and renews the lease until ctx ends, waking the node on
-// every change.
+// run acquires and renews the lease until ctx ends, waking the node
+// after every attempt: it reconciles its role with the lease (and a
+// standby whose following broke starts again).
 func (l *lease) run(ctx context.Context) {
-	reported := l.held(l.now())
 	for {
 		wait := l.ttl / leasePollDiv
 		if l.holding() {
@@ -131,10 +131,7 @@ func (l *lease) run(ctx context.Context) {
 		} else {
 			l.acquire(ctx)
 		}
-		if held := l.held(l.now()); held != reported {
-			reported = held
-			l.wake()
-		}
+		l.wake()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

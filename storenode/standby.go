@@ -122,12 +122,18 @@ func (n *Node) reconcile() {
 			ctx, cancel := context.WithTimeout(context.Background(), l.ttl)
 			l.release(ctx)
 			cancel()
-			n.startFollowing()
+			if err := n.startFollowing(); err != nil {
+				n.log.Debug("standby not following the stream yet", "err", err)
+			}
 		}
 	case !held && leading:
 		n.demote("lease lost")
-	case !leading && n.lead.follow == nil:
-		n.startFollowing() // a failed start is tried again at the next wake
+	case !leading && (n.lead.follow == nil || n.lead.follow.f.st != n.state):
+		// Not following, or following a state a rebuild replaced: a failed
+		// start is tried again at the next wake (every lease/15).
+		if err := n.startFollowing(); err != nil {
+			n.log.Debug("standby not following the stream yet", "err", err)
+		}
 	}
 }
 
@@ -178,7 +184,7 @@ func (n *Node) demote(why string) {
 	n.barrier()
 	n.recover()
 	n.log.Warn("store node is a standby", "stream", n.cfg.stream, "why", why, "lastSeq", n.state.LastSeq)
-	n.startFollowing()
+	n.reconcile() // follows the stream
 }
 
 // fenced handles a rebuild that found another store node's messages after
@@ -291,7 +297,7 @@ func (n *Node) followed(m jetstream.Msg) {
 		n.log.Error("following the stream failed: rebuilding", "seq", seq, "err", err)
 		n.setFailure(fmt.Errorf("follow seq %d: %w", seq, err))
 		n.recover()
-		n.startFollowing()
+		n.reconcile() // follows the rebuilt state
 		return
 	}
 	n.prev = n.lead.follow.f.adm.prev
