@@ -361,7 +361,7 @@ func TestFailoverKill9(t *testing.T) {
 	}
 	procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode", rules, url))
 
-	load := startLoad(t, url, 8, 0)
+	load := startLoad(t, url, 8, 2*time.Millisecond)
 	for round := range 2 {
 		load.waitAcks(t, 200)
 		waitCaughtUp(t, c, 100)
@@ -409,7 +409,7 @@ func TestFailoverPausedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := startLoad(t, url, 8, 0)
+	load := startLoad(t, url, 8, 2*time.Millisecond)
 	load.waitAcks(t, 200)
 	a.Pause()
 	b.waitReady(t, "ready: leader")
