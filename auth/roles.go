@@ -187,7 +187,7 @@ func (c *config) rules() []Permission {
 		}, read...), leaseRights(s)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
+		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append([]string{
