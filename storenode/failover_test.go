@@ -27,7 +27,7 @@ import (
 
 // haLease is the daemons' lease in these tests: short, so that a failover
 // is quick; every deadline below is many leases long.
-const haLease = "1s"
+const haLease = "2s"
 
 // haNode is a storenode daemon on --nats with its HTTP endpoints.
 type haNode struct {
@@ -381,8 +381,11 @@ func TestFailoverKill9(t *testing.T) {
 	t.Logf("%d acknowledged, %d sent", len(load.acked), len(load.sent))
 	load.check(t, c)
 	nc := natstest.Connect(t, srv)
-	if markers := singleWriter(t, nc); markers != 3 {
-		t.Fatalf("%d leader markers, want 3 (the first leader's, one per failover)", markers)
+	// The first leader's marker and one per failover; more if a renewal
+	// starved past the lease on a loaded machine (the node then steps
+	// down and leads again, legitimately).
+	if markers := singleWriter(t, nc); markers < 3 {
+		t.Fatalf("%d leader markers, want at least 3", markers)
 	}
 	checkEffects(t, nc, c)
 }
@@ -420,10 +423,10 @@ func TestFailoverPausedLeader(t *testing.T) {
 	load.waitAcks(t, 100)
 	load.finish()
 	load.check(t, c)
-	if markers := singleWriter(t, natstest.Connect(t, srv)); markers != 2 {
-		t.Fatalf("%d leader markers, want 2", markers)
+	if markers := singleWriter(t, natstest.Connect(t, srv)); markers < 2 {
+		t.Fatalf("%d leader markers, want at least 2 (see TestFailoverKill9)", markers)
 	}
-	// Each became the leader once; now b leads.
+	// Each became the leader (at least) once; now b leads.
 	for _, m := range []struct {
 		node   *haNode
 		leader float64
@@ -434,8 +437,8 @@ func TestFailoverPausedLeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l, f := procs.Sum(body, "storeloop_store_leader"), procs.Sum(body, "storeloop_store_failovers_total"); l != m.leader || f != 1 {
-			t.Fatalf("%s: storeloop_store_leader %v, storeloop_store_failovers_total %v; want %v, 1", m.node.data, l, f, m.leader)
+		if l, f := procs.Sum(body, "storeloop_store_leader"), procs.Sum(body, "storeloop_store_failovers_total"); l != m.leader || f < 1 {
+			t.Fatalf("%s: storeloop_store_leader %v, storeloop_store_failovers_total %v; want %v, at least 1", m.node.data, l, f, m.leader)
 		}
 	}
 }
