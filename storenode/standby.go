@@ -55,28 +55,39 @@ type follower struct {
 
 // startLeadership binds the lease and, unless it is held by another node,
 // takes it before the node serves; otherwise the node starts as a
-// standby. It runs in Start, before the loop.
+// standby. Without a lease the node serves at once. It runs in Start,
+// before the loop.
 func (n *Node) startLeadership(ctx context.Context) error {
 	host, _ := os.Hostname()
 	n.lead.who = events.Lease{Node: nuid.Next(), Host: host, Started: n.now().UTC()}
 	n.lead.wake = make(chan struct{}, 1)
 	var err error
+	if n.cfg.lease == 0 {
+		n.lead.leading.Store(true)
+		err = n.serve()
+	} else {
+		err = n.startLease(ctx)
+	}
+	if err != nil {
+		return err
+	}
 	if n.lead.metrics, err = n.metrics.ObserveLeadership(n.leadershipMetrics); err != nil {
 		return fmt.Errorf("storenode: metrics: %w", err)
 	}
 	if n.lead.statusSub, err = n.nc.Subscribe(events.CommandSubject(n.cfg.prefix, events.CmdNodes), n.answerNodes); err != nil {
 		return fmt.Errorf("storenode: %s: %w", events.CmdNodes, err)
 	}
-	if n.cfg.lease == 0 {
-		n.lead.leading.Store(true)
-		return n.serve()
-	}
+	return nil
+}
+
+func (n *Node) startLease(ctx context.Context) error {
 	wake := func() {
 		select {
 		case n.lead.wake <- struct{}{}:
 		default:
 		}
 	}
+	var err error
 	if n.lead.lease, err = openLease(ctx, n.js, n.cfg, n.lead.who, n.log, wake); err != nil {
 		return err
 	}
@@ -100,12 +111,13 @@ func (n *Node) stopLeadership(ctx context.Context) {
 	if n.lead.metrics != nil {
 		n.lead.metrics.Unregister()
 	}
-	if n.lead.lease == nil {
-		return
+	if n.lead.stop != nil {
+		n.lead.stop()
 	}
-	n.lead.stop()
 	n.stopFollowing()
-	n.lead.lease.release(ctx)
+	if n.lead.lease != nil {
+		n.lead.lease.release(ctx)
+	}
 }
 
 // reconcile makes the node's role follow the lease. Runs on the loop.
