@@ -161,3 +161,27 @@ func callOn(t *testing.T, nc *nats.Conn, prefix, cmd string, req any) *events.Er
 	}
 	return decodeReply(t, cmd, m.Data, nil)
 }
+
+// TestLeaseBucketTTLWins: a node configured with another lease than the
+// bucket's joins as a standby under the bucket's (its clock must not
+// outlast the server's expiry), and takes over when the leader stops.
+func TestLeaseBucketTTLWins(t *testing.T) {
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	leader := storetest.StartNode(t, natstest.Connect(t, srv), storenode.WithLease(testLease))
+	other := storetest.StartNode(t, natstest.Connect(t, srv), storenode.WithLease(20*time.Second))
+	if got := other.NodeStatus().Role; got != events.RoleStandby {
+		t.Fatalf("second node is %s, want standby", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := leader.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the other node takes the lead", func() bool { return other.NodeStatus().Role == events.RoleLeader })
+	// It holds the lease for the bucket's TTL, not its own 20 s.
+	if until := other.NodeStatus().LeaseExpiry; time.Until(until) > 2*testLease {
+		t.Fatalf("lease held until %s (in %s), want within the bucket's TTL of %s", until, time.Until(until), testLease)
+	}
+	define(t, nc, ordersDef())
+}
