@@ -182,9 +182,10 @@ func (c *config) rules() []Permission {
 	cmds := c.prefix + ".>"
 	return []Permission{{
 		Role: RoleStore,
-		Publish: append([]string{
+		Publish: append(append([]string{
 			events.EventSubjectPrefix + ".>",
 			events.SchemaSubjectPrefix + ".>",
+			events.LeaderSubject,
 			api + "INFO",
 			api + "STREAM.CREATE." + s,
 			api + "STREAM.UPDATE." + s,
@@ -197,10 +198,10 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
 			api + "STREAM.UPDATE." + c.dlqStream,
-		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...),
+		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...), leaseRights(s)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events and bucket definitions, creates and replays its stream, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
+		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append([]string{
@@ -231,6 +232,20 @@ func (c *config) rules() []Permission {
 		Subscribe: []string{">"},
 		Why:       "everything: stream and dead-letter administration, any consumer",
 	}}
+}
+
+// leaseRights let store nodes hold the lease of stream s in the lease
+// bucket (created by the first of them): create and read the bucket,
+// and write and read the stream's key.
+func leaseRights(s string) []string {
+	kv := "KV_" + events.LeaseBucket
+	return []string{
+		"$JS.API.STREAM.CREATE." + kv,
+		"$JS.API.STREAM.INFO." + kv,
+		"$JS.API.STREAM.MSG.GET." + kv,
+		"$JS.API.DIRECT.GET." + kv + ".>",
+		"$KV." + events.LeaseBucket + "." + s,
+	}
 }
 
 // ruleSetConsumers are the API subjects that create, reconfigure or pull

@@ -17,6 +17,7 @@ type options struct {
 	stream   string
 	timeout  time.Duration
 	retries  int
+	failover time.Duration
 	logger   *slog.Logger
 	tracerP  trace.TracerProvider
 	natsName string
@@ -36,6 +37,7 @@ func defaultOptions() options {
 		stream:   DefaultStream,
 		timeout:  DefaultTimeout,
 		retries:  DefaultRetries,
+		failover: DefaultFailoverWait,
 		natsName: "storeloop-client",
 	}
 }

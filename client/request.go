@@ -57,12 +57,17 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 	}
 	tracing.Inject(ctx, msg)
 
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		err = c.attempt(ctx, msg, result)
-		if err == nil || !retryable(err) || attempt >= c.opts.retries || ctx.Err() != nil {
+		failingOver := errors.Is(err, nats.ErrNoResponders) && time.Since(start) < c.opts.failover
+		if err == nil || !retryable(err) || attempt >= c.opts.retries && !failingOver || ctx.Err() != nil {
 			break
 		}
 		wait := backoff(attempt)
+		if failingOver {
+			wait = min(wait, failoverPoll)
+		}
 		span.AddEvent("retry", trace.WithAttributes(
 			attribute.Int("attempt", attempt+1),
 			attribute.String("reason", err.Error()),

@@ -183,10 +183,11 @@ func TestManifestKinds(t *testing.T) {
 			names[kind+"/"+name] = d.file
 		}
 	}
-	// The store node must stay a single writer.
+	// A leader and a standby: the lease (on by default with --nats) keeps
+	// a single writer.
 	for _, d := range byKind["StatefulSet"] {
-		if get(d.m, "metadata", "name") == "storenode" && get(d.m, "spec", "replicas") != 1 {
-			t.Errorf("storenode StatefulSet replicas = %v, want 1", get(d.m, "spec", "replicas"))
+		if get(d.m, "metadata", "name") == "storenode" && get(d.m, "spec", "replicas") != 2 {
+			t.Errorf("storenode StatefulSet replicas = %v, want 2", get(d.m, "spec", "replicas"))
 		}
 	}
 	if len(composeFile(t)["services"].(map[string]any)) == 0 {

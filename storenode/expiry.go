@@ -41,9 +41,13 @@ const (
 const expiryInFlight = 4
 
 // drivesExpiry reports whether this node expires records. Only the node
-// that serves commands (the leader) may: the others follow its deleted
-// events in the stream.
-func (n *Node) drivesExpiry() bool { return true }
+// that holds the lease (the leader, or the only node) may: standbys follow
+// its deleted events in the stream. A leader that lost the lease but has
+// not noticed yet cannot append either: the new leader's marker fences it.
+func (n *Node) drivesExpiry() bool {
+	l := n.lead.lease
+	return l == nil || l.held(n.now())
+}
 
 // armExpiry sets the expiry timer for the first record due. Runs on the loop.
 func (n *Node) armExpiry() {

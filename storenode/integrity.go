@@ -158,6 +158,8 @@ type admission struct {
 
 	quarantined int
 	lastSeq     uint64 // the last quarantined sequence
+
+	refresh func() error // reads the trusted keys again, if set
 }
 
 func (n *Node) newAdmission() *admission {
@@ -177,7 +179,12 @@ func (a *admission) admit(seq uint64, msg jetstream.Msg) (projections.Message, b
 	hole := seq != a.seen+1
 	a.seen = seq
 	if v := a.n.verifier; v != nil && seq >= a.n.proofSince {
-		p, leaf, err := v.Verify(proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}, msg.Headers().Get(proof.Header))
+		pm, hdr := proof.Message{Seq: seq, Subject: msg.Subject(), Body: msg.Data()}, msg.Headers().Get(proof.Header)
+		p, leaf, err := v.Verify(pm, hdr)
+		if errors.Is(err, proof.ErrUntrusted) && a.refresh != nil && a.refresh() == nil {
+			// A standby meets the key of a store node started after it.
+			p, leaf, err = v.Verify(pm, hdr)
+		}
 		switch {
 		case err != nil:
 			return projections.Message{}, a.quarantine(seq, msg.Subject(), err.Error())
@@ -186,9 +193,14 @@ func (a *admission) admit(seq uint64, msg jetstream.Msg) (projections.Message, b
 		}
 		a.prev, key = leaf, p.Key
 	}
-	m, err := projections.DecodeMessage(msg.Subject(), msg.Data())
-	if err != nil {
-		return m, a.quarantine(seq, msg.Subject(), fmt.Sprintf("undecodable: %v", err))
+	// A leader's epoch marker is proved as any message: it fences the
+	// stream and is not state (the empty Message).
+	var m projections.Message
+	if msg.Subject() != events.LeaderSubject {
+		var err error
+		if m, err = projections.DecodeMessage(msg.Subject(), msg.Data()); err != nil {
+			return m, a.quarantine(seq, msg.Subject(), fmt.Sprintf("undecodable: %v", err))
+		}
 	}
 	if seq > a.since {
 		a.after[seq] = accepted{eventID: msg.Headers().Get(events.HeaderEventID), key: key}

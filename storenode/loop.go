@@ -1,6 +1,7 @@
 package storenode
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -42,6 +43,12 @@ func (n *Node) loop() {
 		case <-n.expiry.C:
 			n.recover()
 			n.expire()
+			continue
+		case <-n.lead.wake:
+			n.reconcile()
+			continue
+		case m := <-n.followMsgs():
+			n.followed(m)
 			continue
 		}
 		commands := batch[0].commands()
@@ -105,10 +112,12 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 	f := &flight{}
 	now := n.now()
 	halted := n.haltReason()
-	if n.stale.Load() {
-		// The state is being rebuilt: nothing is true of it.
+	notLeader := n.serving(now)
+	if n.stale.Load() || notLeader != "" {
+		// The state is being rebuilt: nothing is true of it; or another
+		// node may be writing.
 		f.settled = true
-		e := events.Errorf(events.CodeUnavailable, "%s", halted)
+		e := events.Errorf(events.CodeUnavailable, "%s", cmp.Or(notLeader, halted))
 		for _, p := range batch {
 			p.reply, p.err = marshalReply(nil, e), e
 			f.reads = append(f.reads, p)

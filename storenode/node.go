@@ -77,6 +77,8 @@ type Node struct {
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
 	quarantined        int    // under healthMu: messages the last replay quarantined
 	lastQuarantinedSeq uint64 // under healthMu
+
+	lead leadership // leader or standby among nodes on the stream (standby.go)
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the
@@ -148,14 +150,16 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	}
 	go n.acker()
 	go n.committer()
-	n.expireBacklog()
+	if err := n.startLeadership(ctx); err != nil {
+		n.stopLeadership(ctx)
+		n.stopService()
+		close(n.flights) // ends the acker and the committer
+		n.healthMetrics.Unregister()
+		return nil, err
+	}
 	go n.loop()
 	if cfg.dataDir != "" {
 		go n.keepMark()
-	}
-	if err := n.serve(); err != nil {
-		n.Stop(ctx)
-		return nil, err
 	}
 	// Subscriptions reach the server asynchronously: flush so that a
 	// request sent once Start returns finds the service.
@@ -177,23 +181,21 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.closed = true
 	n.stopMu.Unlock()
-	var err error
-	if n.svc != nil {
-		err = n.svc.Stop()
-	}
+	n.stopService()
 	close(n.queue)
 	select {
 	case <-n.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	n.stopLeadership(ctx)
 	if c, ok := n.cfg.syncer.(io.Closer); ok {
 		c.Close()
 	}
 	n.writeMark()
 	n.healthMetrics.Unregister()
 	n.log.Info("store node stopped", "lastSeq", n.lastSeq.Load())
-	return err
+	return nil
 }
 
 // Status reports progress and health; safe from any goroutine.
@@ -214,7 +216,15 @@ func (n *Node) Ready() (text string, err error) {
 	if !st.Healthy {
 		return "", errors.New(st.Reason)
 	}
-	text = "ready"
+	if l := n.lead.lease; l != nil {
+		if !n.lead.leading.Load() {
+			return fmt.Sprintf("standby: following stream %s at seq %d, %d events behind", n.cfg.stream, st.LastSeq, n.lead.lag.Load()), nil
+		}
+		epoch, _ := l.state()
+		text = fmt.Sprintf("ready: leader of stream %s (epoch %d)", n.cfg.stream, epoch)
+	} else {
+		text = "ready"
+	}
 	if st.Quarantined > 0 {
 		text += fmt.Sprintf("; %d messages in the stream quarantined (not this store's events; last at seq %d)", st.Quarantined, st.LastQuarantinedSeq)
 	}
@@ -255,7 +265,7 @@ func (n *Node) writeStream(ctx context.Context, write func(context.Context, jets
 	s, err := write(ctx, jetstream.StreamConfig{
 		Name:               n.cfg.stream,
 		Description:        "storeloop events: one message per bucket mutation",
-		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>"},
+		Subjects:           []string{events.EventSubjectPrefix + ".>", events.SchemaSubjectPrefix + ".>", events.LeaderSubject},
 		Storage:            jetstream.FileStorage,
 		Retention:          jetstream.LimitsPolicy,
 		Discard:            jetstream.DiscardNew,
@@ -284,35 +294,19 @@ func (n *Node) rebuild(ctx context.Context) error {
 		return err
 	}
 	defer src.close()
-	st := projections.NewState()
-	schemas := map[string]*schema{}
-	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize, n.cfg.dedupeBytes)
-	rr := newReplayReplies(dd, n.now())
-	seqs := newSeqCheck()
-	adm := n.newAdmission()
-	err = streamread.Upto(ctx, src.stream, func(seq uint64, msg jetstream.Msg) error {
-		seqs.observe(seq) // a quarantined message is still there: no hole
-		m, ok := adm.admit(seq, msg)
-		if !ok {
-			st.LastSeq = seq // quarantined: skipped, but the stream is there
-			return nil
-		}
-		if err := st.ApplyDecoded(seq, m); err != nil {
-			return err
-		}
-		return rr.observe(msg.Headers(), m, schemas, st)
-	})
-	if err != nil {
+	f := n.newFolder()
+	if err := streamread.Upto(ctx, src.stream, f.fold); err != nil {
 		return err
 	}
-	if err := n.checkSeqs(seqs, src.last); err != nil {
+	if err := n.checkSeqs(f.seqs, src.last); err != nil {
 		return err
 	}
+	st := f.st
 	// After accepted loss at the tail the stream's last sequence is past
 	// the last event: appends must expect the former.
 	st.LastSeq = max(st.LastSeq, src.last)
-	adm.done()
-	n.state, n.schemas, n.dedupe = st, schemas, dd
+	f.adm.done()
+	n.state, n.schemas, n.dedupe = st, f.schemas, f.dd
 	n.lastSeq.Store(st.LastSeq)
 	return nil
 }

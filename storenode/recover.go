@@ -70,6 +70,10 @@ func (n *Node) halt() {
 		own = n.signer.PublicKey()
 	}
 	if seq, other := n.replayed.otherWriter(own); other {
+		if n.fenced(seq) {
+			n.setHalted("")
+			return
+		}
 		reason := fmt.Sprintf("another store node wrote to stream %s (seq %d, proved by another trusted key); refusing writes: stop the other writer and restart this node", n.cfg.stream, seq)
 		n.setHalted(reason)
 		n.log.Error("store node halted", "reason", reason)

@@ -515,8 +515,10 @@ func TestExternalServerDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := procs.Start(t, spec)
+	// Sequence 5: the leader marker (--nats takes the lease), the
+	// definition and the three orders.
 	if state := again.WaitExit(t, procs.StartTimeout); state.ExitCode() != 1 ||
-		!strings.Contains(again.Output(), "stream STORELOOP is missing but this node acknowledged events up to sequence 4") {
+		!strings.Contains(again.Output(), "stream STORELOOP is missing but this node acknowledged events up to sequence 5") {
 		t.Fatalf("start after the stream was deleted: %s:\n%s", state, again.Output())
 	}
 }

@@ -89,7 +89,7 @@ func (n *Node) serve() error {
 			return fmt.Errorf("storenode: endpoint %s: %w", cmd, err)
 		}
 	}
-	n.svc = svc
+	n.setService(svc)
 	return nil
 }
 

@@ -40,6 +40,7 @@ type flags struct {
 	serverLogs, insecure, acceptDataLoss, dataSet      bool
 	replicas                                           int
 	maxScan, dedupeBytes                               int // the store node's cost and memory caps
+	lease                                              time.Duration
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -64,7 +65,8 @@ func parseFlags(args []string) (*flags, error) {
 	fs.BoolVar(&f.acceptDataLoss, "accept-data-loss", false, "start even if acknowledged events are missing from the stream: log and count the loss, serve what is left (env STORELOOP_ACCEPT_DATA_LOSS)")
 	fs.IntVar(&f.maxScan, "max-scan", storenode.DefaultMaxScan, "refuse (too_large) a command that would visit more records than this (env STORELOOP_MAX_SCAN)")
 	fs.IntVar(&f.dedupeBytes, "dedupe-bytes", storenode.DefaultDedupeBytes, "memory for the remembered replies of idempotent commands, in bytes; the oldest go first (env STORELOOP_DEDUPE_BYTES)")
-	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "server-logs": "STORELOOP_SERVER_LOGS",
+	fs.DurationVar(&f.lease, "lease", storenode.DefaultLease, "with --nats: lead the stream only while holding a lease this long, else follow it as a hot standby; 0: no lease, this node is the stream's only writer (env STORELOOP_LEASE)")
+	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
 		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
 		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES"})
 	if err != nil {
@@ -75,7 +77,7 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
 	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
-	if err := storenode.CheckOptions(f.limits()...); err != nil {
+	if err := storenode.CheckOptions(append(f.limits(), f.leadership()...)...); err != nil {
 		return nil, err
 	}
 	switch {
@@ -118,6 +120,15 @@ func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []store
 	return storenode.StartEmbedded(cfg)
 }
 
+// leadership is the lease option: with --nats only (an embedded server's
+// stream has one node, which holds its data directory).
+func (f *flags) leadership() []storenode.Option {
+	if f.natsURL == "" || f.lease == 0 {
+		return nil
+	}
+	return []storenode.Option{storenode.WithLease(f.lease)}
+}
+
 // limits are the store node's options for its caps.
 func (f *flags) limits() []storenode.Option {
 	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes)}
@@ -151,6 +162,7 @@ func run(args []string) error {
 		opts = append(opts, storenode.WithAcceptDataLoss())
 	}
 	opts = append(opts, f.limits()...)
+	opts = append(opts, f.leadership()...)
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
@@ -208,7 +220,7 @@ func run(args []string) error {
 		defer stopHTTP(context.Background())
 		log.Info("http endpoints", "addr", addr)
 	}
-	log.Info("store node ready", "nats", url, "prefix", f.prefix, "stream", f.stream)
+	log.Info("store node ready", "nats", url, "prefix", f.prefix, "stream", f.stream, "role", node.NodeStatus().Role)
 	// The line tests and launchers wait for.
 	fmt.Fprintf(os.Stdout, "storenode ready nats=%s\n", url)
 

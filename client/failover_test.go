@@ -1,0 +1,94 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/storeloop/storeloop/client"
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/natstest"
+)
+
+// logLines records what a logger wrote.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *logLines) has(substr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailoverWaitCarriesRequest: a request that finds no store node
+// serving (a failover under way) is retried past the retries until one
+// serves, with the same command id.
+func TestFailoverWaitCarriesRequest(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	logs := &logLines{}
+	c, err := client.New(nc, client.WithRetries(0), client.WithFailoverWait(time.Minute),
+		client.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Bucket("orders").Insert(ctxT(t), events.Record{"total": 1.0})
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !logs.has("no responders") {
+		if time.Now().After(deadline) {
+			t.Fatal("the request was not retried after no responders")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := serve(t, nc, "store.insert", okReply) // the new leader serves
+	if err := <-done; err != nil {
+		t.Fatalf("insert across the failover: %v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reqs) != 1 || r.reqs[0].Header.Get(events.HeaderCommandID) == "" {
+		t.Fatalf("the serving node got %d requests, want 1 with a command id", len(r.reqs))
+	}
+}
+
+// TestFailoverWaitOff: with no failover wait, the retries alone bound a
+// request that finds no store node.
+func TestFailoverWaitOff(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	c, err := client.New(nc, client.WithRetries(0), client.WithFailoverWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Second)
+	defer cancel()
+	_, err = c.Bucket("orders").Get(ctx, 1)
+	if !errors.Is(err, nats.ErrNoResponders) || !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("err = %v, want unavailable wrapping no responders", err)
+	}
+	if _, err := client.New(nc, client.WithFailoverWait(-time.Second)); err == nil {
+		t.Fatal("negative failover wait accepted")
+	}
+}
