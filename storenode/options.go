@@ -32,7 +32,7 @@ type config struct {
 	maxScan        int
 	dedupeBytes    int
 	proofKey       nkeys.KeyPair
-	proofOff       bool          // benchmarks only: measure what proofs cost
+	proofOff       bool // benchmarks only: measure what proofs cost
 	clock          func() time.Time
 	lease          time.Duration // 0: the only node, no lease (see WithLease)
 }
