@@ -53,16 +53,21 @@ func (s *State) Define(def events.BucketDef) *Bucket {
 	if old := s.buckets[def.Bucket]; old != nil {
 		b.records, b.autoinc = old.records, old.autoinc
 	}
+	b.reindex()
+	s.buckets[def.Bucket] = b
+	return b
+}
+
+// reindex builds the indexes of b's definition from its records.
+func (b *Bucket) reindex() {
 	b.indexes = map[string]*Index{}
-	for _, f := range IndexedFields(def) {
+	for _, f := range IndexedFields(b.Def) {
 		ix := NewIndex(f)
 		for k, r := range b.records {
 			ix.Add(r[f], k)
 		}
 		b.indexes[f] = ix
 	}
-	s.buckets[def.Bucket] = b
-	return b
 }
 
 // IndexedFields returns the fields of def that get an index: those listed in
