@@ -21,15 +21,20 @@ const FetchBytes = 16 << 20
 // returns. An error from fn stops the read and is returned as is.
 // Sequences missing from the stream are skipped: fn sees the gap.
 func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, msg jetstream.Msg) error) error {
+	return From(ctx, js, stream, 1, fn)
+}
+
+// From is All from sequence first on: the tail after a snapshot.
+func From(ctx context.Context, js jetstream.JetStream, stream string, first uint64, fn func(seq uint64, msg jetstream.Msg) error) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
 	state := s.CachedInfo().State
-	if state.Msgs == 0 {
+	if state.Msgs == 0 || first > state.LastSeq {
 		return nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(first, 1)})
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
