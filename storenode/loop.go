@@ -39,6 +39,9 @@ func (n *Node) loop() {
 		case <-n.retry.C:
 			n.recover()
 			continue
+		case c := <-n.snap.captures:
+			c <- n.capture()
+			continue
 		}
 		commands := batch[0].commands()
 	fill:

@@ -75,6 +75,8 @@ type Node struct {
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
 	quarantined        int    // under healthMu: messages the last replay quarantined
 	lastQuarantinedSeq uint64 // under healthMu
+
+	snap snapshotter // snapshot_take.go
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the
@@ -105,6 +107,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		retry:   time.NewTimer(time.Hour),
+		snap:    snapshotter{captures: make(chan chan *nodeView)},
 
 		resolveFrom: math.MaxUint64,
 	}
@@ -138,6 +141,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	go n.committer()
 	if cfg.dataDir != "" {
 		go n.keepMark()
+	}
+	if cfg.snapshots.periodic() {
+		go n.keepSnapshots()
 	}
 	if err := n.serve(); err != nil {
 		n.Stop(ctx)
@@ -236,8 +242,9 @@ func (n *Node) ensureStream(ctx context.Context) error {
 	return n.trust(s.CachedInfo().Config.Metadata)
 }
 
-// rebuild replaces the state with the fold of the whole stream, read on a
-// connection of its own; a sequence missing from it is data loss.
+// rebuild replaces the state with the fold of the stream, read on a
+// connection of its own: the newest valid snapshot and the stream after
+// it, or the whole stream; a sequence missing from it is data loss.
 func (n *Node) rebuild(ctx context.Context) error {
 	src, err := n.openReplay(ctx)
 	if err != nil {
@@ -247,10 +254,15 @@ func (n *Node) rebuild(ctx context.Context) error {
 	st := projections.NewState()
 	schemas := map[string]*schema{}
 	dd := newDedupeTable(n.cfg.dedupeWindow, n.cfg.dedupeSize, n.cfg.dedupeBytes)
-	rr := newReplayReplies(dd, n.now())
 	seqs := newSeqCheck()
 	adm := n.newAdmission()
-	err = streamread.All(ctx, src.js, n.cfg.stream, func(seq uint64, msg jetstream.Msg) error {
+	snap := n.loadSnapshot(ctx, src, n.resolveFrom)
+	if snap != nil {
+		st, schemas, dd = snap.state, snap.schemas, snap.dedupe
+		snap.seed(adm, seqs)
+	}
+	rr := newReplayReplies(dd, n.now())
+	err = streamread.From(ctx, src.js, n.cfg.stream, st.LastSeq+1, func(seq uint64, msg jetstream.Msg) error {
 		seqs.observe(seq) // a quarantined message is still there: no hole
 		m, ok := adm.admit(seq, msg)
 		if !ok {
@@ -274,6 +286,11 @@ func (n *Node) rebuild(ctx context.Context) error {
 	adm.done()
 	n.state, n.schemas, n.dedupe = st, schemas, dd
 	n.lastSeq.Store(st.LastSeq)
+	if snap != nil {
+		n.snap.seq.Store(snap.header.Seq)
+		n.snap.at.Store(snap.header.Taken.UnixNano())
+		n.log.Info("state loaded from snapshot, then the stream after it", "snapshot", snapshotName(snap.header.Seq), "tail", st.LastSeq-snap.header.Seq)
+	}
 	return nil
 }
 

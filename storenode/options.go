@@ -32,6 +32,7 @@ type config struct {
 	dedupeBytes    int
 	proofKey       nkeys.KeyPair
 	proofOff       bool // benchmarks only: measure what proofs cost
+	snapshots      snapshotConfig
 }
 
 func defaultConfig() config {

@@ -3,6 +3,7 @@ package storenode
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,9 +14,10 @@ import (
 // credentials, TLS), so that a replay's bytes never share a connection's
 // pending limits with the commands being served.
 type replaySource struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	last uint64 // the stream's last sequence before the read
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	last    uint64    // the stream's last sequence before the read
+	created time.Time // the stream's creation: its identity beside its name
 }
 
 func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
@@ -42,7 +44,7 @@ func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay stream %s: %w", n.cfg.stream, err)
 	}
-	r.last = s.CachedInfo().State.LastSeq
+	r.last, r.created = s.CachedInfo().State.LastSeq, s.CachedInfo().Created
 	return r, nil
 }
 
