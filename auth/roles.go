@@ -183,7 +183,7 @@ func (c *config) rules() []Permission {
 			api + "DIRECT.GET." + s + ".>",
 			api + "CONSUMER.INFO." + s + ".>",
 			api + "CONSUMER.DELETE." + s + ".>",
-		}, read...),
+		}, append(read, snapshotStore(events.SnapshotBucket(s))...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
 		Why:       "appends events and bucket definitions, creates and replays its stream, serves the commands",
@@ -196,6 +196,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
 		}, c.consumers()...), c.rulePublish...),
+		Deny:      c.adminCommands(),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters",
 	}, {
@@ -208,7 +209,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.MSG.GET." + s,
 			api + "DIRECT.GET." + s + ".>",
 		}, read...),
-		Deny:      c.ruleSetConsumers(),
+		Deny:      append(c.ruleSetConsumers(), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
 		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
 	}, {
@@ -217,6 +218,33 @@ func (c *config) rules() []Permission {
 		Subscribe: []string{">"},
 		Why:       "everything: stream and dead-letter administration, any consumer",
 	}}
+}
+
+// adminCommands are the commands only an admin may send: snapshots
+// cost the store node a pause and an upload.
+func (c *config) adminCommands() []string {
+	return []string{c.prefix + "." + events.CmdSnapshot, c.prefix + "." + events.CmdSnapshots}
+}
+
+// snapshotStore is what the store node needs of the object store bucket
+// holding its snapshots: create it, put, get, list and delete objects
+// (the object store reads through ordered push consumers with flow
+// control).
+func snapshotStore(bucket string) []string {
+	api, stream := "$JS.API.", "OBJ_"+bucket
+	return []string{
+		"$O." + bucket + ".>",
+		"$JS.FC." + stream + ".>",
+		api + "STREAM.INFO." + stream,
+		api + "STREAM.CREATE." + stream,
+		api + "STREAM.UPDATE." + stream,
+		api + "STREAM.PURGE." + stream,
+		api + "STREAM.MSG.GET." + stream,
+		api + "DIRECT.GET." + stream + ".>",
+		api + "CONSUMER.CREATE." + stream, api + "CONSUMER.CREATE." + stream + ".>",
+		api + "CONSUMER.INFO." + stream + ".>",
+		api + "CONSUMER.DELETE." + stream + ".>",
+	}
 }
 
 // ruleSetConsumers are the API subjects that create, reconfigure or pull

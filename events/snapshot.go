@@ -9,6 +9,10 @@ const (
 	CmdSnapshots = "snapshots"
 )
 
+// SnapshotBucket is the JetStream object store holding the snapshots of
+// stream.
+func SnapshotBucket(stream string) string { return "storeloop_snapshots_" + stream }
+
 // SnapshotInfo describes one snapshot: the reply of store.snapshot, an
 // element of the reply of store.snapshots.
 type SnapshotInfo struct {

@@ -40,9 +40,6 @@ const snapshotFormat = 1
 // DefaultSnapshotKeep is how many snapshots are kept, newest first.
 const DefaultSnapshotKeep = 3
 
-// SnapshotBucket is the object store that holds the snapshots of stream.
-func SnapshotBucket(stream string) string { return "storeloop_snapshots_" + stream }
-
 // snapshotName names the snapshot at seq so that names sort as sequences.
 func snapshotName(seq uint64) string { return fmt.Sprintf("seq-%020d", seq) }
 
@@ -204,7 +201,7 @@ func (n *Node) decodeSnapshotBody(h snapshotHeader, body []byte) (*restored, err
 // create, it is made if missing, else a missing one is
 // jetstream.ErrBucketNotFound.
 func (n *Node) snapshotStore(ctx context.Context, js jetstream.JetStream, create bool) (jetstream.ObjectStore, error) {
-	name := SnapshotBucket(n.cfg.stream)
+	name := events.SnapshotBucket(n.cfg.stream)
 	if !create {
 		return js.ObjectStore(ctx, name)
 	}

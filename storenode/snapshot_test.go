@@ -166,7 +166,7 @@ func snapshotStore(t *testing.T, st *storetest.Store) jetstream.ObjectStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os, err := js.ObjectStore(context.Background(), storenode.SnapshotBucket(events.DefaultStream))
+	os, err := js.ObjectStore(context.Background(), events.SnapshotBucket(events.DefaultStream))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func deleteSnapshots(t *testing.T, st *storetest.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := js.DeleteObjectStore(context.Background(), storenode.SnapshotBucket(events.DefaultStream)); err != nil {
+	if err := js.DeleteObjectStore(context.Background(), events.SnapshotBucket(events.DefaultStream)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -290,7 +290,7 @@ func TestSnapshotPartialWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "$O."+storenode.SnapshotBucket(events.DefaultStream)+".C.partialchunk", obj[:len(obj)/2]); err != nil {
+	if _, err := js.Publish(ctx, "$O."+events.SnapshotBucket(events.DefaultStream)+".C.partialchunk", obj[:len(obj)/2]); err != nil {
 		t.Fatal(err)
 	}
 	want := snapshot(t, st.Conn)
