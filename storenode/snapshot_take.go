@@ -174,6 +174,8 @@ func (n *Node) Snapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
 
 // keepSnapshots takes the periodic snapshots until the node stops.
 func (n *Node) keepSnapshots() {
+	// The interval runs from the start when no snapshot was loaded.
+	n.snap.at.CompareAndSwap(0, n.now().UnixNano())
 	check := time.Second
 	if iv := n.cfg.snapshots.interval; iv > 0 && iv < check {
 		check = iv
