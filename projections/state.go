@@ -62,11 +62,7 @@ func (s *State) Define(def events.BucketDef) *Bucket {
 func (b *Bucket) reindex() {
 	b.indexes = map[string]*Index{}
 	for _, f := range IndexedFields(b.Def) {
-		ix := NewIndex(f)
-		for k, r := range b.records {
-			ix.Add(r[f], k)
-		}
-		b.indexes[f] = ix
+		b.indexes[f] = newIndexOf(f, b.records)
 	}
 }
 
