@@ -92,6 +92,42 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 
+	// A start from a snapshot at the stream's end (the tail empty): what
+	// a restart costs once snapshots are taken.
+	b.Run("storenode.Start/from-snapshot", func(b *testing.B) {
+		n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)), storenode.WithProofKey(kp))
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := n.Snapshot(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("snapshot of %d records at seq %d: %d bytes, loop paused %dµs", info.Records, info.Seq, info.Bytes, info.PauseMicros)
+		if err := n.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		var ready time.Duration
+		for b.Loop() {
+			start := time.Now()
+			n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)), storenode.WithProofKey(kp))
+			ready += time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if n.SnapshotSeq() != info.Seq {
+				b.Fatalf("started from seq %d, want the snapshot's %d", n.SnapshotSeq(), info.Seq)
+			}
+			if err := n.Stop(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(ready.Seconds()*1000/float64(b.N), "ms-to-ready")
+		b.ReportMetric(float64(total)*float64(b.N)/ready.Seconds(), "events/s")
+	})
+
 	// What replay reads with, without decoding or folding: the raw
 	// stream read rate replay is measured against.
 	b.Run("streamread", func(b *testing.B) {
