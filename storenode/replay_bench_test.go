@@ -248,3 +248,103 @@ func readAll(ctx context.Context, s jetstream.Stream, total uint64) error {
 	}
 	return nil
 }
+
+// replayTxEvents is how many events BenchmarkReplayTx replays, written
+// by store.tx commands of replayTxOps inserts each.
+const (
+	replayTxEvents = 50_000
+	replayTxOps    = 500
+)
+
+// BenchmarkReplayTx measures a start on a stream written by large
+// transactions (the heavy case of issue 11: 500-op store.tx batches with
+// command ids, so replay also rebuilds each one's reply), from the whole
+// stream and from a snapshot, beside the raw stream read of the same run.
+func BenchmarkReplayTx(b *testing.B) {
+	ctx := context.Background()
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := storetest.StartStore(b, storenode.WithProofKey(kp))
+	define(b, st.Conn, events.BucketDef{Bucket: "items", Key: "id", Schema: map[string]events.FieldDef{
+		"id":   {Type: events.TypeNumber, Generated: events.GenAutoincrement},
+		"n":    {Type: events.TypeNumber},
+		"name": {Type: events.TypeString},
+	}, Indexes: []string{"n"}})
+	for t := range replayTxEvents / replayTxOps {
+		ops := make([]events.TxOp, replayTxOps)
+		for i := range ops {
+			ops[i] = events.TxOp{Op: events.CmdInsert, Bucket: "items", Record: events.Record{"n": float64(i), "name": fmt.Sprint("item-", t, "-", i)}}
+		}
+		mustCall(b, st.Conn, events.CmdTx, events.TxRequest{Ops: ops}, nil, events.HeaderCommandID, fmt.Sprint("tx-", t))
+	}
+	if err := st.Node.Stop(ctx); err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(st.Conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := stream.CachedInfo().State.Msgs
+	start := func(b *testing.B) (*storenode.Node, time.Duration) {
+		t0 := time.Now()
+		n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)),
+			storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp))
+		took := time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n, took
+	}
+	stop := func(b *testing.B, n *storenode.Node) {
+		var count int
+		mustCall(b, st.Conn, events.CmdCount, events.CountRequest{Bucket: "items"}, &count)
+		if count != replayTxEvents || n.Status().Quarantined != 0 {
+			b.Fatalf("after replay, %d items, want %d; status %+v", count, replayTxEvents, n.Status())
+		}
+		if err := n.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("storenode.Start", func(b *testing.B) {
+		var replay time.Duration
+		for b.Loop() {
+			n, took := start(b)
+			replay += took
+			b.StopTimer()
+			stop(b, n)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/replay.Seconds(), "events/s")
+	})
+	b.Run("streamread", func(b *testing.B) {
+		for b.Loop() {
+			if err := streamread.All(ctx, js, events.DefaultStream, func(uint64, jetstream.Msg) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("storenode.Start/from-snapshot", func(b *testing.B) {
+		n, _ := start(b)
+		if _, err := n.Snapshot(ctx); err != nil {
+			b.Fatal(err)
+		}
+		stop(b, n)
+		var ready time.Duration
+		for b.Loop() {
+			n, took := start(b)
+			ready += took
+			b.StopTimer()
+			stop(b, n)
+			b.StartTimer()
+		}
+		b.ReportMetric(ready.Seconds()*1000/float64(b.N), "ms-to-ready")
+		b.ReportMetric(float64(total)*float64(b.N)/ready.Seconds(), "events/s")
+	})
+}
