@@ -62,6 +62,7 @@ type nodeView struct {
 	dedupe      []dedupeRecord
 	quarantined int
 	lastQuarSeq uint64
+	proofSince  uint64        // n.proofSince, which the loop owns
 	pause       time.Duration // the loop stopped this long to capture it
 }
 
@@ -234,10 +235,10 @@ func snapshotNames(ctx context.Context, os jetstream.ObjectStore) ([]string, err
 }
 
 // anchor checks that the message at h.Seq is in the stream and, with
-// proofs, verifies and has the leaf the snapshot holds: the snapshot's
-// state is this stream's history up to there, not a rolled-back flight's
-// or another stream's.
-func (n *Node) anchor(ctx context.Context, js jetstream.JetStream, h snapshotHeader) error {
+// proofs (from sequence since on), verifies and has the leaf the snapshot
+// holds: the snapshot's state is this stream's history up to there, not a
+// rolled-back flight's or another stream's.
+func (n *Node) anchor(ctx context.Context, js jetstream.JetStream, h snapshotHeader, since uint64) error {
 	s, err := js.Stream(ctx, n.cfg.stream)
 	if err != nil {
 		return err
@@ -246,7 +247,7 @@ func (n *Node) anchor(ctx context.Context, js jetstream.JetStream, h snapshotHea
 	if err != nil {
 		return fmt.Errorf("message at seq %d: %w", h.Seq, err)
 	}
-	if n.verifier == nil || h.Seq < n.proofSince {
+	if n.verifier == nil || h.Seq < since {
 		return nil
 	}
 	_, leaf, err := n.verifier.Verify(proof.Message{Seq: h.Seq, Subject: msg.Subject, Body: msg.Data}, msg.Header.Get(proof.Header))
@@ -308,7 +309,7 @@ func (n *Node) readSnapshot(ctx context.Context, src *replaySource, os jetstream
 	case h.Seq > upTo:
 		return nil, nil
 	}
-	if err := n.anchor(ctx, src.js, h); err != nil {
+	if err := n.anchor(ctx, src.js, h, n.proofSince); err != nil {
 		return nil, err
 	}
 	return n.decodeSnapshotBody(h, body)

@@ -45,7 +45,7 @@ func (n *Node) capture() *nodeView {
 	n.healthMu.Lock()
 	q, lq := n.quarantined, n.lastQuarantinedSeq
 	n.healthMu.Unlock()
-	v := &nodeView{state: n.state.Capture(), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq}
+	v := &nodeView{state: n.state.Capture(), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
 	v.pause = time.Since(start)
 	return v
 }
@@ -98,7 +98,7 @@ func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	if err != nil {
 		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot: %w", err)
 	}
-	if err := n.anchor(ctx, src.js, h); err != nil {
+	if err := n.anchor(ctx, src.js, h, v.proofSince); err != nil {
 		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state at seq %d is not anchored in the stream (%v): a snapshot is taken after the next write", h.Seq, err)
 	}
 	oi, err := store.PutBytes(ctx, name, obj)
