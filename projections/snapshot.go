@@ -11,8 +11,8 @@ import (
 
 // View is a State as it was when Capture took it, for encoding while the
 // State moves on. Indexes are not part of it: they are derived from the
-// records and rebuilt by DecodeState (cheaper than storing them; see
-// docs/benchmarks.md).
+// records and rebuilt by DecodeState in one pass (their maps have to be
+// allocated at load either way; see docs/protocol.md, Snapshots).
 type View struct {
 	LastSeq uint64
 	buckets []bucketView

@@ -85,7 +85,7 @@ func (d *dedupeTable) records() []dedupeRecord {
 	return out
 }
 
-// encodeSnapshot returns the object for v.
+// encode returns the snapshot object for v, and its header.
 func (v *nodeView) encode(stream string, created, taken time.Time) ([]byte, snapshotHeader, error) {
 	w := &snapcodec.Writer{Buf: make([]byte, 0, 1<<20)}
 	if err := v.state.Encode(w); err != nil {
