@@ -198,7 +198,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
 			api + "STREAM.UPDATE." + c.dlqStream,
-		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...), leaseRights(s)...),
+		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
 		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
@@ -210,7 +210,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + s,
 			api + "STREAM.INFO." + c.dlqStream,
 		}, append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
-		Deny:      c.trustLock(),
+		Deny:      append(c.trustLock(), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV), reads deployed rule-set versions",
 	}, {
@@ -223,7 +223,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.MSG.GET." + s,
 			api + "DIRECT.GET." + s + ".>",
 		}, read...),
-		Deny:      append(c.ruleSetConsumers(), c.trustLock()...),
+		Deny:      append(append(c.ruleSetConsumers(), c.trustLock()...), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleClient) + ".>"},
 		Why:       "calls commands, reads the stream through ordered consumers, watches consumers settle",
 	}, {
@@ -245,6 +245,33 @@ func leaseRights(s string) []string {
 		"$JS.API.STREAM.MSG.GET." + kv,
 		"$JS.API.DIRECT.GET." + kv + ".>",
 		"$KV." + events.LeaseBucket + "." + s,
+	}
+}
+
+// adminCommands are the commands only an admin may send: snapshots
+// cost the store node a pause and an upload.
+func (c *config) adminCommands() []string {
+	return []string{c.prefix + "." + events.CmdSnapshot, c.prefix + "." + events.CmdSnapshots}
+}
+
+// snapshotStore is what the store node needs of the object store bucket
+// holding its snapshots: create it, put, get, list and delete objects
+// (the object store reads through ordered push consumers with flow
+// control).
+func snapshotStore(bucket string) []string {
+	api, stream := "$JS.API.", "OBJ_"+bucket
+	return []string{
+		"$O." + bucket + ".>",
+		"$JS.FC." + stream + ".>",
+		api + "STREAM.INFO." + stream,
+		api + "STREAM.CREATE." + stream,
+		api + "STREAM.UPDATE." + stream,
+		api + "STREAM.PURGE." + stream,
+		api + "STREAM.MSG.GET." + stream,
+		api + "DIRECT.GET." + stream + ".>",
+		api + "CONSUMER.CREATE." + stream, api + "CONSUMER.CREATE." + stream + ".>",
+		api + "CONSUMER.INFO." + stream + ".>",
+		api + "CONSUMER.DELETE." + stream + ".>",
 	}
 }
 

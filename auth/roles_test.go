@@ -101,6 +101,15 @@ func TestRolesDoTheirJobs(t *testing.T) {
 	})
 
 	t.Run("admin", func(t *testing.T) {
+		// Snapshots: the store node writes them to its object store.
+		cl := s.client(t, s.admin)
+		info, err := cl.Snapshot(ctx)
+		if err != nil || !info.Valid || info.Seq == 0 {
+			t.Fatalf("snapshot = %+v, %v", info, err)
+		}
+		if list, err := cl.Snapshots(ctx); err != nil || len(list) != 1 || list[0].Name != info.Name || !list[0].Valid {
+			t.Fatalf("snapshots = %+v, %v; want %s", list, err, info.Name)
+		}
 		if err := s.js.DeleteConsumer(ctx, events.DefaultStream, "commerce"); err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +156,8 @@ func TestRolesAreRefused(t *testing.T) {
 		{api + "STREAM.CREATE.HIJACK", hijack},
 		{api + "CONSUMER.DELETE.STORELOOP.commerce", nil},
 		{api + "CONSUMER.DURABLE.CREATE.STORELOOP.evil", nil},
+		{"store." + events.CmdSnapshot, []byte(`{}`)},
+		{"store." + events.CmdSnapshots, []byte(`{}`)},
 	}
 	subscribes := []string{">", "bucket.>", "store.>", "_INBOX.>", "$JS.API.>"}
 	for _, r := range auth.Roles {

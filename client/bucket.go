@@ -156,3 +156,19 @@ func (c *Client) Status(ctx context.Context) (events.StatusResult, error) {
 	err := c.do(ctx, events.CmdStatus, "", struct{}{}, &out)
 	return out, err
 }
+
+// Snapshot makes the store node take a snapshot of its state now
+// (store.snapshot; admin only where NATS enforces roles).
+func (c *Client) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
+	var out events.SnapshotInfo
+	err := c.do(ctx, events.CmdSnapshot, "", struct{}{}, &out)
+	return out, err
+}
+
+// Snapshots lists the stored snapshots, newest first, each checked
+// (store.snapshots; admin only where NATS enforces roles).
+func (c *Client) Snapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
+	var out []events.SnapshotInfo
+	err := c.do(ctx, events.CmdSnapshots, "", struct{}{}, &out)
+	return out, err
+}

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"sort"
+
+	"github.com/storeloop/storeloop/events"
 )
 
 // Index maps the values of one top-level field to the keys of the records
@@ -33,20 +35,24 @@ func NewIndex(field string) *Index {
 }
 
 // Add records that the record under key has value.
-func (ix *Index) Add(value any, key string) {
+func (ix *Index) Add(value any, key string) { ix.add(value, key, true) }
+
+// add is Add; without ordered, a new value is left out of the order
+// (newIndexOf sorts them all at once).
+func (ix *Index) add(value any, key string, ordered bool) {
 	if n, ok := asNumber(value); ok {
 		if n != n { // NaN equals nothing and has no place in the order
 			return
 		}
 		n = normZero(n)
-		if addKey(ix.nums, n, key) {
+		if addKey(ix.nums, n, key) && ordered {
 			ix.numOrder.insert(n)
 		}
 		return
 	}
 	switch v := value.(type) {
 	case string:
-		if addKey(ix.strs, v, key) {
+		if addKey(ix.strs, v, key) && ordered {
 			ix.strOrder.insert(v)
 		}
 	case bool:
@@ -56,6 +62,16 @@ func (ix *Index) Add(value any, key string) {
 		}
 		ix.bools[i][key] = struct{}{}
 	}
+}
+
+// newIndexOf builds the index on field of records.
+func newIndexOf(field string, records map[string]events.Record) *Index {
+	ix := NewIndex(field)
+	for k, r := range records {
+		ix.add(r[field], k, false)
+	}
+	ix.numOrder, ix.strOrder = sortedSetOf(ix.nums), sortedSetOf(ix.strs)
+	return ix
 }
 
 // Remove forgets that the record under key has value.
@@ -208,6 +224,23 @@ func (s *sortedSet[T]) find(v T) (bi, i int) {
 		i, _ = slices.BinarySearch(s.blocks[bi], v)
 	}
 	return bi, i
+}
+
+// sortedSetOf returns the set of the keys of m, sorted once: what a
+// rebuild does instead of inserting them one by one.
+func sortedSetOf[T cmp.Ordered](m map[T]keySet) sortedSet[T] {
+	vs := make([]T, 0, len(m))
+	for v := range m {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	var s sortedSet[T]
+	for len(vs) > 0 {
+		n := min(len(vs), blockSize)
+		s.blocks = append(s.blocks, vs[:n:n]) // capped: a block's growth never overwrites the next
+		vs = vs[n:]
+	}
+	return s
 }
 
 func (s *sortedSet[T]) insert(v T) {

@@ -84,14 +84,7 @@ func (s *State) Define(def events.BucketDef) (*Bucket, error) {
 		b.view = v
 		src.views = append(src.views, v)
 	}
-	b.indexes = map[string]*Index{}
-	for _, f := range IndexedFields(def) {
-		ix := NewIndex(f)
-		for k, r := range b.records {
-			ix.Add(r[f], k)
-		}
-		b.indexes[f] = ix
-	}
+	b.reindex()
 	b.ttl, _ = time.ParseDuration(def.TTL) // the store refuses a bad one
 	if b.ttl > 0 {
 		b.byUpdated = newAgeQueue(events.FieldUpdatedAt)
@@ -117,6 +110,14 @@ func (b *Bucket) queue(k string, r events.Record) {
 	}
 	if b.byCreated != nil {
 		b.byCreated.push(k, r, b.records)
+	}
+}
+
+// reindex builds the indexes of b's definition from its records.
+func (b *Bucket) reindex() {
+	b.indexes = map[string]*Index{}
+	for _, f := range IndexedFields(b.Def) {
+		b.indexes[f] = newIndexOf(f, b.records)
 	}
 }
 
@@ -156,6 +157,9 @@ func DecodeMessage(subject string, data []byte) (Message, error) {
 			return Message{}, fmt.Errorf("decode definition: %w", err)
 		}
 		return Message{Schema: &se}, nil
+	}
+	if e, ok := decodeEvent(data); ok && e.Type.Valid() && events.ValidBucketName(e.Bucket) {
+		return Message{Event: e}, nil
 	}
 	e, err := events.DecodeEvent(data)
 	if err != nil {

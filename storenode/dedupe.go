@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/wirejson"
 	"github.com/storeloop/storeloop/projections"
 )
 
@@ -161,7 +162,7 @@ func (r *replayReplies) observe(hdr nats.Header, m projections.Message, schemas 
 				results[i] = eventResult(e)
 			}
 		}
-		r.remember(ev.Meta, events.TxResult{Results: results})
+		r.remember(ev.Meta, txResultJSON(results))
 	}
 	return nil
 }
@@ -176,6 +177,17 @@ func (r *replayReplies) remember(m events.Meta, result any) {
 		return
 	}
 	r.table.put(m.CommandID, marshalReply(result, nil), at)
+}
+
+// txResultJSON is the result of a transaction: events.TxResult as
+// encoding/json writes it, its records encoded without reflection (a
+// 500-op transaction's reply is rebuilt at every replay).
+func txResultJSON(results []any) any {
+	b, err := wirejson.Append(append(make([]byte, 0, 64*len(results)), `{"results":`...), results)
+	if err != nil {
+		return events.TxResult{Results: results} // marshalReply words the error
+	}
+	return json.RawMessage(append(b, '}'))
 }
 
 // eventResult is the result of the command op that appended ev.

@@ -133,3 +133,18 @@ func TestReplayRepliesKeepACutTxApart(t *testing.T) {
 		t.Fatalf("reply %s (%v), want the retry's single result", reply, err)
 	}
 }
+
+// TestTxResultJSON: a transaction's rebuilt reply is byte for byte what
+// encoding/json writes for events.TxResult.
+func TestTxResultJSON(t *testing.T) {
+	for _, results := range [][]any{
+		nil,
+		{},
+		{events.Record{"id": 1.0, "s": "<a&b>", "nested": map[string]any{"x": []any{1.5, nil}}}, events.DeleteResult{Deleted: true}, nil, events.DeleteResult{}},
+	} {
+		want := marshalReply(events.TxResult{Results: results}, nil)
+		if got := marshalReply(txResultJSON(results), nil); string(got) != string(want) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+	}
+}

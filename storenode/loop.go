@@ -50,6 +50,9 @@ func (n *Node) loop() {
 		case m := <-n.followMsgs():
 			n.followed(m)
 			continue
+		case c := <-n.snap.captures:
+			c <- n.capture()
+			continue
 		}
 		commands := batch[0].commands()
 	fill:

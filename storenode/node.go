@@ -79,6 +79,7 @@ type Node struct {
 	lastQuarantinedSeq uint64 // under healthMu
 
 	lead leadership // leader or standby among nodes on the stream (standby.go)
+	snap snapshotter // snapshot_take.go
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the
@@ -113,6 +114,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		done:    make(chan struct{}),
 		retry:   time.NewTimer(time.Hour),
 		expiry:  time.NewTimer(time.Hour),
+		snap:    snapshotter{captures: make(chan chan *nodeView)},
 
 		resolveFrom: math.MaxUint64,
 	}
@@ -160,6 +162,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	go n.loop()
 	if cfg.dataDir != "" {
 		go n.keepMark()
+	}
+	if cfg.snapshots.periodic() {
+		go n.keepSnapshots()
 	}
 	// Subscriptions reach the server asynchronously: flush so that a
 	// request sent once Start returns finds the service.
@@ -286,8 +291,9 @@ func (n *Node) writeStream(ctx context.Context, write func(context.Context, jets
 	return n.trust(s.CachedInfo().Config.Metadata)
 }
 
-// rebuild replaces the state with the fold of the whole stream, read on a
-// connection of its own; a sequence missing from it is data loss.
+// rebuild replaces the state with the fold of the stream, read on a
+// connection of its own: the newest valid snapshot and the stream after
+// it, or the whole stream; a sequence missing from it is data loss.
 func (n *Node) rebuild(ctx context.Context) error {
 	src, err := n.openReplay(ctx)
 	if err != nil {
@@ -295,7 +301,13 @@ func (n *Node) rebuild(ctx context.Context) error {
 	}
 	defer src.close()
 	f := n.newFolder()
-	if err := streamread.Upto(ctx, src.stream, f.fold); err != nil {
+	snap := n.loadSnapshot(ctx, src, n.resolveFrom)
+	if snap != nil {
+		f.st, f.schemas, f.dd = snap.state, snap.schemas, snap.dedupe
+		f.rr = newReplayReplies(f.dd, n.now())
+		snap.seed(f.adm, f.seqs)
+	}
+	if err := streamread.Upto(ctx, src.stream, f.st.LastSeq+1, f.fold); err != nil {
 		return err
 	}
 	if err := n.checkSeqs(f.seqs, src.last); err != nil {
@@ -308,6 +320,11 @@ func (n *Node) rebuild(ctx context.Context) error {
 	f.adm.done()
 	n.state, n.schemas, n.dedupe = st, f.schemas, f.dd
 	n.lastSeq.Store(st.LastSeq)
+	if snap != nil {
+		n.snap.seq.Store(snap.header.Seq)
+		n.snap.at.Store(snap.header.Taken.UnixNano())
+		n.log.Info("state loaded from snapshot, then the stream after it", "snapshot", snapshotName(snap.header.Seq), "tail", st.LastSeq-snap.header.Seq)
+	}
 	return nil
 }
 

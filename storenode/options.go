@@ -35,6 +35,7 @@ type config struct {
 	proofOff       bool // benchmarks only: measure what proofs cost
 	clock          func() time.Time
 	lease          time.Duration // 0: the only node, no lease (see WithLease)
+	snapshots      snapshotConfig
 }
 
 func defaultConfig() config {

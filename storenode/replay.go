@@ -3,6 +3,7 @@ package storenode
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,9 +14,11 @@ import (
 // credentials, TLS), so that a replay's bytes never share a connection's
 // pending limits with the commands being served.
 type replaySource struct {
-	nc     *nats.Conn
-	stream jetstream.Stream // its info fetched once: the read ends at last
-	last   uint64           // the stream's last sequence before the read
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream // its info fetched once: the read ends at last
+	last    uint64           // the stream's last sequence before the read
+	created time.Time        // the stream's creation: its identity beside its name
 }
 
 func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
@@ -33,16 +36,15 @@ func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
 		return nil, fmt.Errorf("storenode: replay connection: %w", err)
 	}
 	r := &replaySource{nc: nc}
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if r.js, err = jetstream.New(nc); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay: %w", err)
 	}
-	if r.stream, err = js.Stream(ctx, n.cfg.stream); err != nil {
+	if r.stream, err = r.js.Stream(ctx, n.cfg.stream); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay stream %s: %w", n.cfg.stream, err)
 	}
-	r.last = r.stream.CachedInfo().State.LastSeq
+	r.last, r.created = r.stream.CachedInfo().State.LastSeq, r.stream.CachedInfo().Created
 	return r, nil
 }
 

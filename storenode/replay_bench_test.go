@@ -16,6 +16,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/events/proof"
 	"github.com/storeloop/storeloop/internal/storetest"
+	"github.com/storeloop/storeloop/internal/streamread"
 	"github.com/storeloop/storeloop/storenode"
 )
 
@@ -91,6 +92,57 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 
+	// A start from a snapshot at the stream's end (the tail empty): what
+	// a restart costs once snapshots are taken.
+	b.Run("storenode.Start/from-snapshot", func(b *testing.B) {
+		n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)), storenode.WithProofKey(kp))
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := n.Snapshot(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("snapshot of %d records at seq %d: %d bytes, loop paused %dµs", info.Records, info.Seq, info.Bytes, info.PauseMicros)
+		if err := n.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		var ready time.Duration
+		for b.Loop() {
+			start := time.Now()
+			n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)), storenode.WithProofKey(kp))
+			ready += time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if n.SnapshotSeq() != info.Seq {
+				b.Fatalf("started from seq %d, want the snapshot's %d", n.SnapshotSeq(), info.Seq)
+			}
+			if err := n.Stop(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(ready.Seconds()*1000/float64(b.N), "ms-to-ready")
+		b.ReportMetric(float64(total)*float64(b.N)/ready.Seconds(), "events/s")
+	})
+
+	// What replay reads with, without decoding or folding: the raw
+	// stream read rate replay is measured against.
+	b.Run("streamread", func(b *testing.B) {
+		for b.Loop() {
+			var got uint64
+			if err := streamread.All(ctx, js, events.DefaultStream, func(uint64, jetstream.Msg) error { got++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			if got != total {
+				b.Fatalf("read %d messages, want %d", got, total)
+			}
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+
 	b.Run("ordered-consumer", func(b *testing.B) {
 		for b.Loop() {
 			if err := readAll(ctx, stream, total); err != nil {
@@ -140,7 +192,8 @@ func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n 
 		prev = last
 		for i, m := range flight {
 			m.Header.Set(proof.Header, hdrs[i])
-			if _, err := js.PublishMsgAsync(m); err != nil {
+			// A busy machine may stall the server for a while: wait, not fail.
+			if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 				return err
 			}
 		}
@@ -194,4 +247,104 @@ func readAll(ctx context.Context, s jetstream.Stream, total uint64) error {
 		}
 	}
 	return nil
+}
+
+// replayTxEvents is how many events BenchmarkReplayTx replays, written
+// by store.tx commands of replayTxOps inserts each.
+const (
+	replayTxEvents = 50_000
+	replayTxOps    = 500
+)
+
+// BenchmarkReplayTx measures a start on a stream written by large
+// transactions (the heavy case of issue 11: 500-op store.tx batches with
+// command ids, so replay also rebuilds each one's reply), from the whole
+// stream and from a snapshot, beside the raw stream read of the same run.
+func BenchmarkReplayTx(b *testing.B) {
+	ctx := context.Background()
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := storetest.StartStore(b, storenode.WithProofKey(kp))
+	define(b, st.Conn, events.BucketDef{Bucket: "items", Key: "id", Schema: map[string]events.FieldDef{
+		"id":   {Type: events.TypeNumber, Generated: events.GenAutoincrement},
+		"n":    {Type: events.TypeNumber},
+		"name": {Type: events.TypeString},
+	}, Indexes: []string{"n"}})
+	for t := range replayTxEvents / replayTxOps {
+		ops := make([]events.TxOp, replayTxOps)
+		for i := range ops {
+			ops[i] = events.TxOp{Op: events.CmdInsert, Bucket: "items", Record: events.Record{"n": float64(i), "name": fmt.Sprint("item-", t, "-", i)}}
+		}
+		mustCall(b, st.Conn, events.CmdTx, events.TxRequest{Ops: ops}, nil, events.HeaderCommandID, fmt.Sprint("tx-", t))
+	}
+	if err := st.Node.Stop(ctx); err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(st.Conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := stream.CachedInfo().State.Msgs
+	start := func(b *testing.B) (*storenode.Node, time.Duration) {
+		t0 := time.Now()
+		n, err := storenode.Start(ctx, st.Conn, storenode.WithLogger(slog.New(slog.DiscardHandler)),
+			storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp))
+		took := time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n, took
+	}
+	stop := func(b *testing.B, n *storenode.Node) {
+		var count int
+		mustCall(b, st.Conn, events.CmdCount, events.CountRequest{Bucket: "items"}, &count)
+		if count != replayTxEvents || n.Status().Quarantined != 0 {
+			b.Fatalf("after replay, %d items, want %d; status %+v", count, replayTxEvents, n.Status())
+		}
+		if err := n.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("storenode.Start", func(b *testing.B) {
+		var replay time.Duration
+		for b.Loop() {
+			n, took := start(b)
+			replay += took
+			b.StopTimer()
+			stop(b, n)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/replay.Seconds(), "events/s")
+	})
+	b.Run("streamread", func(b *testing.B) {
+		for b.Loop() {
+			if err := streamread.All(ctx, js, events.DefaultStream, func(uint64, jetstream.Msg) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("storenode.Start/from-snapshot", func(b *testing.B) {
+		n, _ := start(b)
+		if _, err := n.Snapshot(ctx); err != nil {
+			b.Fatal(err)
+		}
+		stop(b, n)
+		var ready time.Duration
+		for b.Loop() {
+			n, took := start(b)
+			ready += took
+			b.StopTimer()
+			stop(b, n)
+			b.StartTimer()
+		}
+		b.ReportMetric(ready.Seconds()*1000/float64(b.N), "ms-to-ready")
+		b.ReportMetric(float64(total)*float64(b.N)/ready.Seconds(), "events/s")
+	})
 }

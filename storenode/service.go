@@ -65,7 +65,7 @@ func newRequestBody(cmd string) any {
 		return &events.AggregateRequest{}
 	case events.CmdTx:
 		return &events.TxRequest{}
-	case events.CmdStatus:
+	case events.CmdStatus, events.CmdSnapshot, events.CmdSnapshots:
 		return &struct{}{}
 	case events.CmdBatch:
 		return &events.BatchRequest{}
@@ -110,6 +110,10 @@ func (n *Node) handler(cmd string) micro.HandlerFunc {
 			// Answered here, not queued: status reports the loop, it does
 			// not wait for it, and is not itself counted in flight.
 			n.respond(p, marshalReply(n.Status(), nil), nil)
+			return
+		}
+		if cmd == events.CmdSnapshot || cmd == events.CmdSnapshots {
+			go n.snapshotCommand(p)
 			return
 		}
 		if p.mutating() || n.stale.Load() {

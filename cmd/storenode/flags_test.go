@@ -87,10 +87,12 @@ func TestLimitFlags(t *testing.T) {
 		{name: "environment", env: map[string]string{"STORELOOP_MAX_SCAN": "7", "STORELOOP_DEDUPE_BYTES": "4194304"}, scan: 7, dedupe: 4 << 20},
 		{name: "scan cap not positive", args: []string{"--max-scan", "0"}, wantErr: "storenode: max scan 0 must be positive"},
 		{name: "dedupe budget too small", args: []string{"--dedupe-bytes", "1000"}, wantErr: "storenode: dedupe bytes 1000 must be at least 1 MiB"},
+		{name: "snapshot interval too short", args: []string{"--snapshot-interval", "10ms"}, wantErr: "storenode: snapshot interval 10ms is under a second"},
+		{name: "snapshots kept", env: map[string]string{"STORELOOP_SNAPSHOT_KEEP": "0"}, wantErr: "storenode: snapshots kept 0 out of range 1..100"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, name := range []string{"STORELOOP_MAX_SCAN", "STORELOOP_DEDUPE_BYTES"} {
+			for _, name := range []string{"STORELOOP_MAX_SCAN", "STORELOOP_DEDUPE_BYTES", "STORELOOP_SNAPSHOT_KEEP"} {
 				t.Setenv(name, tc.env[name])
 				if _, ok := tc.env[name]; !ok {
 					os.Unsetenv(name)

@@ -41,6 +41,9 @@ type flags struct {
 	replicas                                           int
 	maxScan, dedupeBytes                               int // the store node's cost and memory caps
 	lease                                              time.Duration
+	snapshotEvery                                      uint64
+	snapshotInterval                                   time.Duration
+	snapshotKeep                                       int
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -66,9 +69,13 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.maxScan, "max-scan", storenode.DefaultMaxScan, "refuse (too_large) a command that would visit more records than this (env STORELOOP_MAX_SCAN)")
 	fs.IntVar(&f.dedupeBytes, "dedupe-bytes", storenode.DefaultDedupeBytes, "memory for the remembered replies of idempotent commands, in bytes; the oldest go first (env STORELOOP_DEDUPE_BYTES)")
 	fs.DurationVar(&f.lease, "lease", storenode.DefaultLease, "with --nats: lead the stream only while holding a lease this long, else follow it as a hot standby; 0: no lease, this node is the stream's only writer (env STORELOOP_LEASE)")
+	fs.Uint64Var(&f.snapshotEvery, "snapshot-every", 100_000, "take a snapshot of the state every this many events; 0: not by count (env STORELOOP_SNAPSHOT_EVERY)")
+	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", 10*time.Minute, "take a snapshot this long after the last one if anything was written; 0: not by time (env STORELOOP_SNAPSHOT_INTERVAL)")
+	fs.IntVar(&f.snapshotKeep, "snapshot-keep", storenode.DefaultSnapshotKeep, "snapshots kept, newest first (env STORELOOP_SNAPSHOT_KEEP)")
 	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
 		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
-		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES"})
+		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES",
+		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP"})
 	if err != nil {
 		return nil, err
 	}
@@ -129,9 +136,10 @@ func (f *flags) leadership() []storenode.Option {
 	return []storenode.Option{storenode.WithLease(f.lease)}
 }
 
-// limits are the store node's options for its caps.
+// limits are the store node's options for its caps and snapshots.
 func (f *flags) limits() []storenode.Option {
-	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes)}
+	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
+		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep)}
 }
 
 func run(args []string) error {

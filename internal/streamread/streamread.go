@@ -21,23 +21,28 @@ const FetchBytes = 16 << 20
 // returns. An error from fn stops the read and is returned as is.
 // Sequences missing from the stream are skipped: fn sees the gap.
 func All(ctx context.Context, js jetstream.JetStream, stream string, fn func(seq uint64, msg jetstream.Msg) error) error {
+	return From(ctx, js, stream, 1, fn)
+}
+
+// From is All from sequence first on: the tail after a snapshot.
+func From(ctx context.Context, js jetstream.JetStream, stream string, first uint64, fn func(seq uint64, msg jetstream.Msg) error) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	return Upto(ctx, s, fn)
+	return Upto(ctx, s, first, fn)
 }
 
-// Upto is All for a stream already looked up: it reads up to the last
+// Upto is From for a stream already looked up: it reads up to the last
 // sequence of s's cached info, so that a caller that needs that sequence
 // too fetches the stream's info once and reads exactly to it.
-func Upto(ctx context.Context, s jetstream.Stream, fn func(seq uint64, msg jetstream.Msg) error) error {
+func Upto(ctx context.Context, s jetstream.Stream, first uint64, fn func(seq uint64, msg jetstream.Msg) error) error {
 	stream := s.CachedInfo().Config.Name
 	state := s.CachedInfo().State
-	if state.Msgs == 0 {
+	if state.Msgs == 0 || first > state.LastSeq {
 		return nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(first, 1)})
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
 	}

@@ -48,7 +48,7 @@ func TestUptoReadsToTheInfoGiven(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(2) // after the lookup
-	if got := read(func(fn func(uint64, jetstream.Msg) error) error { return streamread.Upto(ctx, s, fn) }); fmt.Sprint(got) != "[1 2 3]" {
+	if got := read(func(fn func(uint64, jetstream.Msg) error) error { return streamread.Upto(ctx, s, 1, fn) }); fmt.Sprint(got) != "[1 2 3]" {
 		t.Fatalf("Upto read %v, want [1 2 3]", got)
 	}
 	if got := read(func(fn func(uint64, jetstream.Msg) error) error { return streamread.All(ctx, js, "S", fn) }); fmt.Sprint(got) != "[1 2 3 4 5]" {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/storeloop/storeloop/client"
+	"github.com/storeloop/storeloop/events"
+)
+
+func init() { rootCmd.AddCommand(snapshotCmd()) }
+
+func snapshotCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Make the store node take a snapshot of its state now (a start loads the newest valid one and replays only the events after it)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(c *client.Client) error {
+				info, err := c.Snapshot(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return writeJSON(cmd.OutOrStdout(), info)
+			})
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "ls",
+		Short: "List the stored snapshots, newest first: sequence, size, when taken, whether it reads back whole and belongs to this stream",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(c *client.Client) error {
+				list, err := c.Snapshots(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return writeSnapshotTable(cmd.OutOrStdout(), list)
+			})
+		},
+	})
+	return cmd
+}
+
+func writeSnapshotTable(w io.Writer, list []events.SnapshotInfo) error {
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "no snapshots")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tBYTES\tRECORDS\tTAKEN\tCHECKSUM\tNAME")
+	for _, s := range list {
+		check := "ok"
+		if !s.Valid {
+			check = "BAD: " + s.Problem
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", s.Seq, s.Bytes, s.Records, s.Taken.UTC().Format(time.RFC3339), check, s.Name)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,119 @@
+package projections
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/snapcodec"
+)
+
+// snapshotRecords is how many records BenchmarkSnapshotState holds (a
+// store of that many inserts; set 1_000_000 for the million-event figure,
+// which takes minutes on a busy machine).
+const snapshotRecords = 200_000
+
+// BenchmarkSnapshotState measures the parts of a snapshot that do not
+// touch NATS on snapshotRecords small records with two indexes: the
+// capture (the pause of the store's loop), the encoding and the decoding
+// with the indexes rebuilt (the bulk of a start from a snapshot).
+func BenchmarkSnapshotState(b *testing.B) {
+	s := NewState()
+	def := events.BucketDef{Bucket: "items", Key: "id", Indexes: []string{"n", "name"}, Schema: map[string]events.FieldDef{
+		"id": {Type: events.TypeNumber, Generated: events.GenAutoincrement}, "n": {Type: events.TypeNumber}, "name": {Type: events.TypeString}}}
+	s.Define(def)
+	now := float64(time.Now().UnixMilli())
+	for i := 1; i <= snapshotRecords; i++ {
+		k := float64(i)
+		if err := s.Apply(&events.Event{Type: events.OpInserted, Bucket: "items", Key: k, Record: events.Record{
+			"id": k, "n": float64(i % 1000), "name": fmt.Sprint("item-", i), events.FieldVersion: 1.0,
+			events.FieldCreatedAt: now, events.FieldUpdatedAt: now}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.LastSeq = snapshotRecords + 1
+	w := &snapcodec.Writer{}
+	if err := s.Capture().Encode(w); err != nil {
+		b.Fatal(err)
+	}
+	encoded := w.Buf
+	b.Run("capture", func(b *testing.B) {
+		for b.Loop() {
+			s.Capture()
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/capture")
+	})
+	b.Run("encode", func(b *testing.B) {
+		v := s.Capture()
+		for b.Loop() {
+			if err := v.Encode(&snapcodec.Writer{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(encoded)), "bytes")
+		b.ReportMetric(float64(snapshotRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			got, err := DecodeState(snapcodec.NewReader(encoded))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got.Bucket("items").Len() != snapshotRecords || len(got.Bucket("items").Index("n").Equal(7.0)) != snapshotRecords/1000 {
+				b.Fatal("decoded state differs")
+			}
+		}
+		b.ReportMetric(float64(snapshotRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+}
+
+// TestIndexOfMatchesAdds: an index built at once (a rebuild) answers as
+// one built record by record.
+func TestIndexOfMatchesAdds(t *testing.T) {
+	records := map[string]events.Record{}
+	added := NewIndex("v")
+	for i := range 3000 {
+		var v any
+		switch i % 5 {
+		case 0:
+			v = float64(i % 700)
+		case 1:
+			v = fmt.Sprint("s", i%900)
+		case 2:
+			v = i%2 == 0
+		case 3:
+			v = -0.0
+		}
+		k := fmt.Sprint("k", i)
+		records[k] = events.Record{"v": v}
+		added.Add(v, k)
+	}
+	built := newIndexOf("v", records)
+	if !reflect.DeepEqual(built.nums, added.nums) || !reflect.DeepEqual(built.strs, added.strs) || !reflect.DeepEqual(built.bools, added.bools) {
+		t.Fatal("value maps differ")
+	}
+	flat := func(s any) []any {
+		var out []any
+		switch s := s.(type) {
+		case sortedSet[float64]:
+			s.ascend(nil, nil, true, true, func(v float64) { out = append(out, v) })
+		case sortedSet[string]:
+			s.ascend(nil, nil, true, true, func(v string) { out = append(out, v) })
+		}
+		return out
+	}
+	if !reflect.DeepEqual(flat(built.numOrder), flat(added.numOrder)) || !reflect.DeepEqual(flat(built.strOrder), flat(added.strOrder)) {
+		t.Fatal("orders differ")
+	}
+	// Both keep working as inserts and removes go on.
+	for _, ix := range []*Index{built, added} {
+		ix.Add("s0", "new")
+		ix.Add(1e9, "new")
+		ix.Remove(0.0, "k3")
+	}
+	if !reflect.DeepEqual(flat(built.numOrder), flat(added.numOrder)) || !reflect.DeepEqual(flat(built.strOrder), flat(added.strOrder)) {
+		t.Fatal("orders differ after changes")
+	}
+}

@@ -1,0 +1,52 @@
+package storenode
+
+import (
+	"fmt"
+	"time"
+)
+
+// snapshotConfig says when the node takes snapshots by itself.
+type snapshotConfig struct {
+	every    uint64        // events since the last snapshot; 0: not by count
+	interval time.Duration // time since the last snapshot; 0: not by time
+	keep     int           // 0: DefaultSnapshotKeep
+}
+
+func (c snapshotConfig) periodic() bool { return c.every > 0 || c.interval > 0 }
+
+func (c snapshotConfig) kept() int {
+	if c.keep == 0 {
+		return DefaultSnapshotKeep
+	}
+	return c.keep
+}
+
+// WithSnapshots makes the node take a snapshot of its state once every
+// events have been appended since the last one, and once interval has
+// passed since the last one if anything was appended; 0 turns either
+// trigger off (both 0: only store.snapshot takes them, the default). A
+// start always loads the newest valid snapshot, whatever the options.
+func WithSnapshots(every uint64, interval time.Duration) Option {
+	return func(c *config) error {
+		if interval < 0 {
+			return fmt.Errorf("storenode: snapshot interval %s is negative", interval)
+		}
+		if interval > 0 && interval < time.Second {
+			return fmt.Errorf("storenode: snapshot interval %s is under a second", interval)
+		}
+		c.snapshots.every, c.snapshots.interval = every, interval
+		return nil
+	}
+}
+
+// WithSnapshotKeep sets how many snapshots are kept, newest first
+// (default DefaultSnapshotKeep).
+func WithSnapshotKeep(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 100 {
+			return fmt.Errorf("storenode: snapshots kept %d out of range 1..100", n)
+		}
+		c.snapshots.keep = n
+		return nil
+	}
+}

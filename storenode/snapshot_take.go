@@ -1,0 +1,236 @@
+package storenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// Taking a snapshot stops the loop only for the capture: a copy of the
+// maps holding the records and of the dedupe table's live entries, at the
+// sequence of the last message staged. Encoding, checksum and upload run
+// off the loop while writes go on, once that sequence is acknowledged
+// (a capture may include a flight still in the air; if that flight fails,
+// the anchor check refuses the snapshot).
+
+// snapshotter is the node's snapshot taking.
+type snapshotter struct {
+	captures chan chan *nodeView // to the loop: capture the state now
+	mu       sync.Mutex          // one snapshot at a time
+	seq      atomic.Uint64       // of the newest snapshot taken or loaded
+	at       atomic.Int64        // when it was taken, unix nanoseconds
+}
+
+// snapshotTimeout bounds one snapshot: capture, encoding and upload.
+const snapshotTimeout = 5 * time.Minute
+
+// SnapshotSeq is the stream sequence of the newest snapshot this node
+// took or started from (0: none); safe from any goroutine.
+func (n *Node) SnapshotSeq() uint64 { return n.snap.seq.Load() }
+
+// capture runs on the loop: the state as of the last message staged, or
+// nil while it is not true (a failed batch awaits its rebuild).
+func (n *Node) capture() *nodeView {
+	if n.failure() != nil || n.stale.Load() {
+		return nil
+	}
+	start := time.Now()
+	n.healthMu.Lock()
+	q, lq := n.quarantined, n.lastQuarantinedSeq
+	n.healthMu.Unlock()
+	v := &nodeView{state: n.state.Capture(), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
+	v.pause = time.Since(start)
+	return v
+}
+
+// Snapshot takes a snapshot of the state now and stores it, keeping the
+// newest WithSnapshotKeep; it returns what was stored (the newest one
+// again when nothing was appended since).
+func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
+	n.snap.mu.Lock()
+	defer n.snap.mu.Unlock()
+	reply := make(chan *nodeView, 1)
+	select {
+	case n.snap.captures <- reply:
+	case <-n.done:
+		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "store node is stopping")
+	case <-ctx.Done():
+		return events.SnapshotInfo{}, ctx.Err()
+	}
+	var v *nodeView
+	select {
+	case v = <-reply:
+	case <-ctx.Done():
+		return events.SnapshotInfo{}, ctx.Err()
+	}
+	switch {
+	case v == nil:
+		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state is being rebuilt after a failed append: retry")
+	case v.state.LastSeq == 0:
+		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the stream is empty: nothing to snapshot")
+	}
+	if err := n.awaitCommitted(ctx, v.state.LastSeq); err != nil {
+		return events.SnapshotInfo{}, err
+	}
+	src, err := n.openReplay(ctx)
+	if err != nil {
+		return events.SnapshotInfo{}, err
+	}
+	defer src.close()
+	store, err := n.snapshotStore(ctx, src.js, true)
+	if err != nil {
+		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot store: %w", err)
+	}
+	name := snapshotName(v.state.LastSeq)
+	if v.state.LastSeq == n.snap.seq.Load() {
+		if info := n.snapshotInfo(ctx, store, name, src.created); info.Valid {
+			return info, nil
+		}
+	}
+	obj, h, err := v.encode(n.cfg.stream, src.created, n.now())
+	if err != nil {
+		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot: %w", err)
+	}
+	if err := n.anchor(ctx, src.js, h, v.proofSince); err != nil {
+		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state at seq %d is not anchored in the stream (%v): a snapshot is taken after the next write", h.Seq, err)
+	}
+	oi, err := store.PutBytes(ctx, name, obj)
+	if err != nil {
+		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot %s: %w", name, err)
+	}
+	n.snap.seq.Store(h.Seq)
+	n.snap.at.Store(h.Taken.UnixNano())
+	n.pruneSnapshots(ctx, store)
+	n.log.Info("snapshot taken", "name", name, "seq", h.Seq, "records", h.Records, "bytes", oi.Size, "pause", v.pause)
+	return events.SnapshotInfo{Name: name, Seq: h.Seq, Bytes: oi.Size, Records: h.Records, Taken: h.Taken,
+		SHA256: h.SHA256, Valid: true, PauseMicros: v.pause.Microseconds()}, nil
+}
+
+// awaitCommitted waits until seq is acknowledged (and synced).
+func (n *Node) awaitCommitted(ctx context.Context, seq uint64) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for n.lastSeq.Load() < seq {
+		if n.failure() != nil {
+			return events.Errorf(events.CodeUnavailable, "an append failed before seq %d was acknowledged: retry", seq)
+		}
+		select {
+		case <-t.C:
+		case <-n.done:
+			return events.Errorf(events.CodeUnavailable, "store node is stopping")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// pruneSnapshots deletes all but the newest kept snapshots.
+func (n *Node) pruneSnapshots(ctx context.Context, store jetstream.ObjectStore) {
+	names, err := snapshotNames(ctx, store)
+	if err != nil {
+		n.log.Warn("old snapshots not pruned", "err", err)
+		return
+	}
+	for _, name := range names[min(len(names), n.cfg.snapshots.kept()):] {
+		if err := store.Delete(ctx, name); err != nil {
+			n.log.Warn("old snapshot not deleted", "name", name, "err", err)
+		}
+	}
+}
+
+// Snapshots lists the stored snapshots, newest first, each read back and
+// checked.
+func (n *Node) Snapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
+	src, err := n.openReplay(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close()
+	store, err := n.snapshotStore(ctx, src.js, false)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return []events.SnapshotInfo{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names, err := snapshotNames(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]events.SnapshotInfo, 0, len(names))
+	for _, name := range names {
+		out = append(out, n.snapshotInfo(ctx, store, name, src.created))
+	}
+	return out, nil
+}
+
+// keepSnapshots takes the periodic snapshots until the node stops.
+func (n *Node) keepSnapshots() {
+	// The interval runs from the start when no snapshot was loaded.
+	n.snap.at.CompareAndSwap(0, n.now().UnixNano())
+	check := time.Second
+	if iv := n.cfg.snapshots.interval; iv > 0 && iv < check {
+		check = iv
+	}
+	t := time.NewTicker(check)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-n.done:
+			return
+		}
+		if !n.snapshotDue() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+		if _, err := n.Snapshot(ctx); err != nil {
+			n.log.Warn("periodic snapshot not taken", "err", err)
+		}
+		cancel()
+	}
+}
+
+// snapshotDue reports whether a periodic snapshot is due.
+func (n *Node) snapshotDue() bool {
+	c := n.cfg.snapshots
+	last, cur := n.snap.seq.Load(), n.lastSeq.Load()
+	if cur <= last {
+		return false
+	}
+	if c.every > 0 && cur-last >= c.every {
+		return true
+	}
+	return c.interval > 0 && n.now().Sub(time.Unix(0, n.snap.at.Load())) >= c.interval
+}
+
+// snapshotCommand answers store.snapshot and store.snapshots, off the
+// subscription's goroutine: a snapshot takes as long as its upload.
+func (n *Node) snapshotCommand(p *pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	defer cancel()
+	var result any
+	var err error
+	if p.cmd == events.CmdSnapshot {
+		result, err = n.Snapshot(ctx)
+	} else {
+		result, err = n.Snapshots(ctx)
+	}
+	if err != nil {
+		var e *events.Error
+		if !errors.As(err, &e) {
+			e = events.Errorf(events.CodeInternal, "%v", err)
+		}
+		n.respond(p, marshalReply(nil, e), e)
+		return
+	}
+	n.respond(p, marshalReply(result, nil), nil)
+}
