@@ -83,7 +83,7 @@ func TestOnlyStoreCreatesStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.CachedInfo().Config.Subjects; fmt.Sprint(got) != "[bucket.> storeloop.schema.>]" {
+	if got := st.CachedInfo().Config.Subjects; fmt.Sprint(got) != "[bucket.> storeloop.schema.> "+events.LeaderSubject+"]" {
 		t.Fatalf("event stream subjects = %v, want unchanged", got)
 	}
 }
