@@ -313,7 +313,7 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 // lettering the event when that is the verdict. The error is for the span.
 func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq, n uint64) (verdict, error) {
 	dl := DeadLetter{RuleSet: r.set.Name, Subject: d.msg.Subject(), StreamSeq: seq, Deliveries: n}
-	dl.setPayload(d.msg.Data())
+	dl.body = d.msg.Data()
 	if v, checked, err := r.checkProof(ctx, log, d, seq, dl); checked {
 		return v, err
 	}
