@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -17,6 +18,13 @@ func TestEncodeRequestMatchesEncodingJSON(t *testing.T) {
 		{"insert", events.InsertRequest{Bucket: "orders", Record: events.Record{"b": 2.0, "a": "<x>", "n": []any{true, nil}}}},
 		{"insert without record", events.InsertRequest{Bucket: "orders"}},
 		{"insert with Go types", events.InsertRequest{Bucket: "b", Record: events.Record{"i": 3, "f": float32(1.5), "m": map[string]int{"z": 1}}}},
+		{"upsert", events.UpsertRequest{Bucket: "loyalty", Key: "u1", Record: events.Record{"userId": "u1"}, Increment: map[string]float64{"points": 10, "count": 1}}},
+		{"upsert without record or increment", events.UpsertRequest{Bucket: "b", Key: 2.5}},
+		{"upsert with empty maps", events.UpsertRequest{Bucket: "b", Key: "k", Record: events.Record{}, Increment: map[string]float64{}}},
+		{"upsert with an int key", events.UpsertRequest{Bucket: "b", Key: 7, Increment: map[string]float64{"n": -0.5}}},
+		{"update", events.UpdateRequest{Bucket: "orders", Key: "o1", Changes: events.Record{"status": "shipped"}, Increment: map[string]float64{"n": 1e21}, ExpectVersion: new(int64(3))}},
+		{"update without options", events.UpdateRequest{Bucket: "orders", Key: 1.0, Changes: events.Record{"s": "é"}}},
+		{"update with version 0", events.UpdateRequest{Bucket: "orders", Key: nil, ExpectVersion: new(int64(0))}},
 		{"other request", events.GetRequest{Bucket: "b", Key: 1.0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,5 +90,22 @@ func TestDecodeReplyNeitherResultNorError(t *testing.T) {
 	}
 	if err := decodeReply([]byte(`{"result":null}`), nil); err != nil {
 		t.Fatalf("a null result is a result: %v", err)
+	}
+}
+
+// What json.Marshal cannot encode, the fast path refuses too.
+func TestEncodeRequestRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	nan := math.NaN()
+	for _, req := range []any{
+		events.UpsertRequest{Bucket: "b", Key: "k", Increment: map[string]float64{"n": nan}},
+		events.UpdateRequest{Bucket: "b", Key: nan},
+		events.InsertRequest{Bucket: "b", Record: events.Record{"c": make(chan int)}},
+	} {
+		if _, err := json.Marshal(req); err == nil {
+			t.Fatalf("json.Marshal(%#v) succeeded", req)
+		}
+		if got, err := encodeRequest(req); err == nil {
+			t.Fatalf("encodeRequest(%#v) = %s, want an error", req, got)
+		}
 	}
 }

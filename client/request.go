@@ -106,21 +106,67 @@ func (c *Client) attempt(ctx context.Context, msg *nats.Msg, result any) error {
 	return decodeReply(reply.Data, result)
 }
 
-// encodeRequest encodes req as json.Marshal does; an insert, the most
-// common command, without reflection.
+// encodeRequest encodes req as json.Marshal does; the writes a rule node
+// sends most (insert, upsert, update) without reflection.
 func encodeRequest(req any) ([]byte, error) {
-	r, ok := req.(events.InsertRequest)
-	if !ok {
+	var o requestObject
+	switch r := req.(type) {
+	case events.InsertRequest:
+		o.member("bucket", r.Bucket)
+		o.member("record", r.Record)
+	case events.UpsertRequest:
+		o.member("bucket", r.Bucket)
+		o.member("key", r.Key)
+		if len(r.Record) > 0 {
+			o.member("record", r.Record)
+		}
+		if len(r.Increment) > 0 {
+			o.member("increment", r.Increment)
+		}
+	case events.UpdateRequest:
+		o.member("bucket", r.Bucket)
+		o.member("key", r.Key)
+		if len(r.Changes) > 0 {
+			o.member("changes", r.Changes)
+		}
+		if len(r.Increment) > 0 {
+			o.member("increment", r.Increment)
+		}
+		if r.ExpectVersion != nil {
+			o.member("expectVersion", *r.ExpectVersion)
+		}
+	default:
 		return json.Marshal(req)
 	}
-	b := append(make([]byte, 0, 256), `{"bucket":`...)
-	b = wirejson.AppendString(b, r.Bucket)
-	b = append(b, `,"record":`...)
-	b, err := wirejson.Append(b, r.Record)
-	if err != nil {
-		return nil, err
+	return o.close()
+}
+
+// requestObject builds a JSON object member by member, in the order of the
+// request struct's fields, as encoding/json writes them.
+type requestObject struct {
+	b   []byte
+	err error
+}
+
+func (o *requestObject) member(name string, v any) {
+	if o.err != nil {
+		return
 	}
-	return append(b, '}'), nil
+	if o.b == nil {
+		o.b = append(make([]byte, 0, 256), '{')
+	} else {
+		o.b = append(o.b, ',')
+	}
+	o.b = wirejson.AppendString(o.b, name)
+	o.b = append(o.b, ':')
+	o.b, o.err = wirejson.Append(o.b, v)
+}
+
+func (o *requestObject) close() ([]byte, error) {
+	if o.err != nil {
+		return nil, o.err
+	}
+	return append(o.b, '}'), nil
 }
 
 // decodeReply turns a reply body into result, or into the store's

@@ -82,16 +82,20 @@ type SchemaEvent struct {
 	Meta       Meta      `json:"meta"`
 }
 
-// DecodeEvent parses an event body.
+// DecodeEvent parses an event body: the bodies the store writes without
+// reflection, anything else as json.Unmarshal decodes it.
 func DecodeEvent(data []byte) (*Event, error) {
-	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("events: decode event: %w", err)
+	e, ok := decodeEventPlain(data)
+	if !ok {
+		e = &Event{}
+		if err := json.Unmarshal(data, e); err != nil {
+			return nil, fmt.Errorf("events: decode event: %w", err)
+		}
 	}
 	if !e.Type.Valid() || !ValidBucketName(e.Bucket) {
 		return nil, fmt.Errorf("events: decode event: bad type %q or bucket %q", e.Type, e.Bucket)
 	}
-	return &e, nil
+	return e, nil
 }
 
 // KeyString returns the canonical form of a record key: keys are strings or

@@ -18,9 +18,9 @@ import (
 //   - throughput: events/s through one Runner whose rule is one upsert with
 //     an increment, against a raw pull consumer reading and acking the same
 //     number of messages (runner/raw is the ratio). The runner does a store
-//     write and a confirmed ack per event; the raw loop does neither, so
-//     store_writes/s (client inserts, as many callers as the runner has
-//     workers) is reported too: the runner's real ceiling.
+//     write per event; the raw loop does not, so store_writes/s (client
+//     inserts, as many callers as the runner has workers) is reported
+//     too: the runner's real ceiling.
 //   - cycle: insert → rule → write-back event seen by a watcher, p50 and
 //     p99, against the sum of the p50s of the raw hops (request/reply, a
 //     publish ack, one consume). A cycle holds two of each (the insert and

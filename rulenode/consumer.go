@@ -211,24 +211,29 @@ func (r *Runner) consume(ctx context.Context, cons jetstream.Consumer) error {
 }
 
 // keepAlive tells JetStream every AckWait/3 that msg is still being worked
-// on, until the returned stop is called.
+// on, until the returned stop is called; after stop returns, no more
+// progress is sent. A timer rather than a goroutine per event: most events
+// finish long before the first tick.
 func (r *Runner) keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(r.o.ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	var mu sync.Mutex
+	stopped := false
+	every := r.o.ackWait / 3
+	mu.Lock() // t is set before the first tick reads it
+	defer mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
+		_ = msg.InProgress()
+		t.Reset(every)
 	})
 	return func() {
-		close(done)
-		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }

@@ -62,6 +62,11 @@ type DeadLetter struct {
 	Payload       json.RawMessage `json:"payload,omitempty"`
 	PayloadBase64 []byte          `json:"payloadBase64,omitempty"`
 	Time          time.Time       `json:"time"`
+
+	// body is the event body, set into Payload or PayloadBase64 only when
+	// the letter is published: checking that it is JSON costs every event
+	// otherwise, and few are dead-lettered.
+	body []byte
 }
 
 // DeadLetterSubject returns storeloop.dlq.<ruleSet>.<reason>.
@@ -82,6 +87,9 @@ func (d *DeadLetter) setPayload(body []byte) {
 // within the stream's duplicate window, so a rule node that crashes
 // between this append and terminating the event does not record it twice.
 func publishDeadLetter(ctx context.Context, js jetstream.JetStream, d *DeadLetter) error {
+	if d.body != nil {
+		d.setPayload(d.body)
+	}
 	body, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("rulenode: encode dead letter: %w", err)

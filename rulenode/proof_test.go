@@ -1,7 +1,9 @@
 package rulenode_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -113,12 +115,22 @@ func TestForeignEventsDeadLettered(t *testing.T) {
 	}
 	// Workers dead-letter in any order: match them by sequence.
 	want := map[uint64]bool{}
-	for _, seq := range seqs {
+	bodies := map[uint64][]byte{}
+	for i, seq := range seqs {
 		want[seq] = true
+		bodies[seq] = foreign[i].Data
 	}
 	for _, d := range dls {
 		if !want[d.StreamSeq] || d.Reason != rulenode.ReasonForeign || d.Deliveries != 1 || !strings.Contains(d.Error, "not written by a trusted store") {
 			t.Errorf("dead letter = %+v, want reason foreign for one of seqs %v", d, seqs)
+		}
+		// Each carries its body: as JSON when it is, else in base64.
+		body, payload, base64 := bodies[d.StreamSeq], []byte(d.Payload), d.PayloadBase64
+		if !json.Valid(body) {
+			payload, base64 = base64, payload
+		}
+		if !bytes.Equal(payload, body) || base64 != nil {
+			t.Errorf("dead letter of seq %d: payload %q, base64 %q; want the body %q", d.StreamSeq, d.Payload, d.PayloadBase64, body)
 		}
 		delete(want, d.StreamSeq)
 	}

@@ -315,9 +315,12 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 
 	switch v {
 	case verdictAck:
-		actx, cancel := context.WithTimeout(ctx, r.o.ackWait)
-		defer cancel()
-		err = d.msg.DoubleAck(actx)
+		// A plain ack, not a confirmed one: the effects are durable in the
+		// store already, and if the ack is lost the redelivery gets the
+		// same replies from the store (same command ids) and changes
+		// nothing. Waiting for the server's confirmation cost a round
+		// trip per event and held the worker for it.
+		err = d.msg.Ack()
 	case verdictNak:
 		err = d.msg.NakWithDelay(r.retryDelay(n))
 	case verdictTerm:
@@ -333,7 +336,7 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 // lettering the event when that is the verdict. The error is for the span.
 func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq, n uint64) (verdict, error) {
 	dl := DeadLetter{RuleSet: r.set.Name, Subject: d.msg.Subject(), StreamSeq: seq, Deliveries: n}
-	dl.setPayload(d.msg.Data())
+	dl.body = d.msg.Data()
 	if v, checked, err := r.checkProof(ctx, log, d, seq, dl); checked {
 		return v, err
 	}

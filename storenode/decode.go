@@ -108,13 +108,14 @@ func decodeStrict(data []byte, v any) *events.Error {
 // only the request's own field names spelled exactly, each once, with
 // values of the field's type. It reports false, having left v alone, for
 // anything else — an unknown or differently cased field, a null, an
-// increment or expectVersion, invalid JSON — which decodeRequest then
+// expectVersion, invalid JSON — which decodeRequest then
 // decodes with encoding/json, deciding and wording errors as always.
 func decodePlain(data []byte, v any) bool {
 	var (
 		bucket          string
 		key             any
 		record, changes events.Record
+		increment       map[string]float64
 		seen            uint8
 	)
 	const (
@@ -122,6 +123,7 @@ func decodePlain(data []byte, v any) bool {
 		hasKey
 		hasRecord
 		hasChanges
+		hasIncrement
 	)
 	ok := wirejson.ParseObject(data, func(name string, val any) bool {
 		var field uint8
@@ -138,6 +140,9 @@ func decodePlain(data []byte, v any) bool {
 		case "changes":
 			field = hasChanges
 			changes, typed = val.(map[string]any)
+		case "increment":
+			field = hasIncrement
+			increment, typed = numbers(val)
 		}
 		if !typed || seen&field != 0 {
 			return false
@@ -155,9 +160,9 @@ func decodePlain(data []byte, v any) bool {
 	case *events.GetRequest, *events.DeleteRequest:
 		allowed = hasBucket | hasKey
 	case *events.UpsertRequest:
-		allowed = hasBucket | hasKey | hasRecord
+		allowed = hasBucket | hasKey | hasRecord | hasIncrement
 	case *events.UpdateRequest:
-		allowed = hasBucket | hasKey | hasChanges
+		allowed = hasBucket | hasKey | hasChanges | hasIncrement
 	default:
 		return false
 	}
@@ -172,11 +177,29 @@ func decodePlain(data []byte, v any) bool {
 	case *events.DeleteRequest:
 		r.Bucket, r.Key = bucket, key
 	case *events.UpsertRequest:
-		r.Bucket, r.Key, r.Record = bucket, key, record
+		r.Bucket, r.Key, r.Record, r.Increment = bucket, key, record, increment
 	case *events.UpdateRequest:
-		r.Bucket, r.Key, r.Changes = bucket, key, changes
+		r.Bucket, r.Key, r.Changes, r.Increment = bucket, key, changes, increment
 	}
 	return true
+}
+
+// numbers is an increment's value as a map of numbers, when it is an
+// object of numbers only (encoding/json decides anything else).
+func numbers(val any) (map[string]float64, bool) {
+	m, ok := val.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		f, ok := v.(float64)
+		if !ok {
+			return nil, false
+		}
+		out[k] = f
+	}
+	return out, true
 }
 
 // decodeError turns an encoding/json error into a readable bad_request.

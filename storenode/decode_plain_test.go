@@ -55,7 +55,13 @@ func TestDecodePlain(t *testing.T) {
 		{"duplicate falls back", `{"bucket":"b","bucket":"c"}`, 0},
 		{"null bucket falls back", `{"bucket":null}`, 0},
 		{"null record falls back", `{"bucket":"b","record":null}`, 0},
-		{"increment falls back", `{"bucket":"b","key":1,"increment":{"n":1}}`, 0},
+		{"increment", `{"bucket":"b","key":1,"increment":{"n":1,"m":-2.5e-3}}`, 2}, // upsert, update
+		{"upsert with record and increment", `{"bucket":"loyalty","key":"u1","record":{"userId":"u1"},"increment":{"points":10}}`, 1},
+		{"empty increment", `{"bucket":"b","key":1,"increment":{}}`, 2},
+		{"null increment falls back", `{"bucket":"b","key":1,"increment":null}`, 0},
+		{"null in increment falls back", `{"bucket":"b","key":1,"increment":{"n":null}}`, 0},
+		{"string in increment falls back", `{"bucket":"b","key":1,"increment":{"n":"1"}}`, 0},
+		{"increment not an object falls back", `{"bucket":"b","key":1,"increment":[1]}`, 0},
 		{"expectVersion falls back", `{"bucket":"b","key":1,"expectVersion":2}`, 0},
 		{"wrong type falls back", `{"bucket":1}`, 0},
 		{"trailing data falls back", `{"bucket":"b"} x`, 0},
@@ -72,7 +78,7 @@ func TestDecodePlain(t *testing.T) {
 // FuzzDecodePlain checks that whatever the fast path decodes, encoding/json
 // accepts and decodes the same.
 func FuzzDecodePlain(f *testing.F) {
-	for _, s := range []string{`{"bucket":"b","record":{"a":1}}`, `{"bucket":"b","key":"k","changes":{"a":null}}`, `{"key":[1,{"z":"\u00e9"}]}`, `{"bucket":"b","key":1,"bogus":2}`} {
+	for _, s := range []string{`{"bucket":"b","record":{"a":1}}`, `{"bucket":"b","key":"k","changes":{"a":null}}`, `{"key":[1,{"z":"\u00e9"}]}`, `{"bucket":"b","key":1,"bogus":2}`, `{"bucket":"b","key":1,"increment":{"n":1}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkPlainMatchesStrict(t, data) })

@@ -214,8 +214,7 @@ type Loop struct {
 
 // RawLoop is plain nats.go: a pull consumer's messages handed to InFlight
 // workers, each decoding, evaluating, publishing the write and waiting for
-// its ack, then acknowledging the event (a plain Ack: the floor, not the
-// runner's confirmed ack).
+// its ack, then acknowledging the event (a plain Ack, as the runner does).
 var RawLoop = Loop{Name: "raw nats.go", Start: startRawLoop}
 
 func startRawLoop(ctx context.Context, w Work) (func() error, error) {

@@ -148,22 +148,42 @@ func Parse(data []byte) (v any, ok bool) {
 // keys at the top included only if member rejects them.
 func ParseObject(data []byte, member func(key string, value any) bool) (ok bool) {
 	p := jsonParser{data: data}
+	return p.members(func(key string, start int) bool {
+		v, ok := p.value(1)
+		return ok && member(key, v)
+	})
+}
+
+// ParseObjectText is ParseObject handing member each value's JSON text
+// instead of its value (a view of data, valid only during the call): the
+// values are checked against the JSON grammar but not built, so a caller
+// builds only what it needs — with Parse, or from a number's text as
+// encoding/json decodes an integer field (refusing 1.0, 1e3, out of
+// range). Parse may still decline a value's text (a repeated key inside
+// it, a number out of float64 range).
+func ParseObjectText(data []byte, member func(key string, text []byte) bool) (ok bool) {
+	p := jsonParser{data: data, check: true}
+	return p.members(func(key string, start int) bool {
+		_, ok := p.value(1)
+		return ok && member(key, data[start:p.i])
+	})
+}
+
+// members parses an object's members up to the end of the input, calling
+// member with each key and the offset of its value, which member consumes.
+func (p *jsonParser) members(member func(key string, start int) bool) bool {
 	p.space()
-	if p.i >= len(data) || data[p.i] != '{' {
+	if p.i >= len(p.data) || p.data[p.i] != '{' {
 		return false
 	}
 	p.i++
 	p.space()
-	if p.i < len(data) && data[p.i] == '}' {
+	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
 	} else {
 		for {
 			key, ok := p.key()
-			if !ok {
-				return false
-			}
-			v, ok := p.value(1)
-			if !ok || !member(key, v) {
+			if !ok || !member(key, p.i) {
 				return false
 			}
 			if done, ok := p.next('}'); !ok {
@@ -174,7 +194,7 @@ func ParseObject(data []byte, member func(key string, value any) bool) (ok bool)
 		}
 	}
 	p.space()
-	return p.i == len(data)
+	return p.i == len(p.data)
 }
 
 // maxParseDepth bounds Parse's recursion; deeper input falls back.
@@ -183,6 +203,9 @@ const maxParseDepth = 100
 type jsonParser struct {
 	data []byte
 	i    int
+	// check only checks the grammar: values are not built (all nil), and
+	// repeated keys are not looked for.
+	check bool
 }
 
 func (p *jsonParser) space() {
@@ -229,7 +252,10 @@ func (p *jsonParser) literal(word string) bool {
 
 func (p *jsonParser) object(depth int) (any, bool) {
 	p.i++ // {
-	m := map[string]any{}
+	var m map[string]any
+	if !p.check {
+		m = map[string]any{}
+	}
 	p.space()
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
@@ -244,10 +270,12 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if _, dup := m[k]; dup {
-			return nil, false
+		if !p.check {
+			if _, dup := m[k]; dup {
+				return nil, false
+			}
+			m[strings.Clone(k)] = v
 		}
-		m[strings.Clone(k)] = v
 		done, ok := p.next('}')
 		if !ok {
 			return nil, false
@@ -316,7 +344,10 @@ func (p *jsonParser) next(closing byte) (done, ok bool) {
 
 func (p *jsonParser) array(depth int) (any, bool) {
 	p.i++ // [
-	a := make([]any, 0)
+	var a []any
+	if !p.check {
+		a = make([]any, 0)
+	}
 	p.space()
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
@@ -327,7 +358,9 @@ func (p *jsonParser) array(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		a = append(a, v)
+		if !p.check {
+			a = append(a, v)
+		}
 		done, ok := p.next(']')
 		if !ok {
 			return nil, false
@@ -350,6 +383,9 @@ func (p *jsonParser) string() (string, bool) {
 		case c == '"':
 			p.i++
 			if plain {
+				if p.check {
+					return "", true
+				}
 				return string(p.data[start+1 : p.i-1]), true
 			}
 			var s string
@@ -405,6 +441,9 @@ func (p *jsonParser) number() (any, bool) {
 		if !p.digits() {
 			return nil, false
 		}
+	}
+	if p.check {
+		return nil, true
 	}
 	num := d[start:p.i]
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(num), len(num)), 64)

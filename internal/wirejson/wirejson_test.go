@@ -194,3 +194,25 @@ func TestParseJSONKeysDoNotAliasInput(t *testing.T) {
 		t.Fatalf("after overwriting the input, value = %#v, want %#v", v, want)
 	}
 }
+
+func TestParseObjectTextIsTheValuesText(t *testing.T) {
+	in := ` { "n" : 1.50e3 , "s":"a\"b", "o" : {"x": [1, 2]},"z":null } `
+	var got []string
+	ok := wirejson.ParseObjectText([]byte(in), func(key string, text []byte) bool {
+		got = append(got, key+"="+string(text))
+		return true
+	})
+	want := []string{`n=1.50e3`, `s="a\"b"`, `o={"x": [1, 2]}`, `z=null`}
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseObjectText = %v, %q; want true, %q", ok, got, want)
+	}
+}
+
+// ParseObjectText checks the grammar of the values it does not build.
+func TestParseObjectTextChecksValues(t *testing.T) {
+	for _, in := range []string{`{"a":[1,}`, `{"a":{"b" 1}}`, `{"a":"\q"}`, `{"a":01}`, `{"a":"x` + "\n" + `"}`, `{"a":tru}`, `{"a":1}x`} {
+		if wirejson.ParseObjectText([]byte(in), func(string, []byte) bool { return true }) {
+			t.Errorf("ParseObjectText accepted %s", in)
+		}
+	}
+}
