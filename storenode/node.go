@@ -78,7 +78,7 @@ type Node struct {
 	quarantined        int    // under healthMu: messages the last replay quarantined
 	lastQuarantinedSeq uint64 // under healthMu
 
-	lead leadership // leader or standby among nodes on the stream (standby.go)
+	lead leadership  // leader or standby among nodes on the stream (standby.go)
 	snap snapshotter // snapshot_take.go
 }
 
