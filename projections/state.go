@@ -158,9 +158,6 @@ func DecodeMessage(subject string, data []byte) (Message, error) {
 		}
 		return Message{Schema: &se}, nil
 	}
-	if e, ok := decodeEvent(data); ok && e.Type.Valid() && events.ValidBucketName(e.Bucket) {
-		return Message{Event: e}, nil
-	}
 	e, err := events.DecodeEvent(data)
 	if err != nil {
 		return Message{}, err
