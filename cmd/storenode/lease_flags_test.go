@@ -18,11 +18,11 @@ func TestLeaseFlag(t *testing.T) {
 		wantErr string
 	}{
 		{name: "default, embedded: no lease", want: storenode.DefaultLease},
-		{name: "default with --nats", args: []string{"--nats", "nats://x"}, want: storenode.DefaultLease, options: 1},
-		{name: "flag", args: []string{"--nats", "nats://x", "--lease", "5s"}, want: 5 * time.Second, options: 1},
-		{name: "environment", env: "4s", args: []string{"--nats", "nats://x"}, want: 4 * time.Second, options: 1},
-		{name: "zero: the only writer", args: []string{"--nats", "nats://x", "--lease", "0"}},
-		{name: "too short", args: []string{"--nats", "nats://x", "--lease", "10ms"}, wantErr: "storenode: lease 10ms out of range 300ms..1m"},
+		{name: "default with --nats", args: []string{"--nats", "nats://x", "--data", "d"}, want: storenode.DefaultLease, options: 1},
+		{name: "flag", args: []string{"--nats", "nats://x", "--data", "d", "--lease", "5s"}, want: 5 * time.Second, options: 1},
+		{name: "environment", env: "4s", args: []string{"--nats", "nats://x", "--data", "d"}, want: 4 * time.Second, options: 1},
+		{name: "zero: the only writer", args: []string{"--nats", "nats://x", "--data", "d", "--lease", "0"}},
+		{name: "too short", args: []string{"--nats", "nats://x", "--data", "d", "--lease", "10ms"}, wantErr: "storenode: lease 10ms out of range 300ms..1m"},
 		{name: "malformed environment", env: "soon", wantErr: `STORELOOP_LEASE="soon": parse error`},
 	}
 	for _, tc := range cases {
@@ -38,8 +38,11 @@ func TestLeaseFlag(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || f.lease != tc.want || len(f.leadership()) != tc.options {
-				t.Fatalf("lease = %v (%d options), %v; want %v (%d)", f.lease, len(f.leadership()), err, tc.want, tc.options)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.lease != tc.want || len(f.leadership()) != tc.options {
+				t.Fatalf("lease = %v (%d options); want %v (%d)", f.lease, len(f.leadership()), tc.want, tc.options)
 			}
 		})
 	}
