@@ -22,6 +22,7 @@ type options struct {
 	tracerP  trace.TracerProvider
 	natsName string
 	natsOpts []nats.Option
+	scoped   bool // bucket-scoped command subjects
 	dialSet  bool // WithName or WithNATSOptions: options of the connection Connect opens
 }
 
@@ -52,6 +53,15 @@ func WithCommandPrefix(prefix string) Option {
 		o.prefix = prefix
 		return nil
 	}
+}
+
+// WithScopedSubjects sends the commands that name buckets on their
+// bucket-scoped subjects, <prefix>.<op>.<bucket> (a transaction:
+// <prefix>.tx.<b1>.<b2>... for every bucket it touches, sorted), which
+// credentials can allow per bucket (`storeloop auth user --rules`). Store
+// nodes from before the extension do not serve them.
+func WithScopedSubjects() Option {
+	return func(o *options) error { o.scoped = true; return nil }
 }
 
 // WithTimeout bounds each request attempt (default 5s). The whole call is

@@ -30,7 +30,7 @@ const (
 // pointer, or nil to ignore it). Every attempt carries the same headers, so
 // a retried mutation has the same command id and the store applies it once.
 func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (err error) {
-	subject := events.CommandSubject(c.opts.prefix, cmd)
+	subject := c.subject(cmd, bucket, req)
 	body, err := encodeRequest(req)
 	if err != nil {
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeBadRequest, "encode %s request", cmd), err)
@@ -90,6 +90,18 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 		err = fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 	}
 	return unavailable(subject, err)
+}
+
+// subject is the subject of command cmd on bucket with body req: scoped
+// when the client was asked to and the command names buckets.
+func (c *Client) subject(cmd, bucket string, req any) string {
+	if !c.opts.scoped || !events.ScopedCommand(cmd) {
+		return events.CommandSubject(c.opts.prefix, cmd)
+	}
+	if tx, ok := req.(events.TxRequest); ok {
+		return events.ScopedSubject(c.opts.prefix, cmd, tx.Buckets()...)
+	}
+	return events.ScopedSubject(c.opts.prefix, cmd, bucket)
 }
 
 // attempt sends msg once, bounded by the per-request timeout.

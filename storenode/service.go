@@ -84,9 +84,16 @@ func (n *Node) serve() error {
 	}
 	g := svc.AddGroup(n.cfg.prefix)
 	for _, cmd := range events.Commands {
-		if err := g.AddEndpoint(cmd, n.handler(cmd)); err != nil {
+		if err := g.AddEndpoint(cmd, n.handler(cmd, false)); err != nil {
 			svc.Stop()
 			return fmt.Errorf("storenode: endpoint %s: %w", cmd, err)
+		}
+		if events.ScopedCommand(cmd) {
+			name, subject := scopedEndpoint(cmd)
+			if err := g.AddEndpoint(name, n.handler(cmd, true), micro.WithEndpointSubject(subject)); err != nil {
+				svc.Stop()
+				return fmt.Errorf("storenode: endpoint %s: %w", name, err)
+			}
 		}
 	}
 	n.setService(svc)
@@ -94,12 +101,17 @@ func (n *Node) serve() error {
 }
 
 // handler decodes a request on the subscription's goroutine (in parallel
-// with the loop) and queues it; the loop replies.
-func (n *Node) handler(cmd string) micro.HandlerFunc {
+// with the loop) and queues it; the loop replies. A scoped handler serves
+// the bucket-scoped subjects of cmd.
+func (n *Node) handler(cmd string, scoped bool) micro.HandlerFunc {
 	return func(r micro.Request) {
 		p := &pending{cmd: cmd, req: r, received: time.Now()}
 		p.ctx, p.span = tracing.StartCommandServer(tracing.Extract(context.Background(), nats.Header(r.Headers())), cmd, "")
-		if e := p.decode(); e != nil {
+		e := p.decode()
+		if e == nil && scoped {
+			e = checkScope(n.cfg.prefix, cmd, r.Subject(), p.body)
+		}
+		if e != nil {
 			n.respond(p, marshalReply(nil, e), e)
 			return
 		}
