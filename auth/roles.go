@@ -53,6 +53,8 @@ type config struct {
 	limits      Limits   // what the account and its users may take of the server
 	keysFrom    string   // auth directory whose operator and account keys to reuse
 	force       bool     // overwrite a non-empty directory
+
+	scope *RuleSetScope // one rule set's commands only (WithRuleSetScope)
 }
 
 // Option changes what [Init] and [Rules] generate.
@@ -204,12 +206,11 @@ func (c *config) rules() []Permission {
 		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
 	}, {
 		Role: RoleRuleNode,
-		Publish: append(append([]string{
-			cmds,
-			c.dlqPrefix + ".>",
-			api + "STREAM.INFO." + s,
-			api + "STREAM.INFO." + c.dlqStream,
-		}, append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
+		Publish: append(append(append(c.ruleNodeCommands(),
+			c.ruleNodeDeadLetters(),
+			api+"STREAM.INFO."+s,
+			api+"STREAM.INFO."+c.dlqStream,
+		), append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
 		Deny:      append(c.trustLock(), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
 		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV), reads deployed rule-set versions",

@@ -43,6 +43,8 @@ type flags struct {
 	start                                        rulenode.StartPolicy
 	// ruleset names a deployed rule set, run instead of the file rules.
 	ruleset string
+	// scoped sends commands on bucket-scoped subjects (auth --rules creds).
+	scoped bool
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -58,11 +60,13 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&f.maxDeliver, "max-deliver", rulenode.DefaultMaxDeliver, "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
 	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict (env STORELOOP_ACK_WAIT)")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
+	fs.BoolVar(&f.scoped, "scoped-subjects", false, "send commands on bucket-scoped subjects store.<op>.<bucket>, as credentials of storeloop auth user --rules require (env STORELOOP_SCOPED_SUBJECTS)")
 	start := fs.String("start", daemon.Env("STORELOOP_START", rulenode.StartAll.String()), "where a NEW rule set's consumer starts: all (the stream's history too) or new (only events appended from now); an existing consumer keeps its position (env STORELOOP_START)")
 	f.Register(fs)
 	f.conn.Register(fs, daemon.TrustCA)
 	err := daemon.SetFromEnv(fs, map[string]string{
-		"concurrency": "STORELOOP_CONCURRENCY", "max-deliver": "STORELOOP_MAX_DELIVER", "ack-wait": "STORELOOP_ACK_WAIT"})
+		"concurrency": "STORELOOP_CONCURRENCY", "max-deliver": "STORELOOP_MAX_DELIVER", "ack-wait": "STORELOOP_ACK_WAIT",
+		"scoped-subjects": "STORELOOP_SCOPED_SUBJECTS"})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,11 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("connect %s: %w", f.natsURL, err)
 	}
 	defer nc.Close()
-	cl, err := client.New(nc, client.WithCommandPrefix(f.prefix), client.WithStream(f.stream), client.WithLogger(log))
+	clOpts := []client.Option{client.WithCommandPrefix(f.prefix), client.WithStream(f.stream), client.WithLogger(log)}
+	if f.scoped {
+		clOpts = append(clOpts, client.WithScopedSubjects())
+	}
+	cl, err := client.New(nc, clOpts...)
 	if err != nil {
 		return err
 	}

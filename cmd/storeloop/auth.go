@@ -21,21 +21,30 @@ func init() {
 
 // ruleFlags are the flags of auth init and auth rules that shape the
 // rule node's permissions.
-type ruleFlags struct{ publish, sets []string }
+type ruleFlags struct {
+	publish, sets []string
+	file          string // a rule file: one rule set's permissions only
+}
 
 func (f *ruleFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.publish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
 	cmd.Flags().StringSliceVar(&f.sets, "rule-set", nil, "restrict rulenode.creds to these rule sets' consumers (repeatable; default any)")
+	cmd.Flags().StringVar(&f.file, "rules", "", "YAML rule file: the rule node may run only its rule set and send only the commands its rules can, on bucket-scoped subjects (rulenode --scoped-subjects)")
 }
 
 // authOptions are the permission names from the global flags and f.
-func authOptions(cmd *cobra.Command, f ruleFlags) []auth.Option {
-	return []auth.Option{
+func authOptions(cmd *cobra.Command, f ruleFlags) ([]auth.Option, error) {
+	opts := []auth.Option{
 		auth.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
 		auth.WithStream(streamName(cmd)),
 		auth.WithRulePublish(f.publish...),
 		auth.WithRuleSets(f.sets...),
 	}
+	if f.file == "" {
+		return opts, nil
+	}
+	scope, err := ruleSetScope(f.file)
+	return append(opts, scope), err
 }
 
 // limitFlags are auth init's limits of the account and its users.
@@ -132,7 +141,11 @@ The account's JetStream is limited (--max-streams, --max-consumers,
 			if err != nil {
 				return usageError{err}
 			}
-			opts := append(authOptions(cmd, rules), limit)
+			opts, err := authOptions(cmd, rules)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, limit)
 			if force {
 				opts = append(opts, auth.WithForce())
 			}
@@ -178,9 +191,16 @@ an inbox. Give the --prefix, --stream, --rule-set, --rule-publish and
 			if r != auth.RoleClient && r != auth.RoleRuleNode {
 				return usageError{fmt.Errorf("--role %q: want client or rulenode", role)}
 			}
+			if rules.file != "" && r != auth.RoleRuleNode {
+				return usageError{fmt.Errorf("--rules: the permissions of a rule set are a rule node's: give --role rulenode")}
+			}
 			limits := auth.DefaultLimits
 			limits.Subscriptions = subs
-			opts := append(authOptions(cmd, rules), auth.WithLimits(limits))
+			opts, err := authOptions(cmd, rules)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, auth.WithLimits(limits))
 			if force {
 				opts = append(opts, auth.WithForce())
 			}
@@ -206,7 +226,11 @@ func authRulesCmd() *cobra.Command {
 		Short: "Print the permission table of the roles (Markdown)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			table, err := auth.Rules(authOptions(cmd, rules)...)
+			opts, err := authOptions(cmd, rules)
+			if err != nil {
+				return err
+			}
+			table, err := auth.Rules(opts...)
 			if err != nil {
 				return usageError{err}
 			}
