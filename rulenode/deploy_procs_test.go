@@ -261,7 +261,7 @@ func TestDeployUnderLoad(t *testing.T) {
 		t.Errorf("version 3 = hash %s, rollback of %d; want version 1's hash %s, rollback of 1", hist[2].Hash, hist[2].RollbackOf, hist[0].Hash)
 	}
 	out, code = storeloopCLI(t, store.URL, "rules", "ls")
-	want := fmt.Sprintf("versioned  3        %s  %d", hist[2].Hash[:12], froms[2])
+	want := fmt.Sprintf("versioned  ok      3        %s  %d", hist[2].Hash[:12], froms[2])
 	if code != 0 || !strings.Contains(out, want) {
 		t.Errorf("rules ls: exit %d\n%s\nwant a line starting %q", code, out, want)
 	}

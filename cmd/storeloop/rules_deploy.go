@@ -159,7 +159,7 @@ func shortHash(h string) string { return h[:min(12, len(h))] }
 func rulesLsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
-		Short: "List deployed rule sets: name, current version, hash, from which sequence, when",
+		Short: "List deployed rule sets: name, current version, hash, from which sequence, when, quarantined rules",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, reg, err := openRegistry(cmd)
@@ -171,11 +171,15 @@ func rulesLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			status, err := quarantineStatus(cmd.Context(), cl)
+			if err != nil {
+				return err
+			}
 			rows := make([][]string, len(cur))
 			for i, d := range cur {
-				rows[i] = append([]string{d.Name}, versionCells(d)...)
+				rows[i] = append([]string{d.Name, status(d.Name)}, versionCells(d)...)
 			}
-			return printTable(cmd.OutOrStdout(), append([]string{"NAME"}, versionColumns...), rows)
+			return printTable(cmd.OutOrStdout(), append([]string{"NAME", "STATUS"}, versionColumns...), rows)
 		},
 	}
 }

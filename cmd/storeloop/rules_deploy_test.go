@@ -32,7 +32,7 @@ rules:
 		code           int
 		stdout, stderr string
 	}{
-		{name: "ls with nothing deployed", args: []string{"rules", "ls"}, stdout: "NAME  VERSION  HASH  FROM  DEPLOYED  BY\n"},
+		{name: "ls with nothing deployed", args: []string{"rules", "ls"}, stdout: "NAME  STATUS  VERSION  HASH  FROM  DEPLOYED  BY\n"},
 		{name: "history of a set never deployed", args: []string{"rules", "history", "ecommerce"}, code: exitCommand,
 			stderr: "error: not_found: rule set not deployed: ecommerce\n"},
 		{name: "deploy a loop", args: []string{"rules", "deploy", loop}, code: exitCommand,
@@ -50,7 +50,7 @@ rules:
 		{name: "history", args: []string{"rules", "history", "ecommerce"},
 			stdout: "1  HASH  1  DATE  USER\n2  HASH  1  DATE  USER (rollback to 1)\n"},
 		{name: "ls", args: []string{"rules", "ls"},
-			stdout: "NAME       VERSION  HASH          FROM  DEPLOYED              BY\necommerce  2        HASH  1     DATE  USER (rollback to 1)\n"},
+			stdout: "NAME       STATUS  VERSION  HASH          FROM  DEPLOYED              BY\necommerce  ok      2        HASH  1     DATE  USER (rollback to 1)\n"},
 		{name: "shadow with --last and --from", args: []string{"rules", "shadow", ecommerceRules, "--last", "2", "--from", "3"}, code: exitUsage,
 			stderr: usage("storeloop rules shadow", "--last and --from exclude each other")},
 		{name: "shadow with no events", args: []string{"rules", "shadow", ecommerceRules},

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,4 +77,27 @@ Exit codes: 0 resumed, 1 the rule is not quarantined, 2 invalid names.`,
 			})
 		},
 	}
+}
+
+// quarantineStatus returns the STATUS cell of rules ls for a rule set:
+// "ok", or "quarantined: " and its quarantined rules.
+func quarantineStatus(ctx context.Context, cl *client.Client) (func(set string) string, error) {
+	js, err := jetstream.New(cl.Conn())
+	if err != nil {
+		return nil, err
+	}
+	states, err := rulenode.Quarantined(ctx, js, "")
+	if err != nil {
+		return nil, err
+	}
+	bySet := map[string][]string{}
+	for _, st := range states {
+		bySet[st.RuleSet] = append(bySet[st.RuleSet], st.Rule)
+	}
+	return func(set string) string {
+		if rules := bySet[set]; len(rules) > 0 {
+			return "quarantined: " + strings.Join(rules, ",")
+		}
+		return "ok"
+	}, nil
 }

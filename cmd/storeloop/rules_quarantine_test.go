@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,7 +17,12 @@ import (
 	"github.com/storeloop/storeloop/rulenode"
 )
 
-var sinceRE = regexp.MustCompile(`since=\S+`)
+var (
+	sinceRE  = regexp.MustCompile(`since=\S+`)
+	deployRE = regexp.MustCompile(`\(hash [0-9a-f]{12}\), from seq \d+`)
+	// versionRE is a version's hash, sequence, time and author in rules ls.
+	versionRE = regexp.MustCompile(`[0-9a-f]{12}  \d+ +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  \S+`)
+)
 
 // TestRulesQuarantine quarantines a runaway fan-out with a real runner,
 // then lists and resumes it with the CLI.
@@ -54,6 +60,8 @@ func TestRulesQuarantine(t *testing.T) {
 		for _, s := range steps {
 			stdout, stderr, code := cli(t, url, "", s.args...)
 			stdout = sinceRE.ReplaceAllString(stdout, "since=T")
+			stdout = deployRE.ReplaceAllString(stdout, "(hash HASH), from seq SEQ")
+			stdout = versionRE.ReplaceAllString(stdout, "HASH  SEQ  DATE  USER")
 			if code != s.code || stdout != s.stdout || stderr != s.stderr {
 				t.Errorf("%s: storeloop %s\nexit %d, want %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s",
 					s.name, strings.Join(s.args, " "), code, s.code, stdout, s.stdout, stderr, s.stderr)
@@ -90,15 +98,24 @@ func TestRulesQuarantine(t *testing.T) {
 		t.Fatalf("dead letters %+v, %v; want 3", dls, err)
 	}
 
+	const deployed = "fanout version 1 deployed (hash HASH), from seq SEQ\n"
+	ls := func(status string) string {
+		w := max(len(status), len("STATUS"))
+		return fmt.Sprintf("NAME    %-*s  VERSION  HASH          FROM  DEPLOYED              BY\nfanout  %-*s  1        HASH  SEQ  DATE  USER\n",
+			w, "STATUS", w, status)
+	}
 	const quarantined = "fanout notify quarantined since=T reason=rule \"notify\": 3 writes for one event, over its maxWritesPerEvent 2\n"
 	run(
 		cliStep{name: "quarantined", args: []string{"rules", "quarantined"}, stdout: quarantined},
 		cliStep{name: "quarantined of the set", args: []string{"rules", "quarantined", "fanout"}, stdout: quarantined},
 		cliStep{name: "quarantined of another set", args: []string{"rules", "quarantined", "other"}},
+		cliStep{name: "deploy the set", args: []string{"rules", "deploy", "testdata/fanout.yaml"}, stdout: deployed},
+		cliStep{name: "ls shows the quarantine", args: []string{"rules", "ls"}, stdout: ls("quarantined: notify")},
 		cliStep{name: "resume an invalid rule id", args: []string{"rules", "resume", "fanout", "no such"}, code: exitUsage,
 			stderr: "error: bad_request: \"fanout\" is not a rule set name or \"no such\" not a rule id\nRun 'storeloop rules resume --help' for usage.\n"},
 		cliStep{name: "resume", args: []string{"rules", "resume", "fanout", "notify"}, stdout: "fanout notify resumed\n"},
 		cliStep{name: "none quarantined after resume", args: []string{"rules", "quarantined"}},
+		cliStep{name: "ls after resume", args: []string{"rules", "ls"}, stdout: ls("ok")},
 		cliStep{name: "resume twice", args: []string{"rules", "resume", "fanout", "notify"}, code: exitCommand,
 			stderr: "error: not_found: rule notify of rule set fanout is not quarantined\n"},
 	)
