@@ -14,6 +14,7 @@ type CausalContext struct {
 	CausationID   string
 	Hop           int
 	RuleID        string
+	RuleVersion   int // of a deployed rule set; 0: none (Storeloop-Rule-Version)
 }
 
 // CausedBy returns the causal context of a write that rule ruleID makes in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -91,6 +92,9 @@ func (w *Write) String() string {
 	s := fmt.Sprintf("seq=%d time=%s %s key=%v hop=%d", m.Seq, at, w.Subject, w.Event.Key, m.Hop)
 	if m.RuleID != "" {
 		s += " rule=" + m.RuleID
+	}
+	if m.RuleVersion != 0 {
+		s += "@v" + strconv.Itoa(m.RuleVersion)
 	}
 	switch {
 	case w.Cause != nil:

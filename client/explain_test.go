@@ -80,3 +80,13 @@ func TestExplain(t *testing.T) {
 		t.Errorf("explain with no key: %v, want bad_request", err)
 	}
 }
+
+// A write of a deployed rule set's rule names the version after the rule.
+func TestWriteStringRuleVersion(t *testing.T) {
+	w := &client.Write{Subject: "bucket.loyalty.updated", Event: &events.Event{Key: "alice", Meta: events.Meta{
+		Seq: 7, Time: 0, Hop: 1, RuleID: "loyalty-on-ship", RuleVersion: 3, CausationID: "e1", CommandID: "c1", CorrelationID: "k1"}}}
+	want := "seq=7 time=1970-01-01T00:00:00.000Z bucket.loyalty.updated key=alice hop=1 rule=loyalty-on-ship@v3 cause=e1 (not in the stream) command=c1 correlation=k1"
+	if got := w.String(); got != want {
+		t.Fatalf("String() =\n%s\nwant\n%s", got, want)
+	}
+}

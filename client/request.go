@@ -298,6 +298,9 @@ func causalHeaders(ctx context.Context, cmd string) nats.Header {
 		if cause.RuleID != "" {
 			h.Set(events.HeaderRule, cause.RuleID)
 		}
+		if cause.RuleVersion > 0 {
+			h.Set(events.HeaderRuleVersion, strconv.Itoa(cause.RuleVersion))
+		}
 	}
 	return h
 }

@@ -44,6 +44,7 @@ type Meta struct {
 	CausationID   string `json:"causationId,omitempty"`
 	Hop           int    `json:"hop"`
 	RuleID        string `json:"ruleId,omitempty"`
+	RuleVersion   int    `json:"ruleVersion,omitempty"` // of RuleID's deployed rule set (extension; 0: none)
 	CommandID     string `json:"commandId,omitempty"`
 	TxID          string `json:"txId,omitempty"`
 	// TxSize is the number of events in the transaction TxID (extension).

@@ -101,6 +101,11 @@ func decodeMetaPlain(data []byte, m *Meta) bool {
 		case "ruleId":
 			bit = 32
 			m.RuleID, ok = plainString(text)
+		case "ruleVersion":
+			bit = 1024
+			var n int64
+			n, ok = plainInt(text)
+			m.RuleVersion = int(n)
 		case "commandId":
 			bit = 64
 			m.CommandID, ok = plainString(text)

@@ -14,6 +14,9 @@ const (
 	HeaderHop = "Storeloop-Hop"
 	// HeaderRule names the rule whose action sent the command.
 	HeaderRule = "Storeloop-Rule"
+	// HeaderRuleVersion is the version of the deployed rule set of that
+	// rule (extension), copied into meta.ruleVersion.
+	HeaderRuleVersion = "Storeloop-Rule-Version"
 	// HeaderEventID is set on every event message (same as meta.eventId).
 	HeaderEventID = "Storeloop-Event-Id"
 

@@ -79,6 +79,9 @@ func metaVars(m events.Meta) map[string]any {
 	if m.TxSize != 0 {
 		out["txSize"] = float64(m.TxSize)
 	}
+	if m.RuleVersion != 0 {
+		out["ruleVersion"] = float64(m.RuleVersion)
+	}
 	if m.Seq != 0 {
 		out["seq"] = float64(m.Seq)
 	}

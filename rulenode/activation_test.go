@@ -29,7 +29,7 @@ var activationBodies = []string{
 	// insert: int-like and fractional numbers, nested values, nulls.
 	`{"type":"inserted","bucket":"orders","key":"o-1","record":{"_version":1,"_createdAt":1764460800000,"_updatedAt":1764460800000,"total":12.5,"qty":3,"neg":-0.25,"big":1e21,"tiny":5e-324,"zero":-0,"note":null,"ok":true,"tags":["a",1,null,[2.5,{"x":"y"}]],"addr":{"city":"Zürich","geo":{"lat":47.37,"lon":8.54},"lines":[]},"empty":{},"html":"<a&b>\u2028"},"meta":{"eventId":"e1","time":1764460800000,"correlationId":"c1","hop":0,"seq":7}}`,
 	// update with a number key and every optional meta field.
-	`{"type":"updated","bucket":"stock","key":42,"oldRecord":{"_version":1,"n":1},"newRecord":{"_version":2,"n":2.000001},"meta":{"eventId":"e2","time":1,"correlationId":"c2","causationId":"e1","hop":3,"ruleId":"r","commandId":"cmd","txId":"tx1","txSize":2,"seq":9007199254740993}}`,
+	`{"type":"updated","bucket":"stock","key":42,"oldRecord":{"_version":1,"n":1},"newRecord":{"_version":2,"n":2.000001},"meta":{"eventId":"e2","time":1,"correlationId":"c2","causationId":"e1","hop":3,"ruleId":"r","ruleVersion":5,"commandId":"cmd","txId":"tx1","txSize":2,"seq":9007199254740993}}`,
 	// delete of a fractional key, meta without optional fields.
 	`{"type":"deleted","bucket":"b","key":1.5,"record":{"_version":4},"meta":{"eventId":"e3","time":0,"correlationId":"","hop":0}}`,
 	// the store's own delete (an expiry): meta.reason.

@@ -55,6 +55,7 @@ func (d *Deployment) RuleSet() (*RuleSet, error) {
 	if set.Name != d.Name {
 		return nil, fmt.Errorf("rulenode: version %d of rule set %s names itself %s", d.Version, d.Name, set.Name)
 	}
+	set.Version = d.Version
 	return set, nil
 }
 

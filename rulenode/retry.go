@@ -84,7 +84,7 @@ func (r *Runner) Retry(ctx context.Context, dl *DeadLetter) ([]string, error) {
 		sc := newStoreClient(r.cl, r.set.Name, rule.ID, dl.StreamSeq)
 		sc.suffix = suffix
 		st := &retryStore{storeClient: sc, applied: applied}
-		if err := r.runRule(ctx, log, rule, e, st); err != nil {
+		if err := r.runRule(ctx, log, r.set, rule, e, st); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -35,6 +35,9 @@ type RuleSet struct {
 	Rules  []*Rule
 	// File is the file the set was loaded from, if any.
 	File string
+	// Version is the deployed version the set is (see [Deployment]); 0
+	// for a set from a file or Go.
+	Version int
 }
 
 // HandlerFunc is the body of a rule written in Go. It sees the event and an

@@ -368,7 +368,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	g := r.guard.Load()
 	rules, failed = g.admit(ctx, set, e, seq, rules, failed)
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, rule, e, g.store(set, rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
+		if err := r.runRule(ctx, log, set, rule, e, g.store(set, rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
@@ -503,9 +503,10 @@ const SpanEventRuleSkipped = "storeloop.rule.skipped"
 
 // runRule executes one eligible rule for e's event in its own span, with the
 // causal context of its writes, through st (which gives them their
-// idempotent command ids). A skipped rule
+// idempotent command ids); set is the rule's set (its version goes into
+// the writes' meta). A skipped rule
 // is done: not a failure, and not a firing in the metrics, but a skip.
-func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *evalEvent, st Store) (err error) {
+func (r *Runner) runRule(ctx context.Context, log *slog.Logger, set *RuleSet, rule *Rule, e *evalEvent, st Store) (err error) {
 	ev := e.ev
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))
@@ -524,7 +525,9 @@ func (r *Runner) runRule(ctx context.Context, log *slog.Logger, rule *Rule, e *e
 			}
 		}
 	}()
-	ctx = client.WithCause(ctx, client.CausedBy(ev, rule.ID))
+	cause := client.CausedBy(ev, rule.ID)
+	cause.RuleVersion = set.Version
+	ctx = client.WithCause(ctx, cause)
 	err = rule.execute(ctx, e, Env{Store: st, Logger: r.o.logger})
 	if !errors.As(err, &skip) {
 		return err

@@ -114,6 +114,25 @@ func TestDeployedRunnersSwitch(t *testing.T) {
 			t.Errorf("event %v handled by version %v, want %v (switch at %d)", h["seq"], h["version"], want, hist[1].From)
 		}
 	}
+	// Each write's meta names the version whose rule made it.
+	cons, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.EventSubject("handled", events.OpInserted)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range len(handled) {
+		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.DecodeEvent(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(ev.Meta.RuleVersion) != ev.Record["version"] || ev.Meta.RuleID != "record-order" {
+			t.Errorf("write of version %v has meta rule %s version %d", ev.Record["version"], ev.Meta.RuleID, ev.Meta.RuleVersion)
+		}
+	}
 }
 
 // A version whose switch is not decided (a deploy cut short between its

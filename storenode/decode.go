@@ -55,6 +55,13 @@ func decodeHeaders(h nats.Header) (cmdID string, cause events.Meta, e *events.Er
 		}
 		cause.Hop = v
 	}
+	if v := h.Get(events.HeaderRuleVersion); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || cause.RuleID == "" {
+			return "", events.Meta{}, events.Errorf(events.CodeBadRequest, "%s %.32q: want a version from 1, with %s", events.HeaderRuleVersion, v, events.HeaderRule)
+		}
+		cause.RuleVersion = n
+	}
 	return cmdID, cause, nil
 }
 

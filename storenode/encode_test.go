@@ -11,7 +11,7 @@ func TestEncodeEventMatchesEncodingJSON(t *testing.T) {
 	rec := events.Record{"id": 7.0, "name": "<a & b>", "tags": []any{"x", 1.5}, "_version": 1.0}
 	newer := events.Record{"id": 7.0, "name": "é", "_version": 2.0}
 	full := events.Meta{EventID: "e1", Time: 1700000000123, CorrelationID: "c", CausationID: "k", Hop: 3,
-		RuleID: "r", CommandID: "cmd", TxID: "tx", TxSize: 2, Seq: 9}
+		RuleID: "r", RuleVersion: 4, CommandID: "cmd", TxID: "tx", TxSize: 2, Seq: 9}
 	for _, tc := range []struct {
 		name    string
 		ev      events.Event

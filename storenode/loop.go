@@ -303,6 +303,7 @@ func (n *Node) meta(p *pending, txID string) events.Meta {
 		CausationID:   p.cause.CausationID,
 		Hop:           p.cause.Hop,
 		RuleID:        p.cause.RuleID,
+		RuleVersion:   p.cause.RuleVersion,
 		CommandID:     p.cmdID,
 		TxID:          txID,
 	}
@@ -373,6 +374,10 @@ func appendMeta(b []byte, m *events.Meta) []byte {
 	b = append(b, `,"hop":`...)
 	b = strconv.AppendInt(b, int64(m.Hop), 10)
 	b = appendStringField(b, "ruleId", m.RuleID, true)
+	if m.RuleVersion != 0 {
+		b = append(b, `,"ruleVersion":`...)
+		b = strconv.AppendInt(b, int64(m.RuleVersion), 10)
+	}
 	b = appendStringField(b, "commandId", m.CommandID, true)
 	b = appendStringField(b, "txId", m.TxID, true)
 	if m.TxSize != 0 {

@@ -15,8 +15,8 @@ func explainCmd() *cobra.Command {
 		Short: "Print the writes that produced a record's current value, and what caused each",
 		Long: `explain prints the provenance of a record from the events' meta (no tracing
 backend needed): one line per write since the record was last inserted,
-newest first, with its stream sequence, time, subject, hop, rule, the
-triggering event (cause=SUBJECT#SEQ), command and correlation ids. Under
+newest first, with its stream sequence, time, subject, hop, rule (rule=ID@vN
+for a rule of version N of a deployed rule set), the triggering event (cause=SUBJECT#SEQ), command and correlation ids. Under
 each write made by a rule, indented lines follow its causes back to the
 write from outside that started the cascade. With FIELD, only the writes
 that changed that field are printed.
