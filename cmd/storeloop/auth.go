@@ -184,7 +184,12 @@ rulenode) signed with DIR's account key, whose replies come to its own
 inbox prefix _INBOX_<role>_NAME, which no other user may subscribe to.
 Give each application its own user: users of one credentials file share
 an inbox. Give the --prefix, --stream, --rule-set, --rule-publish and
---max-subs that auth init was given.`,
+--max-subs that auth init was given.
+
+With --role rulenode --rules FILE the user may run only FILE's rule set and
+send only the commands its rules can, on bucket-scoped subjects
+(store.<op>.<bucket>; run the rule node with --scoped-subjects): a rule
+later edited to write to another bucket is refused by NATS.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			r := auth.Role(role)
