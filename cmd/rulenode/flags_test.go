@@ -76,3 +76,35 @@ func TestNumericFlagsFromEnvironment(t *testing.T) {
 		})
 	}
 }
+
+func TestScopedSubjectsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      bool
+		wantErr   bool
+	}{
+		{name: "default"},
+		{name: "flag", args: []string{"--scoped-subjects"}, want: true},
+		{name: "environment", env: "true", want: true},
+		{name: "flag over environment", env: "true", args: []string{"--scoped-subjects=false"}},
+		{name: "not a boolean", env: "yes please", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STORELOOP_SCOPED_SUBJECTS", tc.env)
+			if tc.env == "" {
+				os.Unsetenv("STORELOOP_SCOPED_SUBJECTS")
+			}
+			f, err := parseFlags(append([]string{"--rules", "r.yaml"}, tc.args...))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("parsed %v, want an error", f.scoped)
+				}
+				return
+			}
+			if err != nil || f.scoped != tc.want {
+				t.Fatalf("scoped = %v, %v; want %v", f, err, tc.want)
+			}
+		})
+	}
+}
