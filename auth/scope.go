@@ -17,7 +17,7 @@ import (
 type RuleSetScope struct {
 	Set string // the rule set: its durable consumer and dead-letter subjects
 	// Commands are scoped command subjects below the command prefix:
-	// "<op>.<bucket>", or "tx.<b1>.<b2>..." (see events.ScopedSubject).
+	// "<op>.<bucket>", or "tx.<b1>.<b2>..." (see events.ScopedName).
 	Commands []string
 	Publish  []string // subjects of the rules' publish actions
 }
@@ -55,7 +55,7 @@ func scopedCommand(s string) error {
 		return fmt.Errorf("auth: scoped command %q: want <op>.<bucket> or tx.<bucket>...", s)
 	case slices.ContainsFunc(buckets, func(b string) bool { return !events.ValidBucketName(b) }):
 		return fmt.Errorf("auth: scoped command %q: not a valid bucket name", s)
-	case !slices.IsSorted(buckets) || len(slices.Compact(slices.Clone(buckets))) != len(buckets):
+	case events.ScopedName(cmd, buckets...) != s:
 		return fmt.Errorf("auth: scoped command %q: a transaction's buckets sorted, each once", s)
 	}
 	return nil

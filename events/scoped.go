@@ -26,9 +26,13 @@ func ScopedCommand(cmd string) bool {
 // ScopedSubject returns <prefix>.<cmd>.<bucket>..., the buckets sorted and
 // each once.
 func ScopedSubject(prefix, cmd string, buckets ...string) string {
+	return prefix + "." + ScopedName(cmd, buckets...)
+}
+
+// ScopedName is the scoped subject of cmd on buckets below the prefix:
+// <cmd>.<bucket>..., the buckets sorted and each once.
+func ScopedName(cmd string, buckets ...string) string {
 	var b strings.Builder
-	b.WriteString(prefix)
-	b.WriteByte('.')
 	b.WriteString(cmd)
 	for _, bucket := range sortedBuckets(buckets) {
 		b.WriteByte('.')

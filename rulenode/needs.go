@@ -3,7 +3,6 @@ package rulenode
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -14,7 +13,7 @@ type Needs struct {
 	// Commands are the bucket-scoped command subjects below the command
 	// prefix, sorted: "<op>.<bucket>" for a write, "query.<bucket>" for a
 	// forEach, "tx.<b1>.<b2>..." for a tx (its buckets sorted, see
-	// [events.ScopedSubject]).
+	// [events.ScopedName]).
 	Commands []string
 	// Publish are the subjects of publish actions.
 	Publish []string
@@ -46,9 +45,9 @@ func (n *Needs) actions(r *Rule, as []*Action) error {
 	for _, a := range as {
 		switch a.Kind {
 		case KindInsert, KindUpdate, KindUpsert, KindDelete:
-			n.Commands = append(n.Commands, string(a.Kind)+"."+a.Bucket)
+			n.Commands = append(n.Commands, events.ScopedName(string(a.Kind), a.Bucket))
 		case KindForEach:
-			n.Commands = append(n.Commands, events.CmdQuery+"."+a.Bucket)
+			n.Commands = append(n.Commands, events.ScopedName(events.CmdQuery, a.Bucket))
 			if err := n.actions(r, a.Do); err != nil {
 				return err
 			}
@@ -97,8 +96,7 @@ func (n *Needs) tx(r *Rule, a *Action) error {
 		if len(buckets) == 0 {
 			continue
 		}
-		subject := events.ScopedSubject("", events.CmdTx, buckets...)
-		n.Commands = append(n.Commands, strings.TrimPrefix(subject, "."))
+		n.Commands = append(n.Commands, events.ScopedName(events.CmdTx, buckets...))
 	}
 	return nil
 }
@@ -112,7 +110,7 @@ func (n *Needs) txOps(ops []*Action, buckets *[]string, groups *[][]string) {
 			*buckets = append(*buckets, op.Bucket)
 			continue
 		}
-		n.Commands = append(n.Commands, events.CmdQuery+"."+op.Bucket)
+		n.Commands = append(n.Commands, events.ScopedName(events.CmdQuery, op.Bucket))
 		var own []string
 		n.txOps(op.Do, &own, groups)
 		*groups = append(*groups, own)
