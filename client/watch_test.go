@@ -8,9 +8,11 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/storetest"
 )
 
 // watchSet is the result set a watcher holds: its snapshot with every
@@ -230,4 +232,196 @@ func watchUnderWriters(t *testing.T, pageSize int) {
 		t.Fatalf("watched paid set of %d records differs from a fresh query of %d", len(got), len(fresh))
 	}
 	t.Logf("ready at seq %d (all) and %d (paid); %d and %d changes after", allSet.ready, paidSet.ready, len(allSet.seqs), len(paidSet.seqs))
+}
+
+// expectChanges reads the events of the bucket after seq from the stream
+// and what a watch of where must print for each ops event: the type wanted
+// per event ("" for none), in order.
+func expectChanges(t *testing.T, c *client.Client, after uint64, types ...string) []events.WatchChange {
+	t.Helper()
+	raw, err := c.Follow(ctxT(t), "bucket.orders.>", client.FromSequence(after+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Stop()
+	var out []events.WatchChange
+	for _, typ := range types {
+		ev := next(t, raw)
+		rec := ev.NewRecord
+		if ev.Type != events.OpUpdated {
+			rec = ev.Record
+		}
+		if typ != "" {
+			out = append(out, events.WatchChange{Type: typ, Key: ev.Key, Record: rec, Seq: ev.Meta.Seq})
+		}
+	}
+	return out
+}
+
+// wantLines reads len(want) lines and compares them with want.
+func wantLines(t *testing.T, w *client.QueryWatch, want []events.WatchChange) {
+	t.Helper()
+	for i, wc := range want {
+		if got := nextChange(t, w); !reflect.DeepEqual(got, wc) {
+			t.Fatalf("line %d:\n got %+v\nwant %+v", i, got, wc)
+		}
+	}
+}
+
+// TestWatchEnterLeave: a record entering the filter is added, one changed
+// inside it changed, one leaving it (by update or delete) removed, and
+// writes outside it print nothing.
+func TestWatchEnterLeave(t *testing.T) {
+	c := newStore(t, ordersDef)
+	ctx := ctxT(t)
+	orders := c.Bucket("orders")
+	first, err := orders.Insert(ctx, events.Record{"userId": "a", "total": 1.0, "status": "paid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orders.Insert(ctx, events.Record{"userId": "b", "total": 2.0}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, "orders", events.Where{"status": "paid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	snap := nextChange(t, w)
+	ready := nextChange(t, w)
+	if want := (events.WatchChange{Type: events.WatchSnapshot, Key: 1.0, Record: first, Seq: ready.Seq}); !reflect.DeepEqual(snap, want) {
+		t.Fatalf("snapshot line %+v, want %+v", snap, want)
+	}
+	if ready.Type != events.WatchReady || ready.Key != nil || ready.Record != nil {
+		t.Fatalf("ready line %+v", ready)
+	}
+	steps := []struct {
+		write func() error
+		want  string
+	}{
+		{func() error { _, err := orders.Update(ctx, 2, events.Record{"status": "paid"}); return err }, events.WatchAdded},
+		{func() error { _, err := orders.Update(ctx, 2, events.Record{"total": 99.0}); return err }, events.WatchChanged},
+		{func() error { _, err := orders.Update(ctx, 1, events.Record{"status": "shipped"}); return err }, events.WatchRemoved},
+		{func() error { _, err := orders.Update(ctx, 1, events.Record{"total": 5.0}); return err }, ""},
+		{func() error { _, err := orders.Insert(ctx, events.Record{"userId": "c", "total": 3.0}); return err }, ""},
+		{func() error {
+			_, err := orders.Insert(ctx, events.Record{"userId": "d", "total": 4.0, "status": "paid"})
+			return err
+		}, events.WatchAdded},
+		{func() error { _, err := orders.Delete(ctx, 4); return err }, events.WatchRemoved},
+		{func() error { _, err := orders.Delete(ctx, 3); return err }, ""},
+		{func() error { _, err := orders.Update(ctx, 2, events.Record{"total": 7.0}); return err }, events.WatchChanged},
+	}
+	var types []string
+	for i, s := range steps {
+		if err := s.write(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		types = append(types, s.want)
+	}
+	want := expectChanges(t, c, ready.Seq, types...)
+	wantLines(t, w, want)
+	if want[2].Record["status"] != "shipped" || want[4].Record["userId"] != "d" {
+		t.Fatalf("removed lines carry %v and %v: want the record after the update, and the deleted one", want[2].Record, want[4].Record)
+	}
+}
+
+// TestWatchResume disconnects a watcher (its connection closes), makes
+// changes, and resumes from the last seq it saw on a new connection: it
+// gets exactly the changes it missed, then the next one.
+func TestWatchResume(t *testing.T) {
+	url := storetest.Start(t)
+	connect := func() *client.Client {
+		c, err := client.Connect(url, client.WithTimeout(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	c1 := connect()
+	ctx := ctxT(t)
+	if err := c1.Define(ctx, ordersDef); err != nil {
+		t.Fatal(err)
+	}
+	paid := events.Where{"status": "paid"}
+	insertOrders(t, c1, "a", "b")
+	for _, id := range []int{1, 2} {
+		if _, err := c1.Bucket("orders").Update(ctx, id, events.Record{"status": "paid"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w1, err := c1.Watch(ctx, "orders", paid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := readSnapshot(t, w1)
+	if len(s.recs) != 2 {
+		t.Fatalf("snapshot of %d records, want 2", len(s.recs))
+	}
+	if _, err := c1.Bucket("orders").Update(ctx, 1, events.Record{"total": 11.0}); err != nil {
+		t.Fatal(err)
+	}
+	seen := nextChange(t, w1)
+	if seen.Type != events.WatchChanged || seen.Key != 1.0 {
+		t.Fatalf("got %+v, want order 1 changed", seen)
+	}
+	c1.Close()
+
+	c2 := connect()
+	orders := c2.Bucket("orders")
+	for i, write := range []func() error{
+		func() error { _, err := orders.Update(ctx, 2, events.Record{"total": 22.0}); return err },
+		func() error { _, err := orders.Insert(ctx, events.Record{"userId": "c", "total": 3.0}); return err },
+		func() error { _, err := orders.Update(ctx, 3, events.Record{"status": "paid"}); return err },
+		func() error { _, err := orders.Delete(ctx, 1); return err },
+	} {
+		if err := write(); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	w2, err := c2.Watch(ctx, "orders", paid, client.WatchFromSeq(seen.Seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if _, err := orders.Insert(ctx, events.Record{"userId": "d", "total": 4.0, "status": "paid"}); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, w2, expectChanges(t, c2, seen.Seq, events.WatchChanged, "", events.WatchAdded, events.WatchRemoved, events.WatchAdded))
+}
+
+// TestWatchRefused: bad input is refused with its code before anything is
+// read, in both modes.
+func TestWatchRefused(t *testing.T) {
+	view := events.BucketDef{Bucket: "perUser", View: &events.ViewDef{From: "orders", GroupBy: "userId",
+		Fields: map[string]events.ViewField{"n": {Fn: events.ViewCount}}}}
+	c := newStore(t, ordersDef, view)
+	for _, tc := range []struct {
+		name   string
+		bucket string
+		where  events.Where
+		want   error
+	}{
+		{"bad where", "orders", events.Where{"total": map[string]any{"$bogus": 1}}, events.ErrBadRequest},
+		{"bad $or", "orders", events.Where{"$or": "x"}, events.ErrBadRequest},
+		{"bad bucket name", "a.b", nil, events.ErrBadRequest},
+		{"unknown bucket", "nope", nil, events.ErrBucketNotFound},
+		{"view", "perUser", nil, events.ErrBadRequest},
+	} {
+		for _, mode := range []struct {
+			name string
+			opts []client.WatchOption
+		}{{"snapshot", nil}, {"resume", []client.WatchOption{client.WatchFromSeq(1)}}} {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
+				w, err := c.Watch(ctxT(t), tc.bucket, tc.where, mode.opts...)
+				if !errors.Is(err, tc.want) {
+					if w != nil {
+						w.Stop()
+					}
+					t.Fatalf("got %v, want %v", err, tc.want)
+				}
+			})
+		}
+	}
 }
