@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/provenance"
 	"github.com/storeloop/storeloop/internal/streamread"
 	"github.com/storeloop/storeloop/projections"
 )
@@ -42,6 +44,7 @@ func WatchPageSize(n int) WatchOption {
 // when done.
 type QueryWatch struct {
 	filter *projections.Filter
+	prov   *provenance.Checker
 	queue  []events.WatchChange // snapshot and ready lines not yet returned
 	msgs   jetstream.MessagesContext
 }
@@ -68,10 +71,20 @@ func (c *Client) Watch(ctx context.Context, bucket string, where events.Where, o
 	if err != nil {
 		return nil, err
 	}
+	s, err := c.js.Stream(ctx, c.opts.stream)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			return nil, fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
+		}
+		return nil, fmt.Errorf("client: watch %s: %w", bucket, err)
+	}
 	w := &QueryWatch{filter: filter}
+	if w.prov, err = provenance.New(c.js, c.opts.stream, s.CachedInfo()); err != nil {
+		return nil, fmt.Errorf("client: watch %s: %w", bucket, err)
+	}
 	after := cfg.fromSeq
 	if cfg.resume {
-		err = c.checkResume(ctx, bucket, after)
+		err = c.checkResume(ctx, bucket, after, s.CachedInfo().State)
 	} else {
 		after, err = w.snapshot(ctx, c, bucket, where, cfg.pageSize)
 	}
@@ -150,9 +163,12 @@ func (w *QueryWatch) fold(ctx context.Context, c *Client, bucket string, pages [
 			return nil, 0, err
 		}
 		seq = max(s.CachedInfo().State.LastSeq, pages[len(pages)-1].Seq)
-		err = streamread.Upto(ctx, s, pages[0].Seq+1, func(_ uint64, msg jetstream.Msg) error {
+		err = streamread.Upto(ctx, s, pages[0].Seq+1, func(at uint64, msg jetstream.Msg) error {
 			if b, _, err := events.ParseEventSubject(msg.Subject()); err != nil || b != bucket {
 				return nil
+			}
+			if ok, err := w.proved(ctx, msg, at); !ok {
+				return err
 			}
 			ev, err := events.DecodeEvent(msg.Data())
 			if err != nil {
@@ -246,12 +262,39 @@ func (w *QueryWatch) Next(ctx context.Context) (events.WatchChange, error) {
 		if err != nil {
 			return events.WatchChange{}, fmt.Errorf("client: %s: %w", msg.Subject(), err)
 		}
+		if ok, err := w.proved(ctx, msg, md.Sequence.Stream); err != nil {
+			return events.WatchChange{}, err
+		} else if !ok {
+			continue
+		}
 		ev, err := events.DecodeEvent(msg.Data())
 		if err != nil {
 			return events.WatchChange{}, fmt.Errorf("client: %s: %w", msg.Subject(), err)
 		}
 		if ch, ok := w.change(ev, md.Sequence.Stream); ok {
 			return ch, nil
+		}
+	}
+}
+
+// proved reports whether msg, at stream sequence seq, was written by a
+// trusted store node. A foreign message (not, or not validly, signed) is
+// skipped, as the store skips it: it is in no state. When the proof cannot
+// be checked yet (the trusted keys were read again moments ago), it is
+// checked again shortly.
+func (w *QueryWatch) proved(ctx context.Context, msg jetstream.Msg, seq uint64) (bool, error) {
+	for {
+		err := w.prov.Check(ctx, msg, seq)
+		switch {
+		case err == nil:
+			return true, nil
+		case provenance.IsForeign(err):
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("client: %s at seq %d: %w (%w)", msg.Subject(), seq, ctx.Err(), err)
+		case <-time.After(provenance.RefreshEvery):
 		}
 	}
 }
@@ -263,7 +306,7 @@ func (w *QueryWatch) Stop() { w.msgs.Stop() }
 // checkResume refuses a resume the stream cannot serve without loss: a
 // bucket that is not there or is a view, or a sequence whose following
 // events the stream no longer holds.
-func (c *Client) checkResume(ctx context.Context, bucket string, after uint64) error {
+func (c *Client) checkResume(ctx context.Context, bucket string, after uint64, st jetstream.StreamState) error {
 	infos, err := c.Buckets(ctx)
 	if err != nil {
 		return err
@@ -275,14 +318,7 @@ func (c *Client) checkResume(ctx context.Context, bucket string, after uint64) e
 	case infos[i].View != nil:
 		return events.Errorf(events.CodeBadRequest, "bucket %q is a view: its changes are not events in the stream, so it cannot be watched (watch its source %q)", bucket, infos[i].View.From)
 	}
-	s, err := c.js.Stream(ctx, c.opts.stream)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
-		}
-		return fmt.Errorf("client: watch %s: %w", bucket, err)
-	}
-	if st := s.CachedInfo().State; st.Msgs > 0 && st.FirstSeq > after+1 {
+	if st.Msgs > 0 && st.FirstSeq > after+1 {
 		return events.Errorf(events.CodeNotFound, "the stream no longer holds the events after seq %d (it starts at %d): watch again from a snapshot", after, st.FirstSeq)
 	}
 	return nil

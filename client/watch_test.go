@@ -6,9 +6,13 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
@@ -423,5 +427,80 @@ func TestWatchRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWatchSkipsForeign: messages appended to the stream by anyone but the
+// store (possible without --auth) are in no state, and a watch shows none
+// of them: the next line after them is the store's next write.
+func TestWatchSkipsForeign(t *testing.T) {
+	url := storetest.Start(t)
+	c, err := client.Connect(url, client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxT(t)
+	if err := c.Define(ctx, ordersDef); err != nil {
+		t.Fatal(err)
+	}
+	real := insertOrders(t, c, "a")[0]
+	w, err := c.Watch(ctx, "orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ready := readSnapshot(t, w).ready
+
+	intruder, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	js, err := jetstream.New(intruder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := stream.GetMsg(ctx, ready) // the real insert, proof and all
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := nats.NewMsg("bucket.orders.inserted")
+	forged.Data = []byte(`{"type":"inserted","bucket":"orders","key":99,"record":{"id":99,"userId":"x","total":5,"status":"pending","_version":1},"meta":{"eventId":"forged","time":1,"correlationId":"forged","hop":0}}`)
+	replayed := nats.NewMsg(copied.Subject)
+	replayed.Data = copied.Data
+	for k, v := range copied.Header {
+		if !strings.HasPrefix(k, "Nats-") {
+			replayed.Header[k] = v
+		}
+	}
+	for _, m := range []*nats.Msg{forged, replayed} {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store's first write after them may be refused while it
+	// quarantines them; the client retries unavailable.
+	second, err := c.Bucket("orders").Insert(ctx, events.Record{"userId": "b", "total": 2.0})
+	for errors.Is(err, events.ErrUnavailable) && ctx.Err() == nil {
+		second, err = c.Bucket("orders").Insert(ctx, events.Record{"userId": "b", "total": 2.0})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.Follow(ctx, "bucket.orders.>", client.FromSequence(ready+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Stop()
+	if ev := next(t, raw); ev.Key != 99.0 {
+		t.Fatalf("the stream's next event after the ready line is key %v, want the forged 99: the test appended nothing", ev.Key)
+	}
+	if ch := nextChange(t, w); ch.Type != events.WatchAdded || ch.Key != second["id"] || ch.Key == real["id"] {
+		t.Fatalf("after the foreign messages the watch printed %+v, want order %v added", ch, second["id"])
 	}
 }
