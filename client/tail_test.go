@@ -20,7 +20,7 @@ func next(t *testing.T, w *client.Watcher) *events.Event {
 	return ev
 }
 
-func TestWatchStartPositions(t *testing.T) {
+func TestFollowStartPositions(t *testing.T) {
 	c := newStore(t, ordersDef)
 	ctx := ctxT(t)
 	insertOrders(t, c, "alice", "bob")
@@ -145,13 +145,16 @@ func TestTailStopsOnHandlerError(t *testing.T) {
 	}
 }
 
-func TestWatchWithoutStream(t *testing.T) {
+func TestFollowWithoutStream(t *testing.T) {
 	c := newStore(t)
 	c2, err := client.New(c.Conn(), client.WithStream("NOPE"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c2.Follow(ctxT(t), ""); !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("follow of a missing stream: err = %v, want unavailable", err)
+	}
+	if _, err := c2.Watch(ctxT(t), "orders", nil); !errors.Is(err, events.ErrUnavailable) {
 		t.Fatalf("watch of a missing stream: err = %v, want unavailable", err)
 	}
 }
