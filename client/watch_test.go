@@ -504,3 +504,47 @@ func TestWatchSkipsForeign(t *testing.T) {
 		t.Fatalf("after the foreign messages the watch printed %+v, want order %v added", ch, second["id"])
 	}
 }
+
+// TestWatchSurvivesReconnect: the server drops the watcher's connection in
+// the middle of a watch; the client reconnects and the watch goes on with
+// every change once, none lost in the drop.
+func TestWatchSurvivesReconnect(t *testing.T) {
+	st := storetest.StartStore(t)
+	c, err := client.Connect(st.URL, client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxT(t)
+	if err := c.Define(ctx, ordersDef); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, "orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	s := readSnapshot(t, w)
+	insertOrders(t, c, "a", "b", "c")
+	for range 2 {
+		s.apply(nextChange(t, w))
+	}
+	id, err := c.Conn().GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Server.DisconnectClientByID(id); err != nil {
+		t.Fatal(err)
+	}
+	insertOrders(t, c, "d", "e") // the client's requests wait for the reconnect
+	for range 3 {
+		s.apply(nextChange(t, w))
+	}
+	var want []uint64
+	for i := range 5 {
+		want = append(want, s.ready+1+uint64(i))
+	}
+	if !slices.Equal(s.seqs, want) || len(s.recs) != 5 {
+		t.Fatalf("changes at %v with %d records, want %v and 5", s.seqs, len(s.recs), want)
+	}
+}
