@@ -66,10 +66,7 @@ func (c *Client) Follow(ctx context.Context, filter string, opts ...TailOption) 
 	}
 	cons, err := c.js.OrderedConsumer(ctx, c.opts.stream, cfg)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return nil, fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
-		}
-		return nil, fmt.Errorf("client: watch %s: %w", filter, err)
+		return nil, c.streamError("watch "+filter, err)
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
@@ -102,6 +99,15 @@ func (w *Watcher) Next(ctx context.Context) (*events.Event, error) {
 		ev.Meta.Seq = md.Sequence.Stream
 		return ev, nil
 	}
+}
+
+// streamError is err from reaching the event stream while doing what: a
+// stream or JetStream that is not there is unavailable.
+func (c *Client) streamError(what string, err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
+	}
+	return fmt.Errorf("client: %s: %w", what, err)
 }
 
 // Stop ends the watch; Next then returns jetstream.ErrMsgIteratorClosed.

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -73,10 +72,7 @@ func (c *Client) Watch(ctx context.Context, bucket string, where events.Where, o
 	}
 	s, err := c.js.Stream(ctx, c.opts.stream)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return nil, fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
-		}
-		return nil, fmt.Errorf("client: watch %s: %w", bucket, err)
+		return nil, c.streamError("watch "+bucket, err)
 	}
 	w := &QueryWatch{filter: filter}
 	if w.prov, err = provenance.New(c.js, c.opts.stream, s.CachedInfo()); err != nil {
