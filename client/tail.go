@@ -101,15 +101,6 @@ func (w *Watcher) Next(ctx context.Context) (*events.Event, error) {
 	}
 }
 
-// streamError is err from reaching the event stream while doing what: a
-// stream or JetStream that is not there is unavailable.
-func (c *Client) streamError(what string, err error) error {
-	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-		return fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
-	}
-	return fmt.Errorf("client: %s: %w", what, err)
-}
-
 // Stop ends the watch; Next then returns jetstream.ErrMsgIteratorClosed.
 func (w *Watcher) Stop() { w.msgs.Stop() }
 
@@ -133,4 +124,13 @@ func (c *Client) Tail(ctx context.Context, filter string, fn func(*events.Event)
 			return err
 		}
 	}
+}
+
+// streamError is err from reaching the event stream while doing what: a
+// stream or JetStream that is not there is unavailable.
+func (c *Client) streamError(what string, err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
+	}
+	return fmt.Errorf("client: %s: %w", what, err)
 }
