@@ -108,7 +108,7 @@ const (
 
 // Commands lists every command name, in documentation order.
 var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, CmdUpsert,
-	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus, CmdBatch, CmdSnapshot, CmdSnapshots}
+	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus, CmdBatch, CmdSnapshot, CmdSnapshots, CmdWatch}
 
 // IsMutation reports whether cmd writes: the commands that append events,
 // carry a Storeloop-Command-Id and are safe to send again with the same id.

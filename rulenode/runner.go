@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/provenance"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -38,7 +39,7 @@ type Runner struct {
 	set   *RuleSet
 	o     runnerOptions
 	ready atomic.Bool
-	prov  *provenance           // nil when proofs are not checked
+	prov  *provenance.Checker   // nil when proofs are not checked
 	guard atomic.Pointer[guard] // nil when the set has no budgets
 	// versions, for a deployed rule set, gives the version that handles
 	// each event; nil runs set alone.
@@ -411,10 +412,10 @@ func (r *Runner) checkProof(ctx context.Context, log *slog.Logger, d delivery, s
 	if r.prov == nil {
 		return 0, false, nil
 	}
-	switch err := r.prov.check(ctx, d.msg, seq); {
+	switch err := r.prov.Check(ctx, d.msg, seq); {
 	case err == nil:
 		return 0, false, nil
-	case !isForeign(err):
+	case !provenance.IsForeign(err):
 		log.WarnContext(ctx, "rule node: cannot check the event's proof, will retry", "err", err)
 		return verdictNak, true, err
 	default:
