@@ -40,6 +40,7 @@ const (
 const (
 	RuleStateBucket = events.RuleStateBucket
 	CascadeBucket   = events.CascadeBucket
+	TemporalBucket  = events.TemporalBucket
 )
 
 // config names the subjects and streams the permissions cover.
@@ -198,7 +199,7 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
 			api + "STREAM.UPDATE." + c.dlqStream,
-		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
+		}, append(read, kvStreams(RuleStateBucket, CascadeBucket, TemporalBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
 		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
@@ -293,7 +294,7 @@ func (c *config) ruleSetConsumers() []string {
 // store node creates them).
 func budgetKV() []string {
 	var out []string
-	for _, b := range []string{RuleStateBucket, CascadeBucket} {
+	for _, b := range []string{RuleStateBucket, CascadeBucket, TemporalBucket} {
 		api, s := "$JS.API.", "KV_"+b
 		out = append(out, api+"STREAM.INFO."+s,
 			api+"DIRECT.GET."+s+".>", api+"STREAM.MSG.GET."+s,

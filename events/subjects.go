@@ -42,6 +42,11 @@ const (
 	// RulesBucket holds the deployed versions of rule sets (`storeloop
 	// rules deploy`, made by an admin); rule nodes read it.
 	RulesBucket = "storeloop_rules"
+	// TemporalBucket holds the partial matches and pending deadlines of
+	// temporal rules (absence, count, sequence), keyed by rule set, rule
+	// and match key. The store node creates it; rule nodes read and write
+	// its keys.
+	TemporalBucket = "storeloop_temporal"
 )
 
 // CascadeWindow is how long a cascade counter lives after its last change.
