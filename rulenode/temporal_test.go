@@ -147,7 +147,7 @@ func (h *harness) startStop(set *rulenode.RuleSet) (stop func()) {
 // left for any runner to fire.
 func TestTemporalAbsence(t *testing.T) {
 	h := newHarness(t, ordersDef, flagsDef)
-	h.run(loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "1s", 1)))
+	h.run(loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "3s", 1)))
 	shipped := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 	late := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 
@@ -172,7 +172,7 @@ func TestTemporalAbsence(t *testing.T) {
 // the order is flagged exactly once.
 func TestTemporalAbsenceSurvivesRunnerRestart(t *testing.T) {
 	h := newHarness(t, ordersDef, flagsDef)
-	set := func() *rulenode.RuleSet { return loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "2s", 1)) }
+	set := func() *rulenode.RuleSet { return loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "5s", 1)) }
 	stop := h.startStop(set())
 	id := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 	h.update("orders", id, events.Record{"status": "confirmed"})
