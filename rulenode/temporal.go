@@ -41,6 +41,9 @@ const (
 	// maxSeen bounds the event sequences a key's state remembers to
 	// recognise a redelivered event.
 	maxSeen = 256
+	// maxExpected bounds the expect events an absence state remembers
+	// for an after event applied after them.
+	maxExpected = 16
 )
 
 // Temporal is a rule's trigger over time, in place of On (Rule.On holds
@@ -95,6 +98,9 @@ type temporalState struct {
 	// Deadline is when a pending absence fires (unix ms, store clock of
 	// the after event plus within).
 	Deadline int64 `json:"deadline,omitempty"`
+	// Expected are the times of expect events that came with no after
+	// event pending (absence only), newest last.
+	Expected []int64 `json:"expected,omitempty"`
 	// Seen are the stream sequences of the events applied, newest last:
 	// a redelivered event changes nothing twice.
 	Seen []uint64 `json:"seen,omitempty"`
@@ -188,12 +194,19 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 		}
 		switch {
 		case i == 0 && len(st.Match) == 0:
-			st.Match, st.Deadline = []*events.Event{ev}, ev.Meta.Time+within
+			// An expect event applied before its after event (another
+			// runner had it) still cancels it.
+			if !slices.ContainsFunc(st.Expected, func(t int64) bool { return t >= ev.Meta.Time && t <= ev.Meta.Time+within }) {
+				st.Match, st.Deadline = []*events.Event{ev}, ev.Meta.Time+within
+			}
 		case i == 1 && len(st.Match) > 0 && ev.Meta.Time >= st.Match[0].Meta.Time && ev.Meta.Time <= st.Deadline:
 			st.Match, st.Deadline = nil, 0 // expected in time: cancelled
+		case i == 1 && len(st.Match) == 0:
+			st.Expected = append(st.Expected, ev.Meta.Time)
+			st.Expected = st.Expected[max(0, len(st.Expected)-maxExpected):]
 		}
 	}
-	if len(st.Match) == 0 && fire == nil {
+	if len(st.Match) == 0 && len(st.Expected) == 0 && fire == nil {
 		return nil, nil, nil
 	}
 	st.see(ev.Meta.Seq)
