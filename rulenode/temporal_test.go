@@ -313,3 +313,21 @@ rules:
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A deadline whose firing the store refuses is dead-lettered (reason
+// rejected, the after event's sequence) and cleared, not retried forever.
+func TestTemporalAbsenceRejectedFiring(t *testing.T) {
+	h := newHarness(t, ordersDef, flagsDef)
+	h.run(loadYAML(t, strings.Replace(strings.Replace(notShippedRules, "WITHIN", "1s", 1), `n: "${size(match)}"`, `n: "not a number"`, 1)))
+	id := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
+	h.update("orders", id, events.Record{"status": "confirmed"})
+	h.waitState("late", "not-shipped", "1", "cleared after the dead letter", cleared)
+	dls := h.deadLetters("late")
+	if len(dls) != 1 || dls[0].Reason != rulenode.ReasonRejected || dls[0].RuleID != "not-shipped" ||
+		dls[0].StreamSeq != h.events("bucket.orders.updated")[0].Meta.Seq || !strings.Contains(dls[0].Error, "validation") {
+		t.Fatalf("dead letters = %+v, want one, rejected, of the confirming event", dls)
+	}
+	if got := h.flags(); len(got) != 0 {
+		t.Errorf("flags = %q, want none", got)
+	}
+}

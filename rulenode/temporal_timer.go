@@ -171,7 +171,14 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 	if rule != nil && rule.Temporal != nil {
 		log := t.r.o.logger.With("ruleSet", t.r.set.Name, "rule", rule.ID, "matchKey", st.Key)
 		if err := t.r.fireTemporal(log, t.r.set)(ctx, rule, st.Match[0], st.Match); err != nil {
-			return err
+			if !isPermanent(err) {
+				return err
+			}
+			// Firing again would fail the same way: dead-letter the
+			// after event (reason rejected) and clear the deadline.
+			if err := t.bury(ctx, rule, st.Match[0], err); err != nil {
+				return err
+			}
 		}
 	}
 	cleared, err := json.Marshal(temporalState{Rule: st.Rule, Key: st.Key, Seen: st.Seen})
@@ -183,6 +190,23 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 		return nil // another runner cleared it, or a new after event came
 	}
 	return err
+}
+
+// bury dead-letters the after event of an absence whose firing failed for
+// good, like an event whose rule failed for good.
+func (t *temporalEngine) bury(ctx context.Context, rule *Rule, after *events.Event, cause error) error {
+	body, err := json.Marshal(after)
+	if err != nil {
+		return err
+	}
+	dl := DeadLetter{RuleSet: t.r.set.Name, RuleID: rule.ID, Subject: eventSubject(after), StreamSeq: after.Meta.Seq,
+		Reason: ReasonRejected, Error: cause.Error(), EventID: after.Meta.EventID, CorrelationID: after.Meta.CorrelationID,
+		Hop: after.Meta.Hop, Time: time.Now().UTC(), body: body}
+	if err := publishDeadLetter(ctx, t.r.js, &dl); err != nil {
+		return err
+	}
+	t.r.o.logger.ErrorContext(ctx, "rule node: temporal deadline dead-lettered", "ruleSet", t.r.set.Name, "rule", rule.ID, "reason", dl.Reason, "err", cause)
+	return nil
 }
 
 // rule returns the set's rule with the id, or nil.
