@@ -51,7 +51,7 @@ func (r *Runner) startTemporal(ctx context.Context) error {
 func (r *Runner) runTemporal(ctx context.Context, log *slog.Logger, set *RuleSet, e *evalEvent) []ruleFailure {
 	var failed []ruleFailure
 	for _, rule := range set.Match(eventSubject(e.ev)) {
-		if rule.Temporal == nil {
+		if rule.Temporal == nil || r.guard.Load().quarantined(rule.ID) {
 			continue
 		}
 		if err := r.temporal.apply(ctx, rule, e, r.fireTemporal(log, set)); err != nil {
@@ -168,7 +168,9 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 		return nil // not a pending absence (any more), or not yet
 	}
 	rule := t.r.set.rule(st.Rule)
-	if rule != nil && rule.Temporal != nil {
+	// A rule removed from the set, or quarantined, does not fire: its
+	// deadline is cleared.
+	if rule != nil && rule.Temporal != nil && !t.r.guard.Load().quarantined(rule.ID) {
 		log := t.r.o.logger.With("ruleSet", t.r.set.Name, "rule", rule.ID, "matchKey", st.Key)
 		if err := t.r.fireTemporal(log, t.r.set)(ctx, rule, st.Match[0], st.Match); err != nil {
 			if !isPermanent(err) {
