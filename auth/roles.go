@@ -34,9 +34,9 @@ const (
 	DefaultDeadLetterPrefix = events.DeadLetterSubjectPrefix
 )
 
-// The KV buckets of rule budgets (package rulenode): the store node
-// creates them; the rule nodes of a set with budgets read, write and watch
-// their keys.
+// The KV buckets of rule budgets and temporal rules (package rulenode):
+// the store node creates them; the rule nodes of a set with budgets or
+// temporal rules read, write and watch their keys.
 const (
 	RuleStateBucket = events.RuleStateBucket
 	CascadeBucket   = events.CascadeBucket
@@ -202,7 +202,7 @@ func (c *config) rules() []Permission {
 		}, append(read, kvStreams(RuleStateBucket, CascadeBucket, TemporalBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
+		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets and temporal rules, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append([]string{
@@ -213,7 +213,7 @@ func (c *config) rules() []Permission {
 		}, append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
 		Deny:      append(c.trustLock(), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
-		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV), reads deployed rule-set versions",
+		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters, rule states and temporal matches (KV), reads deployed rule-set versions",
 	}, {
 		Role: RoleClient,
 		Publish: append([]string{
