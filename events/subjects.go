@@ -52,6 +52,11 @@ const (
 // CascadeWindow is how long a cascade counter lives after its last change.
 const CascadeWindow = time.Hour
 
+// TemporalStateTTL is how long a key of TemporalBucket lives after its
+// last change: a day past the longest window of a temporal rule, so a
+// pending deadline fires first, and the keys of matches long done go.
+const TemporalStateTTL = 31 * 24 * time.Hour
+
 // Op is a mutation type, the last token of an event subject.
 type Op string
 

@@ -37,7 +37,10 @@ const MatchVar = "match"
 const (
 	MaxSequenceSteps = 16
 	MaxCountAtLeast  = 1000
-	MaxWithin        = 30 * 24 * time.Hour
+	// MaxWithin is a day short of the life of a state key
+	// (events.TemporalStateTTL), so a pending deadline fires before its
+	// key expires.
+	MaxWithin = events.TemporalStateTTL - 24*time.Hour
 	// maxSeen bounds the event sequences a key's state remembers to
 	// recognise a redelivered event.
 	maxSeen = 256

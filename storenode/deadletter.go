@@ -67,6 +67,7 @@ func (n *Node) ensureRuleBuckets(ctx context.Context) error {
 		Bucket:      events.TemporalBucket,
 		Description: "storeloop: temporal rules' partial matches and deadlines",
 		History:     1,
+		TTL:         events.TemporalStateTTL,
 		Replicas:    n.cfg.replicas,
 	}} {
 		if _, err := n.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
