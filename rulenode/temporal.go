@@ -1,6 +1,7 @@
 package rulenode
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,14 +161,12 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 	within := t.Within.Milliseconds()
 	switch t.Kind {
 	case TemporalCount:
-		var keep []*events.Event
-		for _, m := range st.Match {
-			if ev.Meta.Time-m.Meta.Time < within {
-				keep = append(keep, m)
-			}
-		}
-		st.Match = append(keep, ev)
-		slices.SortStableFunc(st.Match, func(a, b *events.Event) int { return int(a.Meta.Time - b.Meta.Time) })
+		// The window ends at the newest event, whichever was applied last:
+		// events of other records may be applied out of order.
+		st.Match = append(st.Match, ev)
+		slices.SortStableFunc(st.Match, func(a, b *events.Event) int { return cmp.Compare(a.Meta.Time, b.Meta.Time) })
+		newest := st.Match[len(st.Match)-1].Meta.Time
+		st.Match = slices.DeleteFunc(st.Match, func(m *events.Event) bool { return newest-m.Meta.Time >= within })
 		if len(st.Match) >= t.AtLeast {
 			fire, st.Match = st.Match, nil
 		}

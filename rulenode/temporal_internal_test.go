@@ -81,6 +81,19 @@ func TestCountAdvance(t *testing.T) {
 	}
 }
 
+// An old event applied after newer ones does not stretch the window.
+func TestCountAdvanceOutOfOrder(t *testing.T) {
+	trigger := "    count: { on: bucket.orders.updated, key: \"${event.key}\", atLeast: 3, within: 1s }\n"
+	st, fired := advanceAll(t, trigger, orderEvent(2, "a", 1500), orderEvent(3, "a", 1600), orderEvent(1, "a", 0))
+	if len(fired) != 0 || len(st.Match) != 2 {
+		t.Errorf("fired %v, state %+v; want no firing, the two events in the window", fired, st)
+	}
+	st, fired = advanceAll(t, trigger, orderEvent(2, "a", 1500), orderEvent(3, "a", 1600), orderEvent(1, "a", 700))
+	if len(fired) != 1 || fired[0] != 3 {
+		t.Errorf("fired %v, state %+v; want one firing of 3", fired, st)
+	}
+}
+
 func TestSequenceAdvance(t *testing.T) {
 	trigger := `    sequence:
       steps:
