@@ -44,6 +44,8 @@ type Runner struct {
 	// versions, for a deployed rule set, gives the version that handles
 	// each event; nil runs set alone.
 	versions *versionTable
+	// temporal keeps the state of the set's temporal rules; nil without.
+	temporal *temporalEngine
 }
 
 // RunnerOption configures a [Runner].
@@ -248,6 +250,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		g, err = r.startGuard(ctx)
 		r.guard.Store(g)
 	}
+	if err == nil {
+		err = r.startTemporal(ctx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -373,6 +378,9 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
+	if r.temporal != nil {
+		failed = append(failed, r.runTemporal(ctx, log, set, e)...)
+	}
 	if len(failed) == 0 {
 		return verdictAck, nil
 	}
@@ -434,6 +442,9 @@ func (rs *RuleSet) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleF
 	var rules []*Rule
 	var failed []ruleFailure
 	for _, rule := range rs.Match(eventSubject(e.ev)) {
+		if rule.Temporal != nil {
+			continue // see runTemporal
+		}
 		ok, err := rule.eligible(ctx, e)
 		switch {
 		case err != nil:
