@@ -34,12 +34,13 @@ const (
 	DefaultDeadLetterPrefix = events.DeadLetterSubjectPrefix
 )
 
-// The KV buckets of rule budgets (package rulenode): the store node
-// creates them; the rule nodes of a set with budgets read, write and watch
-// their keys.
+// The KV buckets of rule budgets and temporal rules (package rulenode):
+// the store node creates them; the rule nodes of a set with budgets or
+// temporal rules read, write and watch their keys.
 const (
 	RuleStateBucket = events.RuleStateBucket
 	CascadeBucket   = events.CascadeBucket
+	TemporalBucket  = events.TemporalBucket
 )
 
 // config names the subjects and streams the permissions cover.
@@ -200,10 +201,10 @@ func (c *config) rules() []Permission {
 			api + "STREAM.INFO." + c.dlqStream,
 			api + "STREAM.CREATE." + c.dlqStream,
 			api + "STREAM.UPDATE." + c.dlqStream,
-		}, append(read, kvStreams(RuleStateBucket, CascadeBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
+		}, append(read, kvStreams(RuleStateBucket, CascadeBucket, TemporalBucket)...)...), append(leaseRights(s), snapshotStore(events.SnapshotBucket(s))...)...),
 		Subscribe: []string{cmds, "$SRV.>", InboxPrefix(RoleStore) + ".>"},
 		Responses: true,
-		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets, serves the commands",
+		Why:       "appends events, bucket definitions and leader markers, creates and replays its stream, holds its lease, creates the dead-letter stream and the KV buckets of rule budgets and temporal rules, serves the commands",
 	}, {
 		Role: RoleRuleNode,
 		Publish: append(append(append(c.ruleNodeCommands(),
@@ -213,7 +214,7 @@ func (c *config) rules() []Permission {
 		), append(append(c.consumers(), budgetKV()...), registryKV()...)...), c.rulePublish...),
 		Deny:      append(c.trustLock(), c.adminCommands()...),
 		Subscribe: []string{InboxPrefix(RoleRuleNode) + ".>"},
-		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters and rule states (KV), reads deployed rule-set versions",
+		Why:       "calls commands, binds, consumes and acknowledges its durable consumer, appends dead letters, keeps budget counters, rule states and temporal matches (KV), reads deployed rule-set versions",
 	}, {
 		Role: RoleClient,
 		Publish: append([]string{
@@ -294,7 +295,7 @@ func (c *config) ruleSetConsumers() []string {
 // store node creates them).
 func budgetKV() []string {
 	var out []string
-	for _, b := range []string{RuleStateBucket, CascadeBucket} {
+	for _, b := range []string{RuleStateBucket, CascadeBucket, TemporalBucket} {
 		api, s := "$JS.API.", "KV_"+b
 		out = append(out, api+"STREAM.INFO."+s,
 			api+"DIRECT.GET."+s+".>", api+"STREAM.MSG.GET."+s,

@@ -24,7 +24,7 @@ func TestOnlyStoreCreatesStreams(t *testing.T) {
 	ctx := ctxT(t)
 	// The window a hostile rule node used to have: no dead-letter stream,
 	// no KV bucket of budgets (the store node creates them all at start).
-	kvStreams := []string{"KV_" + events.RuleStateBucket, "KV_" + events.CascadeBucket}
+	kvStreams := []string{"KV_" + events.RuleStateBucket, "KV_" + events.CascadeBucket, "KV_" + events.TemporalBucket}
 	for _, name := range append([]string{auth.DefaultDeadLetterStream}, kvStreams...) {
 		if err := s.js.DeleteStream(ctx, name); err != nil {
 			t.Fatal(err)

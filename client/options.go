@@ -105,8 +105,8 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// WithStream names the JetStream stream that [Client.Watch] and
-// [Client.Tail] read (default "STORELOOP").
+// WithStream names the JetStream stream that [Client.Watch],
+// [Client.Follow] and [Client.Tail] read (default "STORELOOP").
 func WithStream(name string) Option {
 	return func(o *options) error {
 		if name == "" {

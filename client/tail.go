@@ -12,7 +12,7 @@ import (
 )
 
 // TailOption chooses where a [Watcher] starts; the default is only events
-// appended after [Client.Watch] returns.
+// appended after [Client.Follow] returns.
 type TailOption func(*jetstream.OrderedConsumerConfig)
 
 // FromBeginning delivers every event still in the stream, then new ones.
@@ -31,7 +31,7 @@ func FromSequence(seq uint64) TailOption {
 	}
 }
 
-// OnlyNew delivers only events appended after [Client.Watch] returns (the
+// OnlyNew delivers only events appended after [Client.Follow] returns (the
 // default).
 func OnlyNew() TailOption {
 	return func(c *jetstream.OrderedConsumerConfig) {
@@ -49,11 +49,11 @@ type Watcher struct {
 	msgs jetstream.MessagesContext
 }
 
-// Watch starts reading the events whose subjects match filter (NATS
+// Follow starts reading the events whose subjects match filter (NATS
 // wildcards; "" means every bucket event, e.g. "bucket.orders.>" for one
-// bucket). The consumer exists when Watch returns, so with the default
+// bucket). The consumer exists when Follow returns, so with the default
 // [OnlyNew] every event appended afterwards is delivered.
-func (c *Client) Watch(ctx context.Context, filter string, opts ...TailOption) (*Watcher, error) {
+func (c *Client) Follow(ctx context.Context, filter string, opts ...TailOption) (*Watcher, error) {
 	if filter == "" {
 		filter = DefaultTailFilter
 	}
@@ -66,10 +66,7 @@ func (c *Client) Watch(ctx context.Context, filter string, opts ...TailOption) (
 	}
 	cons, err := c.js.OrderedConsumer(ctx, c.opts.stream, cfg)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return nil, fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
-		}
-		return nil, fmt.Errorf("client: watch %s: %w", filter, err)
+		return nil, c.streamError("watch "+filter, err)
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
@@ -110,7 +107,7 @@ func (w *Watcher) Stop() { w.msgs.Stop() }
 // Tail calls fn for each event matching filter, in stream order, until ctx
 // is done (it then returns nil) or fn returns an error (returned as is).
 func (c *Client) Tail(ctx context.Context, filter string, fn func(*events.Event) error, opts ...TailOption) error {
-	w, err := c.Watch(ctx, filter, opts...)
+	w, err := c.Follow(ctx, filter, opts...)
 	if err != nil {
 		return err
 	}
@@ -127,4 +124,13 @@ func (c *Client) Tail(ctx context.Context, filter string, fn func(*events.Event)
 			return err
 		}
 	}
+}
+
+// streamError is err from reaching the event stream while doing what: a
+// stream or JetStream that is not there is unavailable.
+func (c *Client) streamError(what string, err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return fmt.Errorf("%w: %w", events.Errorf(events.CodeUnavailable, "event stream %s", c.opts.stream), err)
+	}
+	return fmt.Errorf("client: %s: %w", what, err)
 }

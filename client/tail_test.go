@@ -20,12 +20,12 @@ func next(t *testing.T, w *client.Watcher) *events.Event {
 	return ev
 }
 
-func TestWatchStartPositions(t *testing.T) {
+func TestFollowStartPositions(t *testing.T) {
 	c := newStore(t, ordersDef)
 	ctx := ctxT(t)
 	insertOrders(t, c, "alice", "bob")
 
-	w, err := c.Watch(ctx, "bucket.orders.>", client.FromBeginning())
+	w, err := c.Follow(ctx, "bucket.orders.>", client.FromBeginning())
 	if err != nil {
 		t.Fatalf("watch: %v", err)
 	}
@@ -38,7 +38,7 @@ func TestWatchStartPositions(t *testing.T) {
 		t.Fatalf("seqs %d, %d: want increasing stream sequences", first.Meta.Seq, second.Meta.Seq)
 	}
 
-	from, err := c.Watch(ctx, "", client.FromSequence(second.Meta.Seq))
+	from, err := c.Follow(ctx, "", client.FromSequence(second.Meta.Seq))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestWatchStartPositions(t *testing.T) {
 	}
 
 	// The default is only new events: the first one seen is the update.
-	live, err := c.Watch(ctx, "bucket.*.updated")
+	live, err := c.Follow(ctx, "bucket.*.updated")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestWatchStartPositions(t *testing.T) {
 
 func TestCausalHeadersReachEventMeta(t *testing.T) {
 	c := newStore(t, ordersDef)
-	w, err := c.Watch(ctxT(t), "")
+	w, err := c.Follow(ctxT(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +145,16 @@ func TestTailStopsOnHandlerError(t *testing.T) {
 	}
 }
 
-func TestWatchWithoutStream(t *testing.T) {
+func TestFollowWithoutStream(t *testing.T) {
 	c := newStore(t)
 	c2, err := client.New(c.Conn(), client.WithStream("NOPE"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c2.Watch(ctxT(t), ""); !errors.Is(err, events.ErrUnavailable) {
+	if _, err := c2.Follow(ctxT(t), ""); !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("follow of a missing stream: err = %v, want unavailable", err)
+	}
+	if _, err := c2.Watch(ctxT(t), "orders", nil); !errors.Is(err, events.ErrUnavailable) {
 		t.Fatalf("watch of a missing stream: err = %v, want unavailable", err)
 	}
 }

@@ -42,10 +42,20 @@ const (
 	// RulesBucket holds the deployed versions of rule sets (`storeloop
 	// rules deploy`, made by an admin); rule nodes read it.
 	RulesBucket = "storeloop_rules"
+	// TemporalBucket holds the partial matches and pending deadlines of
+	// temporal rules (absence, count, sequence), keyed by rule set, rule
+	// and match key. The store node creates it; rule nodes read and write
+	// its keys.
+	TemporalBucket = "storeloop_temporal"
 )
 
 // CascadeWindow is how long a cascade counter lives after its last change.
 const CascadeWindow = time.Hour
+
+// TemporalStateTTL is how long a key of TemporalBucket lives after its
+// last change: a day past the longest window of a temporal rule, so a
+// pending deadline fires first, and the keys of matches long done go.
+const TemporalStateTTL = 31 * 24 * time.Hour
 
 // Op is a mutation type, the last token of an event subject.
 type Op string
@@ -108,7 +118,7 @@ const (
 
 // Commands lists every command name, in documentation order.
 var Commands = []string{CmdDefine, CmdBuckets, CmdInsert, CmdGet, CmdUpdate, CmdUpsert,
-	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus, CmdBatch, CmdSnapshot, CmdSnapshots}
+	CmdDelete, CmdQuery, CmdCount, CmdAggregate, CmdTx, CmdStatus, CmdBatch, CmdSnapshot, CmdSnapshots, CmdWatch}
 
 // IsMutation reports whether cmd writes: the commands that append events,
 // carry a Storeloop-Command-Id and are safe to send again with the same id.

@@ -177,7 +177,7 @@ func TestLoadAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"archive", "cyclic", "ecommerce", "loyalty", "reorder", "runaway", "sessions", "userstats"}
+	want := []string{"archive", "cyclic", "ecommerce", "loyalty", "reorder", "runaway", "sessions", "shipping", "userstats"}
 	if !slices.Equal(dirs, want) {
 		t.Fatalf("example directories = %v, want %v", dirs, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/provenance"
 )
 
 // consumerConfig is the durable consumer every runner of the set binds.
@@ -57,7 +58,7 @@ func (r *Runner) bind(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, err
 	}
 	if !r.o.noProofCheck {
-		if r.prov, err = newProvenance(r.js, r.o.stream, stream.CachedInfo()); err != nil {
+		if r.prov, err = provenance.New(r.js, r.o.stream, stream.CachedInfo()); err != nil {
 			return nil, err
 		}
 	}

@@ -324,7 +324,7 @@ func (l *loader) rule(n *yaml.Node, i int, seen map[string]int) *Rule {
 	if r.ID != "" {
 		l.ruleID, base = r.ID, ""
 	}
-	f := l.fields(n, base, append([]string{"id", "on", "when", "noLoop", "then"}, budgetKeys...)...)
+	f := l.fields(n, base, append([]string{"id", "on", "when", "noLoop", "then", "absence", "count", "sequence"}, budgetKeys...)...)
 	if f == nil {
 		return nil
 	}
@@ -332,24 +332,20 @@ func (l *loader) rule(n *yaml.Node, i int, seen map[string]int) *Rule {
 	if f["id"] == nil {
 		l.errf(n, join(base, "id"), "required")
 	}
-	if on := f["on"]; on == nil {
-		l.errf(n, join(base, "on"), "required")
-	} else if on.Kind != yaml.SequenceNode || len(on.Content) == 0 {
-		l.errf(on, join(base, "on"), "want a non-empty list of subject filters")
-	} else {
-		for j, sn := range on.Content {
-			field := index(join(base, "on"), j)
-			if s, ok := l.str(sn, field); ok {
-				if err := validFilter(s); err != nil {
-					l.errf(sn, field, "%v", err)
-				}
-				r.On = append(r.On, s)
-			}
+	sc := rootScope()
+	if r.Temporal = l.trigger(n, f, base); r.Temporal != nil {
+		sc = matchScope
+		for _, st := range r.Temporal.Steps {
+			r.On = append(r.On, st.On...)
 		}
+	} else if on := f["on"]; on == nil {
+		l.errf(n, join(base, "on"), "required (or one of absence, count, sequence)")
+	} else {
+		r.On = l.filters(on, join(base, "on"), false)
 	}
 	if wn := f["when"]; wn != nil {
 		if src, ok := l.str(wn, join(base, "when")); ok {
-			p, err := compileExpr(rootScope(), src, true)
+			p, err := compileExpr(sc, src, true)
 			if err != nil {
 				l.errf(wn, join(base, "when"), "%v", err)
 			}
@@ -364,9 +360,35 @@ func (l *loader) rule(n *yaml.Node, i int, seen map[string]int) *Rule {
 	if tn := f["then"]; tn == nil {
 		l.errf(n, join(base, "then"), "required")
 	} else {
-		r.Then = l.actionList(tn, join(base, "then"), rootScope(), 0, false)
+		r.Then = l.actionList(tn, join(base, "then"), sc, 0, false)
 	}
 	return r
+}
+
+// filters reads a non-empty list of subject filters, or with one also a
+// single filter as a string.
+func (l *loader) filters(n *yaml.Node, field string, one bool) []string {
+	if one && n.Kind == yaml.ScalarNode {
+		n = &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}, Line: n.Line}
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errf(n, field, "want a non-empty list of subject filters")
+		return nil
+	}
+	var out []string
+	for j, sn := range n.Content {
+		f := index(field, j)
+		if one && len(n.Content) == 1 {
+			f = field
+		}
+		if s, ok := l.str(sn, f); ok {
+			if err := validFilter(s); err != nil {
+				l.errf(sn, f, "%v", err)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 var (

@@ -106,6 +106,9 @@ func (r *Runner) retryRules(ctx context.Context, dl *DeadLetter, e *evalEvent) (
 		if rule.ID != dl.RuleID {
 			continue
 		}
+		if rule.Temporal != nil {
+			return nil, fmt.Errorf("%w: rule %q is temporal: a dead letter holds one event, not its match", ErrNotRetryable, rule.ID)
+		}
 		ok, err := rule.eligible(ctx, e)
 		if err != nil || !ok {
 			return nil, err

@@ -72,6 +72,9 @@ type Rule struct {
 	Writes []string
 	// Budget caps the rule's writes; a zero field takes the set's.
 	Budget Budget
+	// Temporal, when set, triggers the rule over time instead of on each
+	// event (On is then the union of its steps' filters).
+	Temporal *Temporal
 
 	when *program
 }

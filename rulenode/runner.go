@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
+	"github.com/storeloop/storeloop/internal/provenance"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -38,11 +39,13 @@ type Runner struct {
 	set   *RuleSet
 	o     runnerOptions
 	ready atomic.Bool
-	prov  *provenance           // nil when proofs are not checked
+	prov  *provenance.Checker   // nil when proofs are not checked
 	guard atomic.Pointer[guard] // nil when the set has no budgets
 	// versions, for a deployed rule set, gives the version that handles
 	// each event; nil runs set alone.
 	versions *versionTable
+	// temporal keeps the state of the set's temporal rules; nil without.
+	temporal *temporalEngine
 }
 
 // RunnerOption configures a [Runner].
@@ -247,6 +250,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		g, err = r.startGuard(ctx)
 		r.guard.Store(g)
 	}
+	if err == nil {
+		err = r.startTemporal(ctx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -372,6 +378,9 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}
+	if r.temporal != nil {
+		failed = append(failed, r.runTemporal(ctx, log, set, e)...)
+	}
 	if len(failed) == 0 {
 		return verdictAck, nil
 	}
@@ -411,10 +420,10 @@ func (r *Runner) checkProof(ctx context.Context, log *slog.Logger, d delivery, s
 	if r.prov == nil {
 		return 0, false, nil
 	}
-	switch err := r.prov.check(ctx, d.msg, seq); {
+	switch err := r.prov.Check(ctx, d.msg, seq); {
 	case err == nil:
 		return 0, false, nil
-	case !isForeign(err):
+	case !provenance.IsForeign(err):
 		log.WarnContext(ctx, "rule node: cannot check the event's proof, will retry", "err", err)
 		return verdictNak, true, err
 	default:
@@ -433,6 +442,9 @@ func (rs *RuleSet) eligible(ctx context.Context, e *evalEvent) ([]*Rule, []ruleF
 	var rules []*Rule
 	var failed []ruleFailure
 	for _, rule := range rs.Match(eventSubject(e.ev)) {
+		if rule.Temporal != nil {
+			continue // see runTemporal
+		}
 		ok, err := rule.eligible(ctx, e)
 		switch {
 		case err != nil:

@@ -63,6 +63,12 @@ func (n *Node) ensureRuleBuckets(ctx context.Context) error {
 		History:     1,
 		TTL:         events.CascadeWindow,
 		Replicas:    n.cfg.replicas,
+	}, {
+		Bucket:      events.TemporalBucket,
+		Description: "storeloop: temporal rules' partial matches and deadlines",
+		History:     1,
+		TTL:         events.TemporalStateTTL,
+		Replicas:    n.cfg.replicas,
 	}} {
 		if _, err := n.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("storenode: KV bucket %s: %w", cfg.Bucket, err)

@@ -56,12 +56,13 @@ func (n *Node) encodeResult(result any) (json.RawMessage, *events.Error) {
 // queryPage encodes a query's page, cut further so that its reply fits the
 // max payload: a page stops before the record that would not fit, with the
 // cursor of the last record it holds. A single record that cannot fit at
-// all is too_large.
-func (n *Node) queryPage(b *projections.Bucket, recs []events.Record, next string) (json.RawMessage, *events.Error) {
-	// out holds {"records":[… and must leave room for ],"nextCursor":"…"}
+// all is too_large. head is written before "records" (fields of a result
+// that extends a page, each followed by a comma).
+func (n *Node) queryPage(b *projections.Bucket, recs []events.Record, next, head string) (json.RawMessage, *events.Error) {
+	// out holds {head"records":[… and must leave room for ],"nextCursor":"…"}
 	// and the reply's envelope.
 	limit := n.replyLimit() - replyEnvelope - len(`],"nextCursor":""}`)
-	out := append(make([]byte, 0, 4096), `{"records":[`...)
+	out := append(append(append(make([]byte, 0, 4096), '{'), head...), `"records":[`...)
 	last := "" // the key of the last record in out
 	for i, r := range recs {
 		start := len(out)

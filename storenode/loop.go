@@ -133,7 +133,7 @@ func (n *Node) stageBatch(batch []*pending) *flight {
 			continue
 		}
 		if !p.mutating() {
-			result, e := n.read(p)
+			result, e := n.read(p, f.stagedSeq(n.state.LastSeq))
 			p.reply, p.err = marshalReply(result, e), e
 			f.reads = append(f.reads, p)
 			continue

@@ -4,8 +4,9 @@ import (
 	"github.com/storeloop/storeloop/events"
 )
 
-// read executes a read command against the state.
-func (n *Node) read(p *pending) (any, *events.Error) {
+// read executes a read command against the state, which reflects the
+// stream up to sequence at.
+func (n *Node) read(p *pending, at uint64) (any, *events.Error) {
 	switch body := p.body.(type) {
 	case *events.GetRequest:
 		t, e := n.target(body.Bucket, body.Key)
@@ -28,7 +29,9 @@ func (n *Node) read(p *pending) (any, *events.Error) {
 		if err != nil {
 			return nil, asContractError(err)
 		}
-		return n.queryPage(b, recs, next)
+		return n.queryPage(b, recs, next, "")
+	case *events.WatchRequest:
+		return n.watchPage(body, at)
 	case *events.CountRequest:
 		b, _, e := n.bucketFor(body.Bucket)
 		if e != nil {

@@ -59,6 +59,8 @@ func newRequestBody(cmd string) any {
 		return &events.DeleteRequest{}
 	case events.CmdQuery:
 		return &events.QueryRequest{}
+	case events.CmdWatch:
+		return &events.WatchRequest{}
 	case events.CmdCount:
 		return &events.CountRequest{}
 	case events.CmdAggregate:
@@ -223,6 +225,8 @@ func bucketOf(body any) string {
 	case *events.DeleteRequest:
 		return b.Bucket
 	case *events.QueryRequest:
+		return b.Bucket
+	case *events.WatchRequest:
 		return b.Bucket
 	case *events.CountRequest:
 		return b.Bucket

@@ -38,7 +38,7 @@ func (n *Node) withTrustLock(ctx context.Context, fn func() error) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, jetstream.ErrConsumerExists) {
+		if !lockBusy(err) {
 			return fmt.Errorf("storenode: trust lock on stream %s: %w", n.cfg.stream, err)
 		}
 		t := time.NewTimer(wait)
@@ -59,4 +59,13 @@ func (n *Node) withTrustLock(ctx context.Context, fn func() error) error {
 		}
 	}()
 	return fn()
+}
+
+// lockBusy reports whether creating the lock failed because another node
+// holds it, or is just releasing it: the server may then fail the create
+// with an internal error (code 500, as the consumer's files go away
+// under it) rather than create it.
+func lockBusy(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrConsumerExists) || errors.As(err, &apiErr) && apiErr.Code == 500
 }

@@ -83,7 +83,7 @@ func (e *Env) StartCycle(ctx context.Context) (*Cycle, error) {
 		c.nc.Close()
 		return nil, err
 	}
-	if c.watch, err = e.Client.Watch(ctx, events.EventSubject(cycleOut, events.OpInserted)); err != nil {
+	if c.watch, err = e.Client.Follow(ctx, events.EventSubject(cycleOut, events.OpInserted)); err != nil {
 		c.nc.Close()
 		return nil, err
 	}

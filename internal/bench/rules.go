@@ -176,7 +176,7 @@ func (e *Env) RuleThroughput(ctx context.Context, n, count int, rule RuleFactory
 	if err != nil {
 		return res, err
 	}
-	w, err := e.Client.Watch(ctx, events.EventSubject(out, "*"))
+	w, err := e.Client.Follow(ctx, events.EventSubject(out, "*"))
 	if err != nil {
 		return res, err
 	}

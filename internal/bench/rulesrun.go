@@ -387,7 +387,7 @@ func (e *Env) runnerLatency(ctx context.Context, orders *orderLoad, loyalty stri
 		}
 		keys[i] = rec["id"]
 	}
-	watch, err := e.Client.Watch(ctx, events.EventSubject(loyalty, "*"))
+	watch, err := e.Client.Follow(ctx, events.EventSubject(loyalty, "*"))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,111 @@
+package rulenode
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/storeloop/storeloop/events"
+)
+
+// advanceAll applies events (subject, record status, time) to one key's
+// state as the engine would, and returns the final state and the sizes
+// of the matches fired.
+func advanceAll(t *testing.T, trigger string, evs ...*events.Event) (*temporalState, []int) {
+	t.Helper()
+	rs, err := Load(strings.NewReader("name: s\nrules:\n  - id: r\n"+trigger+"    then: [ { log: { message: x } } ]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rs.Rules[0].Temporal
+	st := &temporalState{}
+	var fired []int
+	for _, ev := range evs {
+		next, match, err := tr.advance(context.Background(), "r", &evalEvent{ev: ev}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if match != nil {
+			fired = append(fired, len(match))
+		}
+		if next == nil {
+			next = &temporalState{}
+		}
+		st = next
+	}
+	return st, fired
+}
+
+func orderEvent(seq uint64, status string, at int64) *events.Event {
+	return &events.Event{Type: events.OpUpdated, Bucket: "orders", Key: 1.0,
+		NewRecord: events.Record{"status": status}, Meta: events.Meta{Seq: seq, Time: at}}
+}
+
+const absenceTrigger = `    absence:
+      after: { on: bucket.orders.updated, when: "event.newRecord.status == 'confirmed'" }
+      expect: { on: bucket.orders.updated, when: "event.newRecord.status == 'shipped'" }
+      key: ${event.key}
+      within: 1s
+`
+
+// The window is judged on the events' store times, not on when a runner
+// applies them: an expect event applied before its after event (another
+// runner had it) still cancels it; one past the window does not.
+func TestAbsenceAdvance(t *testing.T) {
+	st, _ := advanceAll(t, absenceTrigger, orderEvent(2, "shipped", 1500), orderEvent(1, "confirmed", 1000))
+	if len(st.Match) != 0 || st.Deadline != 0 {
+		t.Errorf("shipped applied first: state %+v, want nothing pending", st)
+	}
+	st, _ = advanceAll(t, absenceTrigger, orderEvent(2, "shipped", 2001), orderEvent(1, "confirmed", 1000))
+	if len(st.Match) != 1 || st.Deadline != 2000 {
+		t.Errorf("shipped too late: state %+v, want pending until 2000", st)
+	}
+	st, _ = advanceAll(t, absenceTrigger, orderEvent(1, "confirmed", 1000), orderEvent(2, "shipped", 2000))
+	if len(st.Match) != 0 || st.Deadline != 0 {
+		t.Errorf("shipped at the deadline: state %+v, want cancelled", st)
+	}
+	st, _ = advanceAll(t, absenceTrigger, orderEvent(1, "confirmed", 1000), orderEvent(2, "confirmed", 1200))
+	if st.Deadline != 2000 {
+		t.Errorf("confirmed twice: deadline %d, want the first's 2000", st.Deadline)
+	}
+}
+
+func TestCountAdvance(t *testing.T) {
+	trigger := "    count: { on: bucket.orders.updated, key: \"${event.key}\", atLeast: 3, within: 1s }\n"
+	// 0 and 500 fall out of the window of 1600; 1600, 1700, 1800 fire;
+	// the window starts afresh after a firing.
+	st, fired := advanceAll(t, trigger, orderEvent(1, "a", 0), orderEvent(2, "a", 500), orderEvent(3, "a", 1600),
+		orderEvent(4, "a", 1700), orderEvent(5, "a", 1800), orderEvent(6, "a", 1900))
+	if len(fired) != 1 || fired[0] != 3 || len(st.Match) != 1 {
+		t.Errorf("fired %v, state %+v; want one firing of 3 and one event left", fired, st)
+	}
+}
+
+// An old event applied after newer ones does not stretch the window.
+func TestCountAdvanceOutOfOrder(t *testing.T) {
+	trigger := "    count: { on: bucket.orders.updated, key: \"${event.key}\", atLeast: 3, within: 1s }\n"
+	st, fired := advanceAll(t, trigger, orderEvent(2, "a", 1500), orderEvent(3, "a", 1600), orderEvent(1, "a", 0))
+	if len(fired) != 0 || len(st.Match) != 2 {
+		t.Errorf("fired %v, state %+v; want no firing, the two events in the window", fired, st)
+	}
+	st, fired = advanceAll(t, trigger, orderEvent(2, "a", 1500), orderEvent(3, "a", 1600), orderEvent(1, "a", 700))
+	if len(fired) != 1 || fired[0] != 3 {
+		t.Errorf("fired %v, state %+v; want one firing of 3", fired, st)
+	}
+}
+
+func TestSequenceAdvance(t *testing.T) {
+	trigger := `    sequence:
+      steps:
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'pending'" }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'confirmed'" }
+      key: ${event.key}
+      within: 1s
+`
+	// A first step past the window is dropped; a new first step restarts.
+	st, fired := advanceAll(t, trigger, orderEvent(1, "pending", 0), orderEvent(2, "confirmed", 1001),
+		orderEvent(3, "pending", 1100), orderEvent(4, "pending", 1200), orderEvent(5, "confirmed", 2200))
+	if len(fired) != 1 || fired[0] != 2 || len(st.Match) != 0 {
+		t.Errorf("fired %v, state %+v; want one firing of 2", fired, st)
+	}
+}
