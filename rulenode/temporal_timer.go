@@ -85,7 +85,7 @@ func (r *Runner) fireTemporal(log *slog.Logger, set *RuleSet) fireFunc {
 			return err
 		}
 		st := r.guard.Load().store(set, rule, newStoreClient(r.cl, set.Name, rule.ID, ev.Meta.Seq))
-		return r.runRule(ctx, log, rule, e, st)
+		return r.runRule(ctx, log, set, rule, e, st)
 	}
 }
 
