@@ -40,7 +40,7 @@ func (n *Node) openReplay(ctx context.Context) (*replaySource, error) {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay: %w", err)
 	}
-	if r.stream, err = r.js.Stream(ctx, n.cfg.stream); err != nil {
+	if r.stream, err = awaitStream(ctx, r.js, n.cfg.stream); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storenode: replay stream %s: %w", n.cfg.stream, err)
 	}
