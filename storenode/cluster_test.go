@@ -30,7 +30,7 @@ type clusterRig struct {
 	nc     *nats.Conn
 }
 
-func startClusterRig(t *testing.T) *clusterRig {
+func startClusterRig(t testing.TB) *clusterRig {
 	t.Helper()
 	r := &clusterRig{nats: procs.StartNATSCluster(t, t.TempDir(), 3)}
 	r.urls = r.nats.URLs()
@@ -55,7 +55,7 @@ func startClusterRig(t *testing.T) *clusterRig {
 	return r
 }
 
-func (r *clusterRig) startNode(t *testing.T, data string) *haNode {
+func (r *clusterRig) startNode(t testing.TB, data string) *haNode {
 	t.Helper()
 	return startHAWith(t, r.urls, data, haLease, "--replicas", "3")
 }
@@ -74,7 +74,7 @@ func (r *clusterRig) startRulenodes(t *testing.T) {
 }
 
 // streamLeader is the name of the server leading the event stream's group.
-func (r *clusterRig) streamLeader(t *testing.T) string {
+func (r *clusterRig) streamLeader(t testing.TB) string {
 	t.Helper()
 	var leader string
 	eventually(t, 60*time.Second, "the event stream has a leader", func() bool {
@@ -93,7 +93,7 @@ func (r *clusterRig) streamLeader(t *testing.T) string {
 
 // serverOfStoreLeader is the server the serving store node is connected
 // to: the one whose connections include a subscriber to the commands.
-func (r *clusterRig) serverOfStoreLeader(t *testing.T) *procs.NATSServer {
+func (r *clusterRig) serverOfStoreLeader(t testing.TB) *procs.NATSServer {
 	t.Helper()
 	subject := `"` + events.CommandSubject(events.DefaultCommandPrefix, events.CmdInsert) + `"`
 	for _, s := range r.nats.Servers {
@@ -106,6 +106,44 @@ func (r *clusterRig) serverOfStoreLeader(t *testing.T) *procs.NATSServer {
 	}
 	t.Fatal("no server has the store leader's connection")
 	return nil
+}
+
+// victim is a way to pick the NATS server to kill.
+type victim struct {
+	what string
+	pick func() *procs.NATSServer
+}
+
+// victims: the stream leader's server, the store leader's server, and a
+// server that is neither (if there is one).
+func (r *clusterRig) victims(t testing.TB) []victim {
+	return []victim{
+		{"the stream leader's server", func() *procs.NATSServer { return r.nats.Server(r.streamLeader(t)) }},
+		{"the store leader's server", func() *procs.NATSServer { return r.serverOfStoreLeader(t) }},
+		{"another server", func() *procs.NATSServer {
+			for _, s := range r.nats.Servers {
+				if s.Name != r.streamLeader(t) && s != r.serverOfStoreLeader(t) {
+					return s
+				}
+			}
+			return r.nats.Servers[0]
+		}},
+	}
+}
+
+// killServer kills (-9) the server pick chooses once the load has had 200
+// more writes acknowledged, returns how long after the kill the first
+// write was acknowledged, and restarts the server once 100 more were.
+func (r *clusterRig) killServer(t testing.TB, load *haLoad, pick func() *procs.NATSServer) time.Duration {
+	t.Helper()
+	load.waitAcks(t, 200)
+	s := pick()
+	s.Kill(t)
+	killed := time.Now()
+	took := load.firstAckAfter(t, killed)
+	load.waitAcks(t, 100)
+	r.nats.Restart(t, s)
+	return took
 }
 
 // state is every record of the test's buckets, by bucket.
@@ -139,21 +177,9 @@ func TestClusterNATSServerLoss(t *testing.T) {
 	r := startClusterRig(t)
 	r.startRulenodes(t)
 	load := startLoad(t, r.urls, 8, 2*time.Millisecond)
-	for _, victim := range []struct {
-		what string
-		pick func() *procs.NATSServer
-	}{
-		{"the stream leader's server", func() *procs.NATSServer { return r.nats.Server(r.streamLeader(t)) }},
-		{"the store leader's server", func() *procs.NATSServer { return r.serverOfStoreLeader(t) }},
-	} {
-		load.waitAcks(t, 200)
-		s := victim.pick()
-		s.Kill(t)
-		killed := time.Now()
-		took := load.firstAckAfter(t, killed)
-		t.Logf("killed %s (%s): first write acknowledged %s after", victim.what, s.Name, took)
-		load.waitAcks(t, 100)
-		r.nats.Restart(t, s)
+	for _, v := range r.victims(t)[:2] {
+		took := r.killServer(t, load, v.pick)
+		t.Logf("killed %s: first write acknowledged %s after", v.what, took)
 	}
 
 	// Failover of the store node, the cluster whole again.

@@ -27,7 +27,7 @@ const appendTimeout = 2 * time.Second
 
 // Bounds of one try at the stream, and the pause between tries.
 const (
-	streamTry   = 2 * time.Second
+	streamTry   = time.Second
 	streamRetry = 100 * time.Millisecond
 )
 
