@@ -91,6 +91,29 @@ func (r *clusterRig) streamLeader(t testing.TB) string {
 	return leader
 }
 
+// waitStreamsLed waits until every stream (the events, the key-value
+// buckets, the dead letters) has a leader: after a restart of the whole
+// cluster they elect one after the servers are healthy, and a store node
+// starting before that fails its first request (a supervisor would start it
+// again; the test waits instead).
+func (r *clusterRig) waitStreamsLed(t testing.TB) {
+	t.Helper()
+	js, _ := jetstream.New(r.nc)
+	eventually(t, 60*time.Second, "every stream has a leader", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		streams := js.ListStreams(ctx)
+		n := 0
+		for info := range streams.Info() {
+			if info.Cluster == nil || info.Cluster.Leader == "" {
+				return false
+			}
+			n++
+		}
+		return streams.Err() == nil && n > 0
+	})
+}
+
 // serverOfStoreLeader is the server the serving store node is connected
 // to: the one whose connections include a subscriber to the commands.
 func (r *clusterRig) serverOfStoreLeader(t testing.TB) *procs.NATSServer {
@@ -134,13 +157,17 @@ func (r *clusterRig) victims(t testing.TB) []victim {
 // killServer kills (-9) the server pick chooses once the load has had 200
 // more writes acknowledged, returns how long after the kill the first
 // write was acknowledged, and restarts the server once 100 more were.
-func (r *clusterRig) killServer(t testing.TB, load *haLoad, pick func() *procs.NATSServer) time.Duration {
+func (r *clusterRig) killServer(t testing.TB, load *haLoad, v victim) time.Duration {
 	t.Helper()
 	load.waitAcks(t, 200)
-	s := pick()
+	s := v.pick()
+	// The roles overlap: one server may lead the stream and carry the
+	// store leader's connection.
+	leads, carries := s.Name == r.streamLeader(t), s == r.serverOfStoreLeader(t)
 	s.Kill(t)
 	killed := time.Now()
 	took := load.firstAckAfter(t, killed)
+	t.Logf("killed %s, %s (stream leader %v, the store leader's %v): first write acknowledged %s after", v.what, s.Name, leads, carries, took)
 	load.waitAcks(t, 100)
 	r.nats.Restart(t, s)
 	return took
@@ -178,8 +205,7 @@ func TestClusterNATSServerLoss(t *testing.T) {
 	r.startRulenodes(t)
 	load := startLoad(t, r.urls, 8, 2*time.Millisecond)
 	for _, v := range r.victims(t)[:2] {
-		took := r.killServer(t, load, v.pick)
-		t.Logf("killed %s: first write acknowledged %s after", v.what, took)
+		r.killServer(t, load, v)
 	}
 
 	// Failover of the store node, the cluster whole again.
@@ -211,6 +237,7 @@ func TestClusterNATSServerLoss(t *testing.T) {
 		s.Stop(t, 30*time.Second)
 	}
 	r.nats.Restart(t, r.nats.Servers...)
+	r.waitStreamsLed(t)
 	for i, n := range r.nodes {
 		r.nodes[i] = r.startNode(t, n.data)
 	}
