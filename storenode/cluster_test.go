@@ -76,12 +76,18 @@ func (r *clusterRig) startRulenodes(t *testing.T) {
 // streamLeader is the name of the server leading the event stream's group.
 func (r *clusterRig) streamLeader(t testing.TB) string {
 	t.Helper()
+	return r.leaderOf(t, events.DefaultStream)
+}
+
+// leaderOf is the name of the server leading stream's group.
+func (r *clusterRig) leaderOf(t testing.TB, stream string) string {
+	t.Helper()
 	var leader string
-	eventually(t, 60*time.Second, "the event stream has a leader", func() bool {
+	eventually(t, 60*time.Second, stream+" has a leader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		js, _ := jetstream.New(r.nc)
-		s, err := js.Stream(ctx, events.DefaultStream)
+		s, err := js.Stream(ctx, stream)
 		if err != nil || s.CachedInfo().Cluster == nil {
 			return false
 		}
@@ -164,10 +170,12 @@ func (r *clusterRig) killServer(t testing.TB, load *haLoad, v victim) time.Durat
 	// The roles overlap: one server may lead the stream and carry the
 	// store leader's connection.
 	leads, carries := s.Name == r.streamLeader(t), s == r.serverOfStoreLeader(t)
+	leasing := s.Name == r.leaderOf(t, "KV_"+events.LeaseBucket)
 	s.Kill(t)
 	killed := time.Now()
 	took := load.firstAckAfter(t, killed)
-	t.Logf("killed %s, %s (stream leader %v, the store leader's %v): first write acknowledged %s after", v.what, s.Name, leads, carries, took)
+	t.Logf("killed %s, %s (stream leader %v, lease bucket leader %v, the store leader's %v): first write acknowledged %s after",
+		v.what, s.Name, leads, leasing, carries, took)
 	load.waitAcks(t, 100)
 	r.nats.Restart(t, s)
 	return took

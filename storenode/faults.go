@@ -3,6 +3,7 @@ package storenode
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,16 +35,22 @@ const (
 // awaitStream looks the stream up, retrying until it answers, ctx ends,
 // or it is known not to exist.
 func awaitStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	return await(ctx, func(try context.Context) (jetstream.Stream, error) { return js.Stream(try, name) }, jetstream.ErrStreamNotFound)
+}
+
+// await calls look in tries of streamTry until it succeeds, fails with
+// one of the final errors (an answer that will not change), or ctx ends.
+func await[T any](ctx context.Context, look func(context.Context) (T, error), final ...error) (T, error) {
 	for {
 		try, cancel := context.WithTimeout(ctx, streamTry)
-		s, err := js.Stream(try, name)
+		v, err := look(try)
 		cancel()
-		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
-			return s, err
+		if err == nil || ctx.Err() != nil || slices.ContainsFunc(final, func(f error) bool { return errors.Is(err, f) }) {
+			return v, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return v, err
 		case <-time.After(streamRetry):
 		}
 	}
