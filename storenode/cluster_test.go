@@ -178,6 +178,7 @@ func (r *clusterRig) killServer(t testing.TB, load *haLoad, v victim) time.Durat
 		v.what, s.Name, leads, leasing, carries, took)
 	load.waitAcks(t, 100)
 	r.nats.Restart(t, s)
+	r.waitStreamsLed(t)
 	return took
 }
 
