@@ -41,10 +41,12 @@ func startHA(t testing.TB, url, data string) *haNode {
 	return startHAWith(t, url, data, haLease)
 }
 
-func startHAWith(t testing.TB, url, data, lease string) *haNode {
+// startHAWith starts a node with the lease given and extra flags.
+func startHAWith(t testing.TB, url, data, lease string, extra ...string) *haNode {
 	t.Helper()
 	addr := procs.FreeAddr(t)
-	spec := procs.StorenodeSpec(t, data, "127.0.0.1:0", "--nats", url, "--lease", lease, "--http", addr)
+	args := append([]string{"--nats", url, "--lease", lease, "--http", addr}, extra...)
+	spec := procs.StorenodeSpec(t, data, "127.0.0.1:0", args...)
 	return &haNode{Storenode: procs.StartStorenode(t, spec), http: addr, data: data}
 }
 

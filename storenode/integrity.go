@@ -101,7 +101,7 @@ func (n *Node) trust(md map[string]string) error {
 // refreshTrust reads the trusted keys again: another store node may have
 // added its own since this one started.
 func (n *Node) refreshTrust(ctx context.Context) error {
-	s, err := n.js.Stream(ctx, n.cfg.stream)
+	s, err := awaitStream(ctx, n.js, n.cfg.stream)
 	if err != nil {
 		return fmt.Errorf("storenode: stream %s: %w", n.cfg.stream, err)
 	}

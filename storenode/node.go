@@ -294,12 +294,18 @@ func (n *Node) writeStream(ctx context.Context, write func(context.Context, jets
 // rebuild replaces the state with the fold of the stream, read on a
 // connection of its own: the newest valid snapshot and the stream after
 // it, or the whole stream; a sequence missing from it is data loss.
-func (n *Node) rebuild(ctx context.Context) error {
+func (n *Node) rebuild(ctx context.Context) (err error) {
 	src, err := n.openReplay(ctx)
 	if err != nil {
 		return err
 	}
 	defer src.close()
+	defer func() {
+		if cause := context.Cause(src.ctx); err != nil && cause != nil && ctx.Err() == nil {
+			err = cause // the replay connection lost its server
+		}
+	}()
+	ctx = src.ctx
 	f := n.newFolder()
 	snap := n.loadSnapshot(ctx, src, n.resolveFrom)
 	if snap != nil {

@@ -48,7 +48,7 @@ func defaultConfig() config {
 		maxRecordBytes: 256 << 10,
 		dedupeWindow:   24 * time.Hour,
 		dedupeSize:     1 << 20,
-		appendTimeout:  10 * time.Second,
+		appendTimeout:  appendTimeout,
 		syncAccount:    "$G",
 		maxScan:        DefaultMaxScan,
 		dedupeBytes:    DefaultDedupeBytes,

@@ -204,7 +204,8 @@ func (n *Node) decodeSnapshotBody(h snapshotHeader, body []byte) (*restored, err
 func (n *Node) snapshotStore(ctx context.Context, js jetstream.JetStream, create bool) (jetstream.ObjectStore, error) {
 	name := events.SnapshotBucket(n.cfg.stream)
 	if !create {
-		return js.ObjectStore(ctx, name)
+		return await(ctx, func(try context.Context) (jetstream.ObjectStore, error) { return js.ObjectStore(try, name) },
+			jetstream.ErrBucketNotFound, jetstream.ErrStreamNotFound)
 	}
 	return js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      name,

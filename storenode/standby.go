@@ -17,6 +17,7 @@ import (
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/events/proof"
+	"github.com/storeloop/storeloop/internal/streamread"
 	"github.com/storeloop/storeloop/tracing"
 )
 
@@ -221,14 +222,22 @@ func (n *Node) catchUp(ctx context.Context) error {
 			return err
 		}
 	}
-	s, err := n.js.Stream(ctx, n.cfg.stream)
+	s, err := awaitStream(ctx, n.js, n.cfg.stream)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
+	// A follower silent for a stall period lost its consumer with a NATS
+	// server: drop it, so that the next try follows anew.
+	stall := time.NewTimer(streamread.StallPeriod)
+	defer stall.Stop()
 	for last := s.CachedInfo().State.LastSeq; n.state.LastSeq < last; {
 		select {
 		case m := <-n.lead.follow.msgs:
 			n.followed(m)
+			stall.Reset(streamread.StallPeriod)
+		case <-stall.C:
+			n.stopFollowing()
+			return fmt.Errorf("catch up to seq %d (at %d): %w", last, n.state.LastSeq, streamread.ErrStalled)
 		case <-ctx.Done():
 			return fmt.Errorf("catch up to seq %d (at %d): %w", last, n.state.LastSeq, ctx.Err())
 		}

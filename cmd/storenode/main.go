@@ -209,7 +209,10 @@ func run(args []string) error {
 	if srv != nil {
 		connOpts = append(connOpts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(connURL, append(connOpts, nats.Name("storenode"), nats.MaxReconnects(-1))...)
+	// No reconnect buffer: an append published while reconnecting fails at
+	// once rather than reaching the stream after the rebuild that resolved
+	// it (a stray append the node would then quarantine).
+	nc, err := nats.Connect(connURL, append(connOpts, nats.Name("storenode"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}

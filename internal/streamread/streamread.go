@@ -4,11 +4,26 @@
 package streamread
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// StallPeriod: a read that receives no message during a whole period
+// (consumer creation included) has stalled, and fails with ErrStalled
+// after one to two periods. The messages it reads exist, so silence means
+// a request or consumer lost with a NATS server (its consumer's server
+// died, the stream is between leaders); reading again is the fix, and
+// waiting out the caller's deadline is not.
+const StallPeriod = 5 * time.Second
+
+// ErrStalled is the cause of a read that stalled (see StallPeriod).
+var ErrStalled = errors.New("no message for a whole stall period")
 
 // FetchBytes bounds the bytes of messages in flight to the reader: large
 // enough for one message of the largest size a stream allows (4 MiB for
@@ -42,6 +57,8 @@ func Upto(ctx context.Context, s jetstream.Stream, first uint64, fn func(seq uin
 	if state.Msgs == 0 || first > state.LastSeq {
 		return nil
 	}
+	ctx, progress, stop := watchStall(ctx)
+	defer stop()
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(first, 1)})
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", stream, err)
@@ -54,8 +71,9 @@ func Upto(ctx context.Context, s jetstream.Stream, first uint64, fn func(seq uin
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return fmt.Errorf("read stream %s: %w", stream, err)
+			return fmt.Errorf("read stream %s: %w", stream, cmp.Or(context.Cause(ctx), err))
 		}
+		progress.Add(1)
 		md, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("read stream %s: %w", stream, err)
@@ -68,5 +86,37 @@ func Upto(ctx context.Context, s jetstream.Stream, first uint64, fn func(seq uin
 		if md.Sequence.Stream >= state.LastSeq || md.NumPending == 0 {
 			return nil
 		}
+	}
+}
+
+// watchStall returns ctx ended with the cause ErrStalled once progress
+// has not moved for a whole StallPeriod; stop ends the watch.
+func watchStall(parent context.Context) (ctx context.Context, progress *atomic.Uint64, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	progress = new(atomic.Uint64)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(StallPeriod)
+		defer tick.Stop()
+		last := progress.Load()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				p := progress.Load()
+				if p == last {
+					cancel(ErrStalled)
+					return
+				}
+				last = p
+			}
+		}
+	}()
+	return ctx, progress, func() {
+		close(done)
+		cancel(nil)
 	}
 }

@@ -1,0 +1,57 @@
+package storenode
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATS faults are routine: on a cluster, the server a node is connected
+// to may die (nats.go reconnects to another of the URLs it was given and
+// fails the appends in flight with nats.ErrDisconnected), and the stream
+// may be without a leader for a few seconds while its peers elect one. A
+// JetStream request sent into either is never answered, so the rebuild
+// after such a failure asks in short tries, again and again, until the
+// stream answers or the rebuild's own deadline passes: it waits for the
+// stream to lead again instead of failing into a long backoff.
+
+// appendTimeout bounds the wait for a flight's acks. An ack takes
+// milliseconds; none comes when the stream's leader died (its followers
+// elect another after 4 to 9 s, nats-server's raft election timeout), so
+// the wait is short: the rebuild it starts waits for the new leader (see
+// awaitStream) and resolves the writes by what the stream then holds. A
+// spurious timeout on a loaded machine costs a rebuild, never a write.
+const appendTimeout = 2 * time.Second
+
+// Bounds of one try at the stream, and the pause between tries.
+const (
+	streamTry   = time.Second
+	streamRetry = 100 * time.Millisecond
+)
+
+// awaitStream looks the stream up, retrying until it answers, ctx ends,
+// or it is known not to exist.
+func awaitStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	return await(ctx, func(try context.Context) (jetstream.Stream, error) { return js.Stream(try, name) }, jetstream.ErrStreamNotFound)
+}
+
+// await calls look in tries of streamTry until it succeeds, fails with
+// one of the final errors (an answer that will not change), or ctx ends.
+func await[T any](ctx context.Context, look func(context.Context) (T, error), final ...error) (T, error) {
+	for {
+		try, cancel := context.WithTimeout(ctx, streamTry)
+		v, err := look(try)
+		cancel()
+		if err == nil || ctx.Err() != nil || slices.ContainsFunc(final, func(f error) bool { return errors.Is(err, f) }) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(streamRetry):
+		}
+	}
+}
