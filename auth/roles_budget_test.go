@@ -25,31 +25,7 @@ func TestRuleNodeBudgets(t *testing.T) {
 	}
 	s := startSecured(t, storenode.EmbeddedConfig{}, auth.ConnConfig{})
 	ctx := ctxT(t)
-	sc, err := examples.Load("runaway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cnc, _ := s.as(t, auth.RoleClient)
-	cl := s.client(t, cnc)
-	if err := sc.Define(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
-
-	rnc, errs := s.as(t, auth.RoleRuleNode)
-	js, err := jetstream.New(rnc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := rulenode.NewRunner(js, s.client(t, rnc), sc.Rules)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	cl, runner, errs := runExampleOnRuleNodeCreds(t, s, "runaway")
 
 	for _, u := range []string{"u1", "u2", "u3", "u4"} {
 		if _, err := cl.Bucket("users").Insert(ctx, events.Record{"id": u}); err != nil {
@@ -90,4 +66,37 @@ func TestRuleNodeBudgets(t *testing.T) {
 		t.Fatalf("rule node: %v", err)
 	default:
 	}
+}
+
+// runExampleOnRuleNodeCreds defines the example's
+// buckets as a client and runs its rules on rulenode.creds until the test
+// ends. It returns the client, the runner and the permission errors of the
+// rule node's connection.
+func runExampleOnRuleNodeCreds(t *testing.T, s *secured, name string) (*client.Client, *rulenode.Runner, chan error) {
+	t.Helper()
+	sc, err := examples.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnc, _ := s.as(t, auth.RoleClient)
+	cl := s.client(t, cnc)
+	if err := sc.Define(ctxT(t), cl); err != nil {
+		t.Fatal(err)
+	}
+	rnc, errs := s.as(t, auth.RoleRuleNode)
+	js, err := jetstream.New(rnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := rulenode.NewRunner(js, s.client(t, rnc), sc.Rules)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+	return cl, runner, errs
 }

@@ -1,16 +1,11 @@
 package auth_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/storeloop/storeloop/auth"
 	"github.com/storeloop/storeloop/events"
-	"github.com/storeloop/storeloop/examples"
-	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/storenode"
 )
 
@@ -20,30 +15,7 @@ import (
 func TestRuleNodeTemporal(t *testing.T) {
 	s := startSecured(t, storenode.EmbeddedConfig{}, auth.ConnConfig{})
 	ctx := ctxT(t)
-	sc, err := examples.Load("shipping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cnc, _ := s.as(t, auth.RoleClient)
-	cl := s.client(t, cnc)
-	if err := sc.Define(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
-	rnc, errs := s.as(t, auth.RoleRuleNode)
-	js, err := jetstream.New(rnc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := rulenode.NewRunner(js, s.client(t, rnc), sc.Rules)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	cl, _, errs := runExampleOnRuleNodeCreds(t, s, "shipping")
 
 	orders := cl.Bucket("orders")
 	if _, err := orders.Insert(ctx, events.Record{"userId": "u"}); err != nil {
