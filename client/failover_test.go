@@ -92,3 +92,41 @@ func TestFailoverWaitOff(t *testing.T) {
 		t.Fatal("negative failover wait accepted")
 	}
 }
+
+// TestNodesSkipsForgedAnswers: an answer on the nodes subject that is not
+// a node status (a hostile client answering too) does not hide the store
+// nodes' answers; alone, it is the error.
+func TestNodesSkipsForgedAnswers(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := events.CommandSubject(events.DefaultCommandPrefix, events.CmdNodes)
+	forged, err := nc.Subscribe(subject, func(m *nats.Msg) { m.Respond([]byte("garbage")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes(ctxT(t)); err == nil {
+		t.Fatal("Nodes with only a forged answer: no error")
+	}
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		m.Respond([]byte(`{"result":{"node":"n1","role":"leader"}}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Nodes(ctxT(t))
+	if err != nil {
+		t.Fatalf("Nodes with a forged and a real answer: %v", err)
+	}
+	if len(got) != 1 || got[0].Node != "n1" {
+		t.Fatalf("Nodes = %+v, want the one real answer", got)
+	}
+	forged.Unsubscribe()
+}
