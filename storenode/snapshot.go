@@ -238,12 +238,9 @@ func snapshotNames(ctx context.Context, os jetstream.ObjectStore) ([]string, err
 // anchor checks that the message at h.Seq is in the stream and, with
 // proofs (from sequence since on), verifies and has the leaf the snapshot
 // holds: the snapshot's state is this stream's history up to there, not a
-// rolled-back flight's or another stream's.
-func (n *Node) anchor(ctx context.Context, js jetstream.JetStream, h snapshotHeader, since uint64) error {
-	s, err := js.Stream(ctx, n.cfg.stream)
-	if err != nil {
-		return err
-	}
+// rolled-back flight's or another stream's. s is the stream the replay
+// source looked up already: no second lookup per snapshot.
+func (n *Node) anchor(ctx context.Context, s jetstream.Stream, h snapshotHeader, since uint64) error {
 	msg, err := s.GetMsg(ctx, h.Seq)
 	if err != nil {
 		return fmt.Errorf("message at seq %d: %w", h.Seq, err)
@@ -310,7 +307,7 @@ func (n *Node) readSnapshot(ctx context.Context, src *replaySource, os jetstream
 	case h.Seq > upTo:
 		return nil, nil
 	}
-	if err := n.anchor(ctx, src.js, h, n.proofSince); err != nil {
+	if err := n.anchor(ctx, src.stream, h, n.proofSince); err != nil {
 		return nil, err
 	}
 	return n.decodeSnapshotBody(h, body)

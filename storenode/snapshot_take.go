@@ -98,7 +98,7 @@ func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	if err != nil {
 		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot: %w", err)
 	}
-	if err := n.anchor(ctx, src.js, h, v.proofSince); err != nil {
+	if err := n.anchor(ctx, src.stream, h, v.proofSince); err != nil {
 		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state at seq %d is not anchored in the stream (%v): a snapshot is taken after the next write", h.Seq, err)
 	}
 	oi, err := store.PutBytes(ctx, name, obj)
