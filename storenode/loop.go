@@ -48,7 +48,9 @@ func (n *Node) loop() {
 			n.reconcile()
 			continue
 		case m := <-n.followMsgs():
-			n.followed(m)
+			if err := n.followed(m); err != nil {
+				n.reconcile() // follows the rebuilt state
+			}
 			continue
 		case c := <-n.snap.captures:
 			c <- n.capture()

@@ -233,7 +233,9 @@ func (n *Node) catchUp(ctx context.Context) error {
 	for last := s.CachedInfo().State.LastSeq; n.state.LastSeq < last; {
 		select {
 		case m := <-n.lead.follow.msgs:
-			n.followed(m)
+			if err := n.followed(m); err != nil {
+				return fmt.Errorf("catch up: %w", err)
+			}
 			stall.Reset(streamread.StallPeriod)
 		case <-stall.C:
 			n.stopFollowing()
@@ -308,24 +310,28 @@ func (n *Node) stopFollowing() {
 }
 
 // followed folds a message the standby's consumer delivered. Runs on the
-// loop.
-func (n *Node) followed(m jetstream.Msg) {
+// loop. A message that does not fold makes it rebuild the state, and the
+// error says the follower no longer follows that state: the caller
+// decides what comes next (the loop reconciles; a promotion gives up),
+// so that a promotion is never started inside another.
+func (n *Node) followed(m jetstream.Msg) error {
 	md, err := m.Metadata()
 	if err != nil || md.Sequence.Stream <= n.state.LastSeq {
-		return // folded already (the consumer was reset)
+		return nil // folded already (the consumer was reset)
 	}
 	seq := md.Sequence.Stream
 	if err := n.lead.follow.f.fold(seq, m); err != nil {
 		// The state is no longer the stream's fold: rebuild it.
 		n.log.Error("following the stream failed: rebuilding", "seq", seq, "err", err)
-		n.setFailure(fmt.Errorf("follow seq %d: %w", seq, err))
+		err = fmt.Errorf("follow seq %d: %w", seq, err)
+		n.setFailure(err)
 		n.recover()
-		n.reconcile() // follows the rebuilt state
-		return
+		return err
 	}
 	n.prev = n.lead.follow.f.adm.prev
 	n.lastSeq.Store(seq)
 	n.lead.lag.Store(md.NumPending)
+	return nil
 }
 
 // followMsgs is the channel of the standby's consumer, nil while leading.
