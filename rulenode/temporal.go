@@ -268,8 +268,8 @@ func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fi
 				return nil, false, nil
 			}
 			// The emptied state keeps only what recognises a redelivery.
-			next = &temporalState{Rule: rule.ID, Key: mk}
-			next.Seen = append(st.Seen, e.ev.Meta.Seq)
+			next = &temporalState{Rule: rule.ID, Key: mk, Seen: st.Seen}
+			next.see(e.ev.Meta.Seq)
 		}
 		b, err := json.Marshal(next)
 		return b, true, err

@@ -2,8 +2,11 @@ package rulenode
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -107,5 +110,93 @@ func TestSequenceAdvance(t *testing.T) {
 		orderEvent(3, "pending", 1100), orderEvent(4, "pending", 1200), orderEvent(5, "confirmed", 2200))
 	if len(fired) != 1 || fired[0] != 2 || len(st.Match) != 0 {
 		t.Errorf("fired %v, state %+v; want one firing of 2", fired, st)
+	}
+}
+
+// memKV is the part of a KV bucket that casUpdate uses, in memory.
+type memKV struct {
+	jetstream.KeyValue
+	vals map[string][]byte
+	revs map[string]uint64
+}
+
+type memEntry struct {
+	jetstream.KeyValueEntry
+	val []byte
+	rev uint64
+}
+
+func (e memEntry) Value() []byte    { return e.val }
+func (e memEntry) Revision() uint64 { return e.rev }
+
+func (kv *memKV) Get(_ context.Context, key string) (jetstream.KeyValueEntry, error) {
+	v, ok := kv.vals[key]
+	if !ok {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return memEntry{val: v, rev: kv.revs[key]}, nil
+}
+
+func (kv *memKV) Create(ctx context.Context, key string, v []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	if _, ok := kv.vals[key]; ok {
+		return 0, jetstream.ErrKeyExists
+	}
+	return kv.Update(ctx, key, v, 0)
+}
+
+func (kv *memKV) Update(_ context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	if kv.revs[key] != rev {
+		return 0, jetstream.ErrKeyRevisionMismatch
+	}
+	kv.vals[key], kv.revs[key] = v, rev+1
+	return rev + 1, nil
+}
+
+// A key whose events leave no partial match (here later steps after the
+// first one's window) keeps at most maxSeen sequences: its state does not grow
+// with every such event until it is too big to write.
+func TestTemporalSeenBounded(t *testing.T) {
+	rs, err := Load(strings.NewReader(`name: s
+rules:
+  - id: r
+    sequence:
+      steps:
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'pending'" }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'confirmed'" }
+      key: ${event.key}
+      within: 1s
+    then: [ { log: { message: x } } ]
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &memKV{vals: map[string][]byte{}, revs: map[string]uint64{}}
+	eng := &temporalEngine{r: &Runner{set: rs}, kv: kv}
+	noFire := func(context.Context, *Rule, *events.Event, []*events.Event) error {
+		t.Fatal("fired without a first step")
+		return nil
+	}
+	// A first step, then later steps past its window: the match is
+	// dropped and every event after leaves the state empty.
+	evs := []*events.Event{orderEvent(1, "pending", 0)}
+	for seq := uint64(2); seq <= maxSeen+10; seq++ {
+		evs = append(evs, orderEvent(seq, "confirmed", 2000+int64(seq)))
+	}
+	for _, ev := range evs {
+		if err := eng.apply(context.Background(), rs.Rules[0], &evalEvent{ev: ev}, noFire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(kv.vals) != 1 {
+		t.Fatalf("%d states, want 1", len(kv.vals))
+	}
+	for _, v := range kv.vals {
+		var st temporalState
+		if err := json.Unmarshal(v, &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Seen) != maxSeen || st.Seen[maxSeen-1] != maxSeen+10 {
+			t.Errorf("state remembers %d sequences (last %v), want the last %d", len(st.Seen), st.Seen[len(st.Seen)-1:], maxSeen)
+		}
 	}
 }

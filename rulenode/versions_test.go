@@ -21,30 +21,7 @@ import (
 // from version 1 to 2 while orders are inserted from 4 goroutines: every
 // event is handled once, by the version whose range holds it.
 func TestDeployedRunnersSwitch(t *testing.T) {
-	st := storetest.StartStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.Connect(st.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for _, def := range versionedBuckets {
-		if err := cl.Define(ctx, def); err != nil {
-			t.Fatal(err)
-		}
-	}
-	js, err := jetstream.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := rulenode.OpenRegistry(ctx, js, events.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := reg.Deploy(ctx, []byte(versionedRules(1)), "test"); err != nil {
-		t.Fatal(err)
-	}
+	st, ctx, cl, js, reg := startVersioned(t)
 	runCtx, stopRunners := context.WithCancel(ctx)
 	var runners sync.WaitGroup
 	for range 2 {
@@ -140,30 +117,7 @@ func TestDeployedRunnersSwitch(t *testing.T) {
 // deploy decides it; they were in the stream before its switch sequence,
 // so the old version handles them.
 func TestPendingVersionHoldsEvents(t *testing.T) {
-	st := storetest.StartStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.Connect(st.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for _, def := range versionedBuckets {
-		if err := cl.Define(ctx, def); err != nil {
-			t.Fatal(err)
-		}
-	}
-	js, err := jetstream.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := rulenode.OpenRegistry(ctx, js, events.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := reg.Deploy(ctx, []byte(versionedRules(1)), "test"); err != nil {
-		t.Fatal(err)
-	}
+	_, ctx, cl, js, reg := startVersioned(t)
 	r, err := rulenode.NewDeployedRunner(ctx, js, cl, "versioned")
 	if err != nil {
 		t.Fatal(err)
@@ -253,4 +207,36 @@ func TestPendingVersionHoldsEvents(t *testing.T) {
 	if err != nil || len(hist) != 3 || hist[1].Pending() || hist[1].From > hist[2].From {
 		t.Errorf("history %v, %v: want version 2 decided before version 3", hist, err)
 	}
+}
+
+// startVersioned starts a store with the versioned buckets defined and
+// version 1 of the versioned rule set deployed. The context ends with the
+// test, at most 60s on.
+func startVersioned(t *testing.T) (*storetest.Store, context.Context, *client.Client, jetstream.JetStream, *rulenode.Registry) {
+	t.Helper()
+	st := storetest.StartStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cl, err := client.Connect(st.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	for _, def := range versionedBuckets {
+		if err := cl.Define(ctx, def); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := jetstream.New(st.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := rulenode.OpenRegistry(ctx, js, events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.Deploy(ctx, []byte(versionedRules(1)), "test"); err != nil {
+		t.Fatal(err)
+	}
+	return st, ctx, cl, js, reg
 }
