@@ -112,13 +112,31 @@ func Init(dir string, opts ...Option) error {
 }
 
 // writeFile replaces path with body at once: a reader sees the old file or
-// the new one, never part of it.
+// the new one, never part of it. The file aside is created afresh (a
+// leftover one is removed, not written through: its mode or a symlink
+// would expose the secret) and synced before the rename, so that a crash
+// leaves the old file or the whole new one, in the order written.
 func writeFile(path string, body []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, body, mode); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := os.Chmod(tmp, mode); err != nil { // an old .tmp keeps its mode
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(mode) // exactly mode, whatever the umask
+	if err == nil {
+		_, err = f.Write(body)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)

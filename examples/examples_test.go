@@ -44,11 +44,25 @@ func start(t *testing.T, name string, opts ...rulenode.RunnerOption) *scenario {
 // runRules.
 func startStore(t *testing.T, name string) *scenario {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	s, _ := startScenario(t, name, 15*time.Second, nil)
+	return s
+}
+
+// startScenario starts a store, with the scenario's bucket definitions
+// adjusted first when adjust is not nil, and defines them; the scenario's
+// context ends after timeout.
+func startScenario(t *testing.T, name string, timeout time.Duration, adjust func(*events.BucketDef)) (*scenario, *storetest.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	sc, err := examples.Load(name)
 	if err != nil {
 		t.Fatalf("load %s: %v", name, err)
+	}
+	if adjust != nil {
+		for i := range sc.Buckets {
+			adjust(&sc.Buckets[i])
+		}
 	}
 	st := storetest.StartStore(t)
 	cl, err := client.Connect(st.URL)
@@ -63,7 +77,7 @@ func startStore(t *testing.T, name string) *scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario{t: t, ctx: ctx, cl: cl, js: js, sc: sc, url: st.URL}
+	return &scenario{t: t, ctx: ctx, cl: cl, js: js, sc: sc, url: st.URL}, st
 }
 
 // runRules runs the scenario's rules until the test ends.

@@ -9,11 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
-	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/internal/storetest"
 	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/storenode"
@@ -24,29 +20,7 @@ import (
 // that a test can restart it.
 func startAdjusted(t *testing.T, name string, adjust func(*events.BucketDef)) (*scenario, *storetest.Store) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	sc, err := examples.Load(name)
-	if err != nil {
-		t.Fatalf("load %s: %v", name, err)
-	}
-	for i := range sc.Buckets {
-		adjust(&sc.Buckets[i])
-	}
-	st := storetest.StartStore(t)
-	cl, err := client.Connect(st.URL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	if err := sc.Define(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &scenario{t: t, ctx: ctx, cl: cl, js: js, sc: sc, url: st.URL}, st
+	return startScenario(t, name, 60*time.Second, adjust)
 }
 
 // Sessions expire (ttl) and the rule marks their users offline; a logout

@@ -3,9 +3,7 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,14 +24,7 @@ func TestScopedEcommerce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "auth")
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, procs.Build(t, "storeloop"), args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("storeloop %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	cli := storeloopCLI(ctx, t)
 	cli("auth", "init", "--rule-set", "ecommerce", dir)
 	cli("auth", "user", "shop", dir, "--role", "rulenode", "--rules", "ecommerce/rules.yaml")
 

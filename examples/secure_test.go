@@ -34,14 +34,7 @@ func TestSecureEcommerce(t *testing.T) {
 	defer cancel()
 	pki := testpki.New(t)
 	dir := filepath.Join(t.TempDir(), "auth")
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, procs.Build(t, "storeloop"), args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("storeloop %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	cli := storeloopCLI(ctx, t)
 	cli("auth", "init", "--rule-set", "ecommerce", dir)
 	creds := func(r auth.Role) string { return filepath.Join(dir, r.CredsFile()) }
 	tlsFlags := []string{"--tls-ca", pki.CA, "--tls-client-cert", pki.ClientCert, "--tls-client-key", pki.ClientKey}
@@ -158,5 +151,19 @@ func refused(ctx context.Context, t *testing.T, url string, conn auth.ConnConfig
 		case <-ctx.Done():
 			t.Fatalf("%s: %s not refused", conn.Creds, subj)
 		}
+	}
+}
+
+// storeloopCLI returns a runner of the storeloop command (built once) that
+// fails t on a non-zero exit and returns the combined output.
+func storeloopCLI(ctx context.Context, t *testing.T) func(args ...string) string {
+	bin := procs.Build(t, "storeloop")
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("storeloop %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
 	}
 }

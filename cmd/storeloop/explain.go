@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/storeloop/storeloop/client"
 )
 
 func init() { rootCmd.AddCommand(explainCmd()) }
@@ -30,26 +32,23 @@ Exit codes: 0 printed, 1 no such record (or no write of FIELD).`,
 		if len(a) == 3 {
 			field = a[2]
 		}
-		cl, err := dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		writes, err := cl.Explain(cmd.Context(), a[0], key(a[1]), field)
-		if err != nil {
-			return err
-		}
-		if len(writes) == 0 {
-			return fmt.Errorf("no write of field %q of %s %s", field, a[0], a[1])
-		}
-		out := cmd.OutOrStdout()
-		for _, w := range writes {
-			fmt.Fprintln(out, w)
-			for depth, c := 1, w.Cause; c != nil; depth, c = depth+1, c.Cause {
-				fmt.Fprintf(out, "%s<- %s\n", strings.Repeat("  ", depth), c)
+		return withClient(cmd, func(cl *client.Client) error {
+			writes, err := cl.Explain(cmd.Context(), a[0], key(a[1]), field)
+			if err != nil {
+				return err
 			}
-		}
-		return nil
+			if len(writes) == 0 {
+				return fmt.Errorf("no write of field %q of %s %s", field, a[0], a[1])
+			}
+			out := cmd.OutOrStdout()
+			for _, w := range writes {
+				fmt.Fprintln(out, w)
+				for depth, c := 1, w.Cause; c != nil; depth, c = depth+1, c.Cause {
+					fmt.Fprintf(out, "%s<- %s\n", strings.Repeat("  ", depth), c)
+				}
+			}
+			return nil
+		})
 	}
 	return cmd
 }
