@@ -95,17 +95,13 @@ func decodeMetaPlain(data []byte, m *Meta) bool {
 			m.CausationID, ok = plainString(text)
 		case "hop":
 			bit = 16
-			var n int64
-			n, ok = plainInt(text)
-			m.Hop = int(n)
+			ok = plainIntTo(text, &m.Hop)
 		case "ruleId":
 			bit = 32
 			m.RuleID, ok = plainString(text)
 		case "ruleVersion":
 			bit = 1024
-			var n int64
-			n, ok = plainInt(text)
-			m.RuleVersion = int(n)
+			ok = plainIntTo(text, &m.RuleVersion)
 		case "commandId":
 			bit = 64
 			m.CommandID, ok = plainString(text)
@@ -114,9 +110,10 @@ func decodeMetaPlain(data []byte, m *Meta) bool {
 			m.TxID, ok = plainString(text)
 		case "txSize":
 			bit = 256
-			var n int64
-			n, ok = plainInt(text)
-			m.TxSize = int(n)
+			ok = plainIntTo(text, &m.TxSize)
+		case "reason":
+			bit = 2048
+			m.Reason, ok = plainString(text)
 		case "seq":
 			bit = 512
 			var err error
@@ -137,6 +134,13 @@ func decodeMetaPlain(data []byte, m *Meta) bool {
 func plainInt(text []byte) (int64, bool) {
 	n, err := strconv.ParseInt(textString(text), 10, 64)
 	return n, err == nil && int64(int(n)) == n
+}
+
+// plainIntTo is plainInt into an int field.
+func plainIntTo(text []byte, dst *int) bool {
+	n, ok := plainInt(text)
+	*dst = int(n)
+	return ok
 }
 
 // textString views text as a string for parsing, without a copy.

@@ -16,7 +16,7 @@ func storeEvents(t testing.TB) [][]byte {
 			Meta: Meta{EventID: "e1", Time: 1764460800000, CorrelationID: "c1", CommandID: "cmd-1"}},
 		{Type: OpUpdated, Bucket: "orders", Key: 42.0, OldRecord: Record{"status": "paid"}, NewRecord: Record{"status": "shipped", "n": map[string]any{}},
 			Meta: Meta{EventID: "e2", Time: -1, CorrelationID: "c1", CausationID: "e1", Hop: 3, RuleID: "r", RuleVersion: 12, TxID: "tx", TxSize: 2, Seq: math.MaxUint64}},
-		{Type: OpDeleted, Bucket: "b", Key: "k\"é\u2028<>&", Record: Record{}, Meta: Meta{EventID: "\xff", Time: math.MaxInt64, CorrelationID: "", Hop: math.MaxInt64}},
+		{Type: OpDeleted, Bucket: "b", Key: "k\"é\u2028<>&", Record: Record{}, Meta: Meta{EventID: "\xff", Time: math.MaxInt64, CorrelationID: "", Hop: math.MaxInt64, Reason: ReasonTTL}},
 		{Type: OpInserted, Bucket: "b", Key: nil, Meta: Meta{Time: math.MinInt64}},
 	} {
 		b, err := json.Marshal(e)

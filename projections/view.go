@@ -91,12 +91,7 @@ func newView(self, source *Bucket, j *journal) (*view, error) {
 		}
 	}
 	sort.Strings(v.numeric)
-	keys := make([]string, 0, len(source.records))
-	for k := range source.records {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return CompareKeys(keys[i], keys[j]) < 0 })
-	for _, k := range keys {
+	for _, k := range source.Keys() {
 		v.change(k, nil, source.records[k])
 	}
 	return v, nil

@@ -201,8 +201,10 @@ func TestTTLExpiredWhileDown(t *testing.T) {
 	st := storetest.StartStore(t)
 	nc := st.Conn
 	define(t, nc, ttlSessionsDef("1s"))
+	// Keys padded so that key order (the tie-break of inserts in one
+	// millisecond) is insertion order.
 	for i := range 50 {
-		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": fmt.Sprint("u", i), "token": "t"}}, nil)
+		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": fmt.Sprintf("u%02d", i), "token": "t"}}, nil)
 	}
 	last := getRecord(t, nc, "sessions", "u49")
 	seq := lastSeq(t, nc)
@@ -220,7 +222,7 @@ func TestTTLExpiredWhileDown(t *testing.T) {
 		t.Fatalf("%d events after restart, want 50", len(msgs))
 	}
 	for i, m := range msgs {
-		if m.Subject != "bucket.sessions.deleted" || m.Event.Key != fmt.Sprint("u", i) || m.Event.Meta.Reason != events.ReasonTTL {
+		if m.Subject != "bucket.sessions.deleted" || m.Event.Key != fmt.Sprintf("u%02d", i) || m.Event.Meta.Reason != events.ReasonTTL {
 			t.Fatalf("event %d: %s %v %+v", i, m.Subject, m.Event.Key, m.Event.Meta)
 		}
 	}
@@ -247,7 +249,7 @@ func TestRetentionKill9(t *testing.T) {
 	nc := connectURL(t, d.URL)
 	define(t, nc, ttlSessionsDef("2s"), cappedDef(5), ordersDef(), statsView())
 	for i := range 20 {
-		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": fmt.Sprint("u", i), "token": "t"}}, nil)
+		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "sessions", Record: events.Record{"userId": fmt.Sprintf("u%02d", i), "token": "t"}}, nil)
 		mustCall(t, nc, events.CmdInsert, events.InsertRequest{Bucket: "recent", Record: events.Record{"note": fmt.Sprint(i)}}, nil)
 		insertOrder(t, nc, fmt.Sprint("u", i%3), float64(i))
 	}
@@ -270,7 +272,7 @@ func TestRetentionKill9(t *testing.T) {
 		t.Fatalf("%d events after the restart, want 20 expiries", len(msgs))
 	}
 	for i, m := range msgs {
-		if m.Subject != "bucket.sessions.deleted" || m.Event.Key != fmt.Sprint("u", i) || m.Event.Meta.Reason != events.ReasonTTL {
+		if m.Subject != "bucket.sessions.deleted" || m.Event.Key != fmt.Sprintf("u%02d", i) || m.Event.Meta.Reason != events.ReasonTTL {
 			t.Fatalf("event %d: %s %v %+v", i, m.Subject, m.Event.Key, m.Event.Meta)
 		}
 	}
