@@ -90,6 +90,9 @@ func decodeRequest(data []byte, v any) *events.Error {
 	case body[0] != '{':
 		return events.Errorf(events.CodeBadRequest, "request body must be a JSON object")
 	}
+	if b, ok := v.(*events.BatchRequest); ok && decodeBatchPlain(data, b) {
+		return nil
+	}
 	if decodePlain(data, v) {
 		return nil
 	}

@@ -1,0 +1,34 @@
+package wirejson
+
+// ParseArrayText is ParseObjectText for a body that must be one JSON
+// array: it calls elem with each element's JSON text in order (a view of
+// data, valid only during the call), the text checked against the JSON
+// grammar but not built, and stops early when elem returns false. ok is
+// false when elem stopped or the input is not one array (white space
+// around it aside), so a caller falls back to encoding/json.
+func ParseArrayText(data []byte, elem func(text []byte) bool) (ok bool) {
+	p := jsonParser{data: data, check: true}
+	p.space()
+	if p.i >= len(p.data) || p.data[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == ']' {
+		p.i++
+	} else {
+		for {
+			start := p.i
+			if _, ok := p.value(1); !ok || !elem(data[start:p.i]) {
+				return false
+			}
+			if done, ok := p.next(']'); !ok {
+				return false
+			} else if done {
+				break
+			}
+		}
+	}
+	p.space()
+	return p.i == len(p.data)
+}

@@ -1,0 +1,43 @@
+package wirejson
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseArrayText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		want []string // nil: not ok
+	}{
+		{"elements", ` [1, "a" ,{"b":[2]},null,[]] `, []string{`1`, `"a"`, `{"b":[2]}`, `null`, `[]`}},
+		{"empty", `[]`, []string{}},
+		{"not an array", `{"a":1}`, nil},
+		{"trailing data", `[1] 2`, nil},
+		{"trailing comma", `[1,]`, nil},
+		{"invalid element", `[1,tru]`, nil},
+		{"unterminated", `[1`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := []string{}
+			ok := ParseArrayText([]byte(tc.data), func(text []byte) bool {
+				got = append(got, string(text))
+				return true
+			})
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("ParseArrayText(%q) ok, elements %q", tc.data, got)
+				}
+				return
+			}
+			if !ok || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ParseArrayText(%q) = %q, %v; want %q", tc.data, got, ok, tc.want)
+			}
+		})
+	}
+	calls := 0
+	if ParseArrayText([]byte(`[1,2,3]`), func([]byte) bool { calls++; return false }) || calls != 1 {
+		t.Fatalf("a stopping elem: %d calls, want 1 and not ok", calls)
+	}
+}
