@@ -158,7 +158,9 @@ func BatchCommandFrom(ctx context.Context, cmd events.BatchCommand) events.Batch
 	if cause, ok := CauseFrom(ctx); ok {
 		cmd.CorrelationID = cmp.Or(cmd.CorrelationID, cause.CorrelationID)
 		cmd.CausationID = cmp.Or(cmd.CausationID, cause.CausationID)
-		cmd.Rule = cmp.Or(cmd.Rule, cause.RuleID)
+		if cmd.Rule == "" {
+			cmd.Rule, cmd.RuleVersion = cause.RuleID, cause.RuleVersion
+		}
 		if cmd.Hop == nil {
 			hop := cause.Hop
 			cmd.Hop = &hop

@@ -168,7 +168,7 @@ func TestBatchCommandFrom(t *testing.T) {
 		return client.WithCommandID(client.WithCause(trace.ContextWithRemoteSpanContext(ctx, sc), cause), id)
 	}
 	a := traced("0af7651916cd43dd8448eb211c80319c", client.CausalContext{CorrelationID: "corr-a", CausationID: "ev-a", Hop: 2, RuleID: "rule-a"}, "cmd-a")
-	b := traced("4bf92f3577b34da6a3ce929d0e0e4736", client.CausalContext{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b"}, "cmd-b")
+	b := traced("4bf92f3577b34da6a3ce929d0e0e4736", client.CausalContext{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b", RuleVersion: 4}, "cmd-b")
 	results, err := c.Batch(ctx,
 		client.BatchCommandFrom(a, client.InsertCommand("orders", events.Record{"userId": "a", "total": 1.0})),
 		client.BatchCommandFrom(b, client.InsertCommand("orders", events.Record{"userId": "b", "total": 1.0})),
@@ -193,7 +193,7 @@ func TestBatchCommandFrom(t *testing.T) {
 		meta  events.Meta
 	}{
 		{"0af7651916cd43dd8448eb211c80319c", events.Meta{CorrelationID: "corr-a", CausationID: "ev-a", Hop: 2, RuleID: "rule-a", CommandID: "cmd-a"}},
-		{"4bf92f3577b34da6a3ce929d0e0e4736", events.Meta{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b", CommandID: "cmd-b"}},
+		{"4bf92f3577b34da6a3ce929d0e0e4736", events.Meta{CorrelationID: "corr-b", CausationID: "ev-b", Hop: 5, RuleID: "rule-b", RuleVersion: 4, CommandID: "cmd-b"}},
 	} {
 		m, err := s.GetMsg(ctx, info.State.LastSeq-1+uint64(i))
 		if err != nil {
@@ -205,7 +205,7 @@ func TestBatchCommandFrom(t *testing.T) {
 		}
 		got := ev.Meta
 		if got.CorrelationID != want.meta.CorrelationID || got.CausationID != want.meta.CausationID || got.Hop != want.meta.Hop ||
-			got.RuleID != want.meta.RuleID || got.CommandID != want.meta.CommandID {
+			got.RuleID != want.meta.RuleID || got.RuleVersion != want.meta.RuleVersion || got.CommandID != want.meta.CommandID {
 			t.Fatalf("event %d meta %+v, want %+v", i, got, want.meta)
 		}
 		if tp := m.Header.Get(events.HeaderTraceParent); !strings.Contains(tp, want.trace) {

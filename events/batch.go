@@ -23,6 +23,7 @@ type BatchCommand struct {
 	CausationID   string `json:"causationId,omitempty"`   // Storeloop-Causation-Id
 	Hop           *int   `json:"hop,omitempty"`           // Storeloop-Hop
 	Rule          string `json:"rule,omitempty"`          // Storeloop-Rule
+	RuleVersion   int    `json:"ruleVersion,omitempty"`   // Storeloop-Rule-Version
 	// TraceParent and TraceState are the command's own W3C trace context
 	// (traceparent, tracestate): its events continue that trace instead of
 	// the batch request's.

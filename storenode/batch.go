@@ -198,6 +198,16 @@ func batchCommandCause(bc *events.BatchCommand, batch events.Meta) (string, even
 		}
 		cause.Hop = *bc.Hop
 	}
+	if bc.Rule != "" && bc.RuleVersion == 0 {
+		// The batch's version belongs to the batch's rule, not this one.
+		cause.RuleVersion = 0
+	}
+	if bc.RuleVersion != 0 {
+		if bc.RuleVersion < 1 || cause.RuleID == "" {
+			return "", events.Meta{}, events.Errorf(events.CodeBadRequest, "ruleVersion %d: want a version from 1, with rule", bc.RuleVersion)
+		}
+		cause.RuleVersion = bc.RuleVersion
+	}
 	return bc.CommandID, cause, nil
 }
 
