@@ -147,6 +147,8 @@ func encodeRequest(req any) ([]byte, error) {
 		if r.ExpectVersion != nil {
 			o.member("expectVersion", *r.ExpectVersion)
 		}
+	case events.BatchRequest:
+		return encodeBatchRequest(r)
 	default:
 		return json.Marshal(req)
 	}
@@ -155,8 +157,10 @@ func encodeRequest(req any) ([]byte, error) {
 
 // requestObject builds a JSON object member by member, in the order of the
 // request struct's fields, as encoding/json writes them.
+// b, when set, is the buffer the object is appended to.
 type requestObject struct {
 	b   []byte
+	n   int // members so far
 	err error
 }
 
@@ -164,11 +168,15 @@ func (o *requestObject) member(name string, v any) {
 	if o.err != nil {
 		return
 	}
-	if o.b == nil {
-		o.b = append(make([]byte, 0, 256), '{')
-	} else {
+	switch {
+	case o.n > 0:
 		o.b = append(o.b, ',')
+	case o.b == nil:
+		o.b = append(make([]byte, 0, 256), '{')
+	default:
+		o.b = append(o.b, '{')
 	}
+	o.n++
 	o.b = wirejson.AppendString(o.b, name)
 	o.b = append(o.b, ':')
 	o.b, o.err = wirejson.Append(o.b, v)
@@ -177,6 +185,9 @@ func (o *requestObject) member(name string, v any) {
 func (o *requestObject) close() ([]byte, error) {
 	if o.err != nil {
 		return nil, o.err
+	}
+	if o.n == 0 {
+		o.b = append(o.b, '{')
 	}
 	return append(o.b, '}'), nil
 }
@@ -187,6 +198,9 @@ func (o *requestObject) close() ([]byte, error) {
 // reply) is an internal error, never a success.
 func decodeReply(data []byte, result any) error {
 	if rec, ok := result.(*events.Record); ok && *rec == nil && decodeRecordReply(data, rec) {
+		return nil
+	}
+	if res, ok := result.(*events.BatchResult); ok && res.Results == nil && decodeBatchReply(data, res) {
 		return nil
 	}
 	var r struct {
