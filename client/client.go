@@ -101,6 +101,10 @@ func (c *Client) Conn() *nats.Conn { return c.nc }
 // CommandPrefix is the first token of the store's command subjects.
 func (c *Client) CommandPrefix() string { return c.opts.prefix }
 
+// ScopedSubjects reports whether the client sends its commands on
+// bucket-scoped subjects ([WithScopedSubjects]); store.batch has none.
+func (c *Client) ScopedSubjects() bool { return c.opts.scoped }
+
 // Close closes the NATS connection if the client opened it.
 func (c *Client) Close() {
 	if c.ownsNC {

@@ -23,6 +23,7 @@ const (
 	DefaultAckWait     = 30 * time.Second
 	DefaultMaxDeliver  = 5
 	DefaultConcurrency = 8
+	DefaultBatching    = 0
 )
 
 // DefaultRetryBackoff is the delay before the 1st, 2nd, … redelivery of an
@@ -46,6 +47,7 @@ type Runner struct {
 	versions *versionTable
 	// temporal keeps the state of the set's temporal rules; nil without.
 	temporal *temporalEngine
+	co       *coalescer // nil when writes are not coalesced ([WithBatching])
 }
 
 // RunnerOption configures a [Runner].
@@ -58,6 +60,7 @@ type runnerOptions struct {
 	maxDeliver   int
 	retryBackoff []time.Duration
 	concurrency  int
+	batch        int
 	logger       *slog.Logger
 	metrics      *tracing.Metrics
 	start        StartPolicy
@@ -91,6 +94,16 @@ func WithRetryBackoff(delays ...time.Duration) RunnerOption {
 // WithConcurrency sets how many events one runner works on at a time
 // (default 8).
 func WithConcurrency(n int) RunnerOption { return func(o *runnerOptions) { o.concurrency = n } }
+
+// WithBatching sends the writes of rule actions that run at the same time
+// as store.batch requests of at most n commands (0: one request each; at
+// most events.MaxBatchCommands). Each action still waits for its own
+// command's result, with the same command id, errors and a CLIENT span of
+// its own; a batch leaves as soon as one of a few senders is free, never
+// waiting to fill, so an idle runner's write leaves at once. A client on
+// bucket-scoped subjects sends one request each: store.batch has none.
+// Default [DefaultBatching].
+func WithBatching(n int) RunnerOption { return func(o *runnerOptions) { o.batch = n } }
 
 // WithLogger sets the runner's logger (default: none).
 func WithLogger(l *slog.Logger) RunnerOption { return func(o *runnerOptions) { o.logger = l } }
@@ -150,6 +163,7 @@ func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...
 		maxDeliver:   DefaultMaxDeliver,
 		retryBackoff: DefaultRetryBackoff,
 		concurrency:  DefaultConcurrency,
+		batch:        DefaultBatching,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -157,7 +171,11 @@ func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{js: js, cl: cl, set: set, o: o}
+	r := &Runner{js: js, cl: cl, set: set, o: o}
+	if o.batch > 0 && cl != nil && !cl.ScopedSubjects() {
+		r.co = newCoalescer(cl, o.batch)
+	}
+	return r
 }
 
 // errNotReady is Ready's answer before Run fetches and after it stops.
@@ -191,6 +209,8 @@ func (r *Runner) validate() error {
 		return errors.New("rulenode: empty retry backoff")
 	case o.concurrency < 1:
 		return fmt.Errorf("rulenode: concurrency must be at least 1, not %d", o.concurrency)
+	case o.batch < 0 || o.batch > events.MaxBatchCommands:
+		return fmt.Errorf("rulenode: batching must be 0 to %d commands, not %d", events.MaxBatchCommands, o.batch)
 	case o.start != StartAll && o.start != StartNew:
 		return fmt.Errorf("rulenode: unknown start policy %s", o.start)
 	}
@@ -374,7 +394,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	g := r.guard.Load()
 	rules, failed = g.admit(ctx, set, e, seq, rules, failed)
 	for _, rule := range rules {
-		if err := r.runRule(ctx, log, set, rule, e, g.store(set, rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {
+		if err := r.runRule(ctx, log, set, rule, e, g.store(set, rule, r.storeClient(rule.ID, seq))); err != nil {
 			failed = append(failed, ruleFailure{rule.ID, err})
 		}
 	}

@@ -50,10 +50,29 @@ type storeClient struct {
 	seq    uint64
 	// suffix ends every command id: a retry's (see [Runner.Retry]).
 	suffix string
+	// co, when set, sends the writes in store.batch requests ([WithBatching]).
+	co *coalescer
 }
 
 func newStoreClient(cl *client.Client, set, ruleID string, seq uint64) *storeClient {
 	return &storeClient{cl: cl, set: set, ruleID: ruleID, seq: seq}
+}
+
+// storeClient is the store of rule ruleID's actions for the event at
+// stream sequence seq, coalescing writes when the runner does.
+func (r *Runner) storeClient(ruleID string, seq uint64) *storeClient {
+	sc := newStoreClient(r.cl, r.set.Name, ruleID, seq)
+	sc.co = r.co
+	return sc
+}
+
+// batched sends cmd through the coalescer when writes are coalesced: ok
+// is false when they are not and the caller sends cmd as a single request.
+func (s *storeClient) batched(ctx context.Context, cmd events.BatchCommand) (res client.BatchResult, ok bool) {
+	if s.co == nil {
+		return client.BatchResult{}, false
+	}
+	return s.co.write(ctx, cmd), true
 }
 
 // command returns ctx carrying the command id of the call at ctx's path.
@@ -71,6 +90,9 @@ func (s *storeClient) Insert(ctx context.Context, bucket string, rec events.Reco
 	if err != nil {
 		return nil, err
 	}
+	if res, ok := s.batched(ctx, client.InsertCommand(bucket, rec)); ok {
+		return batchRecord(res)
+	}
 	return s.cl.Bucket(bucket).Insert(ctx, rec)
 }
 
@@ -86,6 +108,9 @@ func (s *storeClient) Update(ctx context.Context, bucket string, key any, change
 	if v := ApplyWriteOptions(opts...).ExpectVersion; v != nil {
 		copts = append(copts, client.ExpectVersion(*v))
 	}
+	if res, ok := s.batched(ctx, client.UpdateCommand(bucket, key, changes, copts...)); ok {
+		return batchRecord(res)
+	}
 	return s.cl.Bucket(bucket).Update(ctx, key, changes, copts...)
 }
 
@@ -97,6 +122,9 @@ func (s *storeClient) Upsert(ctx context.Context, bucket string, key any, rec ev
 	var opts []client.UpsertOption
 	if len(increment) > 0 {
 		opts = append(opts, client.Increment(increment))
+	}
+	if res, ok := s.batched(ctx, client.UpsertCommand(bucket, key, rec, opts...)); ok {
+		return batchRecord(res)
 	}
 	return s.cl.Bucket(bucket).Upsert(ctx, key, rec, opts...)
 }
@@ -110,6 +138,11 @@ func (s *storeClient) Delete(ctx context.Context, bucket string, key any, opts .
 	if v := ApplyWriteOptions(opts...).ExpectVersion; v != nil {
 		copts = append(copts, client.ExpectVersion(*v))
 	}
+	if res, ok := s.batched(ctx, client.DeleteCommand(bucket, key, copts...)); ok {
+		var out events.DeleteResult
+		err := res.Decode(&out)
+		return out.Deleted, err
+	}
 	return s.cl.Bucket(bucket).Delete(ctx, key, copts...)
 }
 
@@ -118,7 +151,13 @@ func (s *storeClient) Tx(ctx context.Context, ops []events.TxOp, reads ...events
 	if err != nil {
 		return nil, err
 	}
-	return s.cl.Tx(ctx, events.TxRequest{Ops: ops, Reads: reads})
+	req := events.TxRequest{Ops: ops, Reads: reads}
+	if res, ok := s.batched(ctx, client.TxCommand(req)); ok {
+		var out events.TxResult
+		err := res.Decode(&out)
+		return out.Results, err
+	}
+	return s.cl.Tx(ctx, req)
 }
 
 // Query reads; reads need no command id.

@@ -31,10 +31,11 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Events, "events", 20000, "events per loop (env PEERS_EVENTS)")
 	fs.IntVar(&cfg.InFlight, "in-flight", 32, "events in flight: each runner's concurrency, the raw loop's workers, Watermill's subscribers (env PEERS_IN_FLIGHT)")
 	fs.IntVar(&cfg.Turns, "turns", 200, "idle cycles timed for the latency columns (env PEERS_TURNS)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "rule writes per store.batch in each runner (0: the rule node's default; -1: one request each) (env PEERS_BATCH)")
 	fs.StringVar(&cfg.Rulenode, "rulenode", "", "path of a rulenode binary: measure the runner counts as rulenode processes too (env PEERS_RULENODE)")
 	runners := fs.String("runners", "1,2,4", "rule runner counts, comma-separated (env PEERS_RUNNERS)")
 	if err := daemon.SetFromEnv(fs, map[string]string{
-		"events": "PEERS_EVENTS", "in-flight": "PEERS_IN_FLIGHT", "turns": "PEERS_TURNS", "runners": "PEERS_RUNNERS", "rulenode": "PEERS_RULENODE",
+		"events": "PEERS_EVENTS", "in-flight": "PEERS_IN_FLIGHT", "turns": "PEERS_TURNS", "runners": "PEERS_RUNNERS", "rulenode": "PEERS_RULENODE", "batch": "PEERS_BATCH",
 	}); err != nil {
 		return err
 	}

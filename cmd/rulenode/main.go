@@ -38,7 +38,7 @@ type flags struct {
 	daemon.Common
 	conn                                         daemon.Conn
 	rules, natsURL, name, stream, prefix, health string
-	concurrency, maxDeliver                      int
+	concurrency, maxDeliver, batch               int
 	ackWait                                      time.Duration
 	start                                        rulenode.StartPolicy
 	// ruleset names a deployed rule set, run instead of the file rules.
@@ -57,6 +57,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
 	fs.IntVar(&f.concurrency, "concurrency", rulenode.DefaultConcurrency, "events worked on at a time (env STORELOOP_CONCURRENCY)")
+	fs.IntVar(&f.batch, "batch", rulenode.DefaultBatching, fmt.Sprintf("rule writes sent together in one store.batch, at most %d; 0: one request each (env STORELOOP_BATCH)", events.MaxBatchCommands))
 	fs.IntVar(&f.maxDeliver, "max-deliver", rulenode.DefaultMaxDeliver, "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
 	fs.DurationVar(&f.ackWait, "ack-wait", rulenode.DefaultAckWait, "redeliver an event after this long without a verdict (env STORELOOP_ACK_WAIT)")
 	fs.StringVar(&f.health, "health", daemon.Env("STORELOOP_HEALTH", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8223 (env STORELOOP_HEALTH)")
@@ -66,7 +67,7 @@ func parseFlags(args []string) (*flags, error) {
 	f.conn.Register(fs, daemon.TrustCA)
 	err := daemon.SetFromEnv(fs, map[string]string{
 		"concurrency": "STORELOOP_CONCURRENCY", "max-deliver": "STORELOOP_MAX_DELIVER", "ack-wait": "STORELOOP_ACK_WAIT",
-		"scoped-subjects": "STORELOOP_SCOPED_SUBJECTS"})
+		"scoped-subjects": "STORELOOP_SCOPED_SUBJECTS", "batch": "STORELOOP_BATCH"})
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +82,8 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, fmt.Errorf("unexpected arguments %v", fs.Args())
 	case f.rules == "" && f.ruleset == "":
 		return nil, fmt.Errorf("--rules FILE or --ruleset NAME is required")
+	case f.batch < 0 || f.batch > events.MaxBatchCommands:
+		return nil, fmt.Errorf("--batch %d: want 0 to %d", f.batch, events.MaxBatchCommands)
 	case f.rules != "" && f.ruleset != "":
 		return nil, fmt.Errorf("--rules and --ruleset exclude each other")
 	case f.ruleset != "" && (f.name != "" || f.start != rulenode.StartAll):
@@ -140,6 +143,7 @@ func run(ctx context.Context, args []string) error {
 	opts := []rulenode.RunnerOption{
 		rulenode.WithStream(f.stream),
 		rulenode.WithConcurrency(f.concurrency),
+		rulenode.WithBatching(f.batch),
 		rulenode.WithMaxDeliver(f.maxDeliver),
 		rulenode.WithAckWait(f.ackWait),
 		rulenode.WithStartFrom(f.start),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/bench"
 )
 
@@ -50,6 +51,8 @@ func rulesBenchCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--in-flight must be at least 1")}
 			case cfg.Turns < 1:
 				return usageError{fmt.Errorf("--turns must be at least 1")}
+			case cfg.Batch < -1 || cfg.Batch > events.MaxBatchCommands:
+				return usageError{fmt.Errorf("--batch must be -1 to %d", events.MaxBatchCommands)}
 			}
 			for _, n := range cfg.Runners {
 				if n < 1 {
@@ -66,6 +69,7 @@ func rulesBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&cfg.InFlight, "in-flight", 32, "events in flight: each runner's concurrency, the raw loop's workers")
 	cmd.Flags().IntSliceVar(&cfg.Runners, "runners", nil, "rule runner counts to measure, in-process, one connection each (default 1,2,4)")
 	cmd.Flags().IntVar(&cfg.Turns, "turns", 200, "idle cycles timed for the latency columns")
+	cmd.Flags().IntVar(&cfg.Batch, "batch", 0, "rule writes per store.batch in each runner (0: the rule node's default; -1: one request each)")
 	cmd.Flags().StringVar(&cfg.Rulenode, "rulenode", "", "path of a rulenode binary: measure the runner counts as rulenode processes too")
 	cmd.Flags().StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each runner measurement to PREFIX.<durability>.runners<k>.pprof")
 	return cmd

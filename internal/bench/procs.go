@@ -64,7 +64,7 @@ func (e *Env) measureProcesses(ctx context.Context, orders *orderLoad, count int
 	cpu0, t0 := processCPU(), time.Now()
 	for range count {
 		p := &rulenodeProc{exited: make(chan struct{})}
-		p.cmd = exec.Command(cfg.Rulenode, "--rules", file, "--nats", e.Server.ClientURL(), "--concurrency", strconv.Itoa(cfg.InFlight))
+		p.cmd = exec.Command(cfg.Rulenode, "--rules", file, "--nats", e.Server.ClientURL(), "--concurrency", strconv.Itoa(cfg.InFlight), "--batch", strconv.Itoa(cfg.batching()))
 		p.cmd.Env = daemonEnv()
 		p.cmd.Stderr = &p.stderr
 		if err := p.cmd.Start(); err != nil {

@@ -28,6 +28,10 @@ type RulesConfig struct {
 	// Runners are the runner counts measured, each runner on its own
 	// connection (default 1, 2, 4).
 	Runners []int
+	// Batch is each runner's rule writes per store.batch
+	// (rulenode.WithBatching; 0: the rule node's default, -1: one request
+	// each).
+	Batch int
 	// Turns is how many idle cycles are timed for the latency columns,
 	// one event at a time (default 200).
 	Turns int
@@ -41,6 +45,17 @@ type RulesConfig struct {
 	// measurement's timed part (runners, store and server under load):
 	// PREFIX.<durability>.runners<k>.pprof.
 	CPUProfile string
+}
+
+// batching is Batch as a rule node takes it.
+func (c *RulesConfig) batching() int {
+	switch c.Batch {
+	case 0:
+		return rulenode.DefaultBatching
+	case -1:
+		return 0
+	}
+	return c.Batch
 }
 
 func (c *RulesConfig) defaults() {
@@ -294,7 +309,7 @@ func (e *Env) measureRunners(ctx context.Context, durability string, orders *ord
 	if err != nil {
 		return row, err
 	}
-	_, start, stop, err := e.runners(ctx, set, count, rulenode.WithConcurrency(cfg.InFlight), rulenode.WithLogger(slog.New(slog.DiscardHandler)))
+	_, start, stop, err := e.runners(ctx, set, count, rulenode.WithConcurrency(cfg.InFlight), rulenode.WithBatching(cfg.batching()), rulenode.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return row, err
 	}
