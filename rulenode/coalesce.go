@@ -83,7 +83,20 @@ func (c *coalescer) write(ctx context.Context, cmd events.BatchCommand) client.B
 	}
 	c.mu.Unlock()
 	if start {
-		go c.send()
+		// This caller sends the next batch itself (its own command is in
+		// it unless more than max wait before it): an idle runner's write
+		// costs no goroutine hop. Writes queued meanwhile go on in the
+		// background.
+		c.flush(c.next())
+		c.mu.Lock()
+		more := len(c.queue) > 0
+		if !more {
+			c.senders--
+		}
+		c.mu.Unlock()
+		if more {
+			go c.send()
+		}
 	}
 	var res client.BatchResult
 	select {
@@ -99,20 +112,29 @@ func (c *coalescer) write(ctx context.Context, cmd events.BatchCommand) client.B
 	return res
 }
 
-// send flushes the queue, one batch at a time, until it is empty.
+// next takes the next batch off the queue: at most max commands, in the
+// order they came.
+func (c *coalescer) next() []*queued {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.queue), c.max)
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	return batch
+}
+
+// send flushes the queue, one batch at a time, until it is empty, then
+// gives up its sender's slot.
 func (c *coalescer) send() {
 	for {
 		c.mu.Lock()
-		n := min(len(c.queue), c.max)
-		if n == 0 {
+		if len(c.queue) == 0 {
 			c.senders--
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
 		c.mu.Unlock()
-		c.flush(batch)
+		c.flush(c.next())
 	}
 }
 
