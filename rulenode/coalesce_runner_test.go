@@ -3,6 +3,7 @@ package rulenode_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -86,5 +87,18 @@ func TestRunnerCoalescedWrites(t *testing.T) {
 	}
 	if dl := h.deadLetters("loyalty"); len(dl) != 0 {
 		t.Errorf("dead letters: %+v", dl)
+	}
+}
+
+// Run refuses a batching past 0 to events.MaxBatchCommands before it binds
+// anything.
+func TestRunnerBatchingRange(t *testing.T) {
+	h := newHarness(t, ordersDef, loyaltyDef)
+	for _, n := range []int{-1, events.MaxBatchCommands + 1} {
+		r := rulenode.NewRunner(h.js, h.cl, loadExample(t, "loyalty"), rulenode.WithBatching(n))
+		err := r.Run(h.ctx())
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("batching must be 0 to %d commands, not %d", events.MaxBatchCommands, n)) {
+			t.Errorf("WithBatching(%d): Run = %v, want the range refused", n, err)
+		}
 	}
 }
