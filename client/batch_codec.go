@@ -82,20 +82,25 @@ func decodeBatchReply(data []byte, res *events.BatchResult) bool {
 				return false
 			}
 			results = make([]events.Reply, 0, 16)
-			return wirejson.ParseArrayText(text, func(elem []byte) bool {
-				var r events.Reply
-				ok := wirejson.ParseObjectText(elem, func(name string, text []byte) bool {
-					if name != "result" || r.Result != nil {
-						return false
-					}
-					r.Result = json.RawMessage(text)
-					return true
-				})
-				results = append(results, r)
-				return ok && r.Result != nil
+			return wirejson.ParseObjectsText(text, func() bool {
+				if n := len(results); n > 0 && results[n-1].Result == nil {
+					return false // the previous entry had no result
+				}
+				results = append(results, events.Reply{})
+				return true
+			}, func(name string, text []byte) bool {
+				r := &results[len(results)-1]
+				if name != "result" || r.Result != nil {
+					return false
+				}
+				r.Result = json.RawMessage(text)
+				return true
 			})
 		})
 	})
+	if n := len(results); n > 0 && results[n-1].Result == nil {
+		return false // the last entry had no result
+	}
 	if !ok || results == nil {
 		return false
 	}

@@ -22,13 +22,13 @@ func decodeBatchPlain(data []byte, req *events.BatchRequest) bool {
 			return false
 		}
 		cmds = make([]events.BatchCommand, 0, 16)
-		return wirejson.ParseArrayText(text, func(elem []byte) bool {
-			var c events.BatchCommand
-			if !decodeBatchCommandPlain(elem, &c) {
-				return false
-			}
-			cmds = append(cmds, c)
+		var seen uint32
+		return wirejson.ParseObjectsText(text, func() bool {
+			cmds = append(cmds, events.BatchCommand{})
+			seen = 0
 			return true
+		}, func(name string, text []byte) bool {
+			return decodeBatchMember(&cmds[len(cmds)-1], &seen, name, text)
 		})
 	})
 	if !ok || cmds == nil {
@@ -38,77 +38,75 @@ func decodeBatchPlain(data []byte, req *events.BatchRequest) bool {
 	return true
 }
 
-// decodeBatchCommandPlain is decodeBatchPlain for one command.
-func decodeBatchCommandPlain(data []byte, c *events.BatchCommand) bool {
-	var seen uint32
-	return wirejson.ParseObjectText(data, func(name string, text []byte) bool {
-		var field uint32
-		var ok bool
-		switch name {
-		case "cmd":
-			field = 1 << 0
-			c.Cmd, ok = plainString(text)
-		case "commandId":
-			field = 1 << 1
-			c.CommandID, ok = plainString(text)
-		case "correlationId":
-			field = 1 << 2
-			c.CorrelationID, ok = plainString(text)
-		case "causationId":
-			field = 1 << 3
-			c.CausationID, ok = plainString(text)
-		case "hop":
-			field = 1 << 4
-			var n int64
-			if n, ok = plainInt(text); ok {
-				hop := int(n)
-				c.Hop = &hop
-			}
-		case "rule":
-			field = 1 << 5
-			c.Rule, ok = plainString(text)
-		case "ruleVersion":
-			field = 1 << 6
-			var n int64
-			n, ok = plainInt(text)
-			c.RuleVersion = int(n)
-		case "traceparent":
-			field = 1 << 7
-			c.TraceParent, ok = plainString(text)
-		case "tracestate":
-			field = 1 << 8
-			c.TraceState, ok = plainString(text)
-		case "bucket":
-			field = 1 << 9
-			c.Bucket, ok = plainString(text)
-		case "key":
-			field = 1 << 10
-			c.Key, ok = wirejson.Parse(text)
-		case "record":
-			field = 1 << 11
-			c.Record, ok = plainObject(text)
-		case "changes":
-			field = 1 << 12
-			c.Changes, ok = plainObject(text)
-		case "increment":
-			field = 1 << 13
-			var v any
-			if v, ok = wirejson.Parse(text); ok {
-				c.Increment, ok = numbers(v)
-			}
-		case "expectVersion":
-			field = 1 << 14
-			var n int64
-			if n, ok = plainInt(text); ok {
-				c.ExpectVersion = &n
-			}
+// decodeBatchMember decodes member name of a command into c; seen holds
+// the members c had before.
+func decodeBatchMember(c *events.BatchCommand, seen *uint32, name string, text []byte) bool {
+	var field uint32
+	var ok bool
+	switch name {
+	case "cmd":
+		field = 1 << 0
+		c.Cmd, ok = plainString(text)
+	case "commandId":
+		field = 1 << 1
+		c.CommandID, ok = plainString(text)
+	case "correlationId":
+		field = 1 << 2
+		c.CorrelationID, ok = plainString(text)
+	case "causationId":
+		field = 1 << 3
+		c.CausationID, ok = plainString(text)
+	case "hop":
+		field = 1 << 4
+		var n int64
+		if n, ok = plainInt(text); ok {
+			hop := int(n)
+			c.Hop = &hop
 		}
-		if !ok || seen&field != 0 {
-			return false
+	case "rule":
+		field = 1 << 5
+		c.Rule, ok = plainString(text)
+	case "ruleVersion":
+		field = 1 << 6
+		var n int64
+		n, ok = plainInt(text)
+		c.RuleVersion = int(n)
+	case "traceparent":
+		field = 1 << 7
+		c.TraceParent, ok = plainString(text)
+	case "tracestate":
+		field = 1 << 8
+		c.TraceState, ok = plainString(text)
+	case "bucket":
+		field = 1 << 9
+		c.Bucket, ok = plainString(text)
+	case "key":
+		field = 1 << 10
+		c.Key, ok = wirejson.Parse(text)
+	case "record":
+		field = 1 << 11
+		c.Record, ok = plainObject(text)
+	case "changes":
+		field = 1 << 12
+		c.Changes, ok = plainObject(text)
+	case "increment":
+		field = 1 << 13
+		var v any
+		if v, ok = wirejson.Parse(text); ok {
+			c.Increment, ok = numbers(v)
 		}
-		seen |= field
-		return true
-	})
+	case "expectVersion":
+		field = 1 << 14
+		var n int64
+		if n, ok = plainInt(text); ok {
+			c.ExpectVersion = &n
+		}
+	}
+	if !ok || *seen&field != 0 {
+		return false
+	}
+	*seen |= field
+	return true
 }
 
 // plainString is a string field's text decoded; null and other kinds are

@@ -32,3 +32,38 @@ func ParseArrayText(data []byte, elem func(text []byte) bool) (ok bool) {
 	p.space()
 	return p.i == len(p.data)
 }
+
+// ParseObjectsText is ParseArrayText for an array of objects, handing
+// member each element's members as ParseObjectText does, each checked
+// once: for each element it calls next, then member for each of its
+// members with the value's JSON text (a view of data, valid only during
+// the call). It stops early when next or member returns false. ok is false
+// then, and when the input is not one array of objects.
+func ParseObjectsText(data []byte, next func() bool, member func(key string, text []byte) bool) (ok bool) {
+	p := jsonParser{data: data, check: true}
+	p.space()
+	if p.i >= len(p.data) || p.data[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == ']' {
+		p.i++
+	} else {
+		for {
+			if !next() || !p.objectMembers(func(key string, start int) bool {
+				_, ok := p.value(2)
+				return ok && member(key, data[start:p.i])
+			}) {
+				return false
+			}
+			if done, ok := p.next(']'); !ok {
+				return false
+			} else if done {
+				break
+			}
+		}
+	}
+	p.space()
+	return p.i == len(p.data)
+}

@@ -41,3 +41,39 @@ func TestParseArrayText(t *testing.T) {
 		t.Fatalf("a stopping elem: %d calls, want 1 and not ok", calls)
 	}
 }
+
+func TestParseObjectsText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		want []string // "|" before each element's members; nil: not ok
+	}{
+		{"objects", ` [ {"a":1, "b":{"c":[2]}} , {} ,{"d":"x"}] `, []string{"|", `a=1`, `b={"c":[2]}`, "|", "|", `d="x"`}},
+		{"empty", `[]`, []string{}},
+		{"not an object", `[{"a":1},2]`, nil},
+		{"invalid member", `[{"a":tru}]`, nil},
+		{"unterminated object", `[{"a":1]`, nil},
+		{"trailing data", `[{}] x`, nil},
+		{"not an array", `{"a":1}`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := []string{}
+			ok := ParseObjectsText([]byte(tc.data), func() bool {
+				got = append(got, "|")
+				return true
+			}, func(key string, text []byte) bool {
+				got = append(got, key+"="+string(text))
+				return true
+			})
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("ParseObjectsText(%q) ok, got %q", tc.data, got)
+				}
+				return
+			}
+			if !ok || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ParseObjectsText(%q) = %q, %v; want %q", tc.data, got, ok, tc.want)
+			}
+		})
+	}
+}

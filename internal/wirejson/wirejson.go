@@ -173,6 +173,16 @@ func ParseObjectText(data []byte, member func(key string, text []byte) bool) (ok
 // member with each key and the offset of its value, which member consumes.
 func (p *jsonParser) members(member func(key string, start int) bool) bool {
 	p.space()
+	if !p.objectMembers(member) {
+		return false
+	}
+	p.space()
+	return p.i == len(p.data)
+}
+
+// objectMembers parses the object at p.i, calling member with each key and
+// the offset of its value, which member consumes.
+func (p *jsonParser) objectMembers(member func(key string, start int) bool) bool {
 	if p.i >= len(p.data) || p.data[p.i] != '{' {
 		return false
 	}
@@ -193,8 +203,7 @@ func (p *jsonParser) members(member func(key string, start int) bool) bool {
 			}
 		}
 	}
-	p.space()
-	return p.i == len(p.data)
+	return true
 }
 
 // maxParseDepth bounds Parse's recursion; deeper input falls back.
