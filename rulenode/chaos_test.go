@@ -169,7 +169,13 @@ func startChaosCluster(t *testing.T, n, skus int) *chaosCluster {
 		t.Fatal(err)
 	}
 	for i := range n {
-		c.nodeSpecs = append(c.nodeSpecs, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), rules, c.store.URL, "--ack-wait", "2s"))
+		// Every other node coalesces its writes into store.batch
+		// requests: both write paths take the kills.
+		batch := "0"
+		if i%2 == 0 {
+			batch = "64"
+		}
+		c.nodeSpecs = append(c.nodeSpecs, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), rules, c.store.URL, "--ack-wait", "2s", "--batch", batch))
 	}
 	// Start them together: each waits for its consumer, so this is the
 	// slow part of the setup.
