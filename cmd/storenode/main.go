@@ -44,6 +44,7 @@ type flags struct {
 	snapshotEvery                                      uint64
 	snapshotInterval                                   time.Duration
 	snapshotKeep                                       int
+	snapshotMaxBytes                                   int64
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -72,10 +73,12 @@ func parseFlags(args []string) (*flags, error) {
 	fs.Uint64Var(&f.snapshotEvery, "snapshot-every", 100_000, "take a snapshot of the state every this many events; 0: not by count (env STORELOOP_SNAPSHOT_EVERY)")
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", 10*time.Minute, "take a snapshot this long after the last one if anything was written; 0: not by time (env STORELOOP_SNAPSHOT_INTERVAL)")
 	fs.IntVar(&f.snapshotKeep, "snapshot-keep", storenode.DefaultSnapshotKeep, "snapshots kept, newest first (env STORELOOP_SNAPSHOT_KEEP)")
+	fs.Int64Var(&f.snapshotMaxBytes, "snapshot-max-bytes", storenode.DefaultSnapshotMaxBytes, "largest snapshot object read or written, in bytes: a bigger one is skipped unread (env STORELOOP_SNAPSHOT_MAX_BYTES)")
 	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
 		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
 		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES",
-		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP"})
+		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP",
+		"snapshot-max-bytes": "STORELOOP_SNAPSHOT_MAX_BYTES"})
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +142,8 @@ func (f *flags) leadership() []storenode.Option {
 // limits are the store node's options for its caps and snapshots.
 func (f *flags) limits() []storenode.Option {
 	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
-		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep)}
+		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep),
+		storenode.WithSnapshotMaxBytes(f.snapshotMaxBytes)}
 }
 
 func run(args []string) error {
