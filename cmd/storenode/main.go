@@ -9,8 +9,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -116,18 +119,53 @@ func parseFlags(args []string) (*flags, error) {
 	return f, nil
 }
 
-// startEmbedded starts the embedded NATS server the flags describe.
-func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []storenode.Option, error) {
+// embedded is the configuration of the embedded NATS server the flags
+// describe, with the roles of --auth as its directory holds them now.
+func (f *flags) embedded(mode storenode.FsyncMode) (storenode.EmbeddedConfig, error) {
 	cfg := storenode.EmbeddedConfig{DataDir: f.data, Listen: f.listen, Fsync: mode, Logs: f.serverLogs,
 		Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey, TLSCA: f.conn.CA}
 	if f.authDir != "" {
 		as, err := auth.LoadServer(f.authDir)
 		if err != nil {
-			return nil, nil, err
+			return cfg, err
 		}
 		cfg.Auth, cfg.AuthAccount = as.Options, as.Account
 	}
+	return cfg, nil
+}
+
+// startEmbedded starts the embedded NATS server the flags describe.
+func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []storenode.Option, error) {
+	cfg, err := f.embedded(mode)
+	if err != nil {
+		return nil, nil, err
+	}
 	return storenode.StartEmbedded(cfg)
+}
+
+// reloadOnHangup makes the embedded server enforce --auth DIR as it is on
+// disk at every SIGHUP (users revoked by storeloop auth user --force),
+// until ctx ends.
+func (f *flags) reloadOnHangup(ctx context.Context, srv *server.Server, mode storenode.FsyncMode, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := f.embedded(mode)
+		if err == nil {
+			err = storenode.ReloadEmbedded(srv, cfg)
+		}
+		if err != nil {
+			log.Error("auth directory not reloaded: the server enforces it as before", "auth", f.authDir, "err", err)
+			continue
+		}
+		log.Info("auth directory reloaded", "auth", f.authDir)
+	}
 }
 
 // leadership is the lease option: with --nats only (an embedded server's
@@ -189,6 +227,9 @@ func run(args []string) error {
 		}()
 		opts = append(opts, extra...)
 		url = srv.ClientURL()
+		if f.authDir != "" {
+			go f.reloadOnHangup(ctx, srv, mode, log)
+		}
 		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode,
 			"auth", f.authDir != "", "tls", f.tlsCert != "", "mtls", f.tlsCert != "" && f.conn.CA != "")
 	} else if f.dataSet {
