@@ -25,7 +25,7 @@ type secured struct {
 	srv   *server.Server
 	ecfg  storenode.EmbeddedConfig // what srv was started with
 	dir   string                   // the auth directory
-	conn  auth.ConnConfig // TLS of the clients
+	conn  auth.ConnConfig          // TLS of the clients
 	admin *nats.Conn
 	js    jetstream.JetStream // admin's
 }
