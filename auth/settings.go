@@ -18,6 +18,7 @@ const SettingsFile = "settings.json"
 type settings struct {
 	Prefix      string        `json:"prefix"`
 	Stream      string        `json:"stream"`
+	DLQStream   string        `json:"dlqStream"`
 	RulePublish []string      `json:"rulePublish,omitempty"` // besides the scope's
 	RuleSets    []string      `json:"ruleSets,omitempty"`
 	Scope       *RuleSetScope `json:"scope,omitempty"`
@@ -26,7 +27,7 @@ type settings struct {
 
 // settings returns what c writes permissions for.
 func (c *config) settings() ([]byte, error) {
-	s := settings{Prefix: c.prefix, Stream: c.stream, RuleSets: c.ruleSets, Scope: c.scope, Limits: c.limits}
+	s := settings{Prefix: c.prefix, Stream: c.stream, DLQStream: c.dlqStream, RuleSets: c.ruleSets, Scope: c.scope, Limits: c.limits}
 	for _, p := range c.rulePublish {
 		if c.scope == nil || !slices.Contains(c.scope.Publish, p) {
 			s.RulePublish = append(s.RulePublish, p)
@@ -53,6 +54,9 @@ func recordedOptions(dir string) ([]Option, error) {
 	}
 	opts := []Option{WithCommandPrefix(s.Prefix), WithStream(s.Stream), WithRulePublish(s.RulePublish...),
 		WithRuleSets(s.RuleSets...), WithLimits(s.Limits)}
+	if s.DLQStream != "" { // absent from files written before it was recorded
+		opts = append(opts, WithDeadLetterStream(s.DLQStream))
+	}
 	if s.Scope != nil {
 		opts = append(opts, WithRuleSetScope(*s.Scope))
 	}

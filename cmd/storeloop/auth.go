@@ -20,16 +20,19 @@ func init() {
 	rootCmd.AddCommand(authCmd)
 }
 
-// ruleFlags are the flags of auth init and auth rules that shape the
-// rule node's permissions.
+// ruleFlags are the flags of auth init, user and rules that shape the
+// rule node's permissions (and the dead-letter stream's name, which the
+// store's are written for too).
 type ruleFlags struct {
 	publish, sets []string
 	file          string // a rule file: one rule set's permissions only
+	dlq           string
 }
 
 func (f *ruleFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.publish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
 	cmd.Flags().StringSliceVar(&f.sets, "rule-set", nil, "restrict rulenode.creds to these rule sets' consumers (repeatable; default any)")
+	cmd.Flags().StringVar(&f.dlq, "dlq-stream", auth.DefaultDeadLetterStream, "dead-letter stream name, as storenode and rulenode --dlq-stream")
 	cmd.Flags().StringVar(&f.file, "rules", "", "YAML rule file: the rule node may run only its rule set and send only the commands its rules can, on bucket-scoped subjects (rulenode --scoped-subjects)")
 }
 
@@ -40,6 +43,7 @@ func authOptions(cmd *cobra.Command, f ruleFlags) ([]auth.Option, error) {
 		auth.WithStream(streamName(cmd)),
 		auth.WithRulePublish(f.publish...),
 		auth.WithRuleSets(f.sets...),
+		auth.WithDeadLetterStream(f.dlq),
 	}
 	if f.file == "" {
 		return opts, nil
@@ -185,7 +189,8 @@ rulenode) signed with DIR's account key, whose replies come to its own
 inbox prefix _INBOX_<role>_NAME, which no other user may subscribe to.
 Give each application its own user: users of one credentials file share
 an inbox. Its permissions are written for what auth init was given
-(--prefix, --stream, --rule-set, --rule-publish, --rules, --max-subs), as
+(--prefix, --stream, --dlq-stream, --rule-set, --rule-publish, --rules,
+--max-subs), as
 DIR/settings.json records it; flags given here change them (--rule-set and
 --rule-publish add to the recorded ones).
 
@@ -239,6 +244,9 @@ func userOptions(cmd *cobra.Command, f ruleFlags, subs int64) ([]auth.Option, er
 	}
 	if given("stream", envStream) {
 		opts = append(opts, auth.WithStream(streamName(cmd)))
+	}
+	if given("dlq-stream", "") {
+		opts = append(opts, auth.WithDeadLetterStream(f.dlq))
 	}
 	if given("max-subs", "") {
 		limits := auth.DefaultLimits // a user's JWT holds only the subscriptions

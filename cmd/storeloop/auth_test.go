@@ -129,11 +129,12 @@ func TestAuthUser(t *testing.T) {
 	}
 }
 
-// auth user issues a user for the names auth init was given, recorded in
-// the directory; a name given to auth user itself wins.
+// auth user issues a user for the names auth init was given (prefix,
+// stream, dead-letter stream, limits), recorded in the directory; a name
+// given to auth user itself wins.
 func TestAuthUserKeepsInitSettings(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "auth")
-	if _, stderr, code := cli(t, "", "", "auth", "init", dir, "--prefix", "shop", "--stream", "SHOP", "--max-subs", "50"); code != exitOK {
+	if _, stderr, code := cli(t, "", "", "auth", "init", dir, "--prefix", "shop", "--stream", "SHOP", "--dlq-stream", "SHOP_DLQ", "--max-subs", "50"); code != exitOK {
 		t.Fatalf("init: exit %d stderr %q", code, stderr)
 	}
 	allowed := func(creds string) (*jwt.UserClaims, string) {
@@ -158,6 +159,12 @@ func TestAuthUserKeepsInitSettings(t *testing.T) {
 	uc, pub := allowed("client_app.creds")
 	if !strings.Contains(pub, "shop.>") || !strings.Contains(pub, "$JS.API.STREAM.INFO.SHOP") || strings.Contains(pub, "store.>") || uc.Limits.Subs != 50 {
 		t.Fatalf("client_app may publish %s with %d subscriptions, want prefix shop, stream SHOP, 50", pub, uc.Limits.Subs)
+	}
+	if _, stderr, code := cli(t, "", "", "auth", "user", "r1", dir, "--role", "rulenode"); code != exitOK {
+		t.Fatalf("user --role rulenode: exit %d stderr %q", code, stderr)
+	}
+	if _, pub := allowed("rulenode_r1.creds"); !strings.Contains(pub, "$JS.API.STREAM.INFO.SHOP_DLQ") || strings.Contains(pub, "STORELOOP_DLQ") {
+		t.Fatalf("rulenode_r1 may publish %s, want the dead-letter stream SHOP_DLQ's", pub)
 	}
 	if _, stderr, code := cli(t, "", "", "auth", "user", "other", dir, "--prefix", "shop2"); code != exitOK {
 		t.Fatalf("user --prefix: exit %d stderr %q", code, stderr)

@@ -48,6 +48,7 @@ type flags struct {
 	snapshotInterval                                   time.Duration
 	snapshotKeep                                       int
 	snapshotMaxBytes                                   int64
+	dlqStream                                          string
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -61,6 +62,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
 	fs.StringVar(&f.proofKey, "proof-key", daemon.Env("STORELOOP_PROOF_KEY", ""), "nkey seed file the store signs its events with, created (mode 0600) when missing; default <data>/proof.nk (env STORELOOP_PROOF_KEY)")
+	fs.StringVar(&f.dlqStream, "dlq-stream", daemon.Env("STORELOOP_DLQ_STREAM", events.DefaultDeadLetterStream), "dead-letter stream the node creates for rule nodes; give rulenode the same (env STORELOOP_DLQ_STREAM)")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
@@ -90,7 +92,7 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
 	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
-	if err := storenode.CheckOptions(append(f.limits(), f.leadership()...)...); err != nil {
+	if err := storenode.CheckOptions(append(append(f.limits(), f.leadership()...), f.names()...)...); err != nil {
 		return nil, err
 	}
 	switch {
@@ -177,6 +179,11 @@ func (f *flags) leadership() []storenode.Option {
 	return []storenode.Option{storenode.WithLease(f.lease)}
 }
 
+// names are the options naming what the node creates besides its stream.
+func (f *flags) names() []storenode.Option {
+	return []storenode.Option{storenode.WithDeadLetterStream(f.dlqStream)}
+}
+
 // limits are the store node's options for its caps and snapshots.
 func (f *flags) limits() []storenode.Option {
 	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
@@ -213,6 +220,7 @@ func run(args []string) error {
 	}
 	opts = append(opts, f.limits()...)
 	opts = append(opts, f.leadership()...)
+	opts = append(opts, f.names()...)
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
