@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/storeloop/storeloop/events"
@@ -61,10 +62,7 @@ func TestSnapshotSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger, err := nkeys.CreateServer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := newKey(t)
 	cases := []struct {
 		name, problem string
 		forge         func() []byte
@@ -113,13 +111,7 @@ func TestSnapshotSignature(t *testing.T) {
 // still uses the snapshot the former key signed (the stream keeps
 // trusting it), as it still folds the events that key signed.
 func TestSnapshotSignedByRetiredKey(t *testing.T) {
-	keys := make([]nkeys.KeyPair, 2)
-	for i := range keys {
-		var err error
-		if keys[i], err = nkeys.CreateServer(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keys := []nkeys.KeyPair{newKey(t), newKey(t)}
 	st := storetest.StartStore(t, storenode.WithProofKey(keys[0]))
 	define(t, st.Conn, ordersDef(), usersDef(), loyaltyDef(), inventoryDef(), reorderRequestsDef())
 	replies := snapWorkload(t, st, "a", 20)
@@ -167,4 +159,64 @@ func blobsDef() events.BucketDef {
 		"id":   {Type: events.TypeNumber, Generated: events.GenAutoincrement},
 		"data": {Type: events.TypeString, Required: true},
 	}}
+}
+
+// TestSnapshotKeyLearnedLater: a snapshot signed by a key the stream came
+// to trust after this node read its keys (another store node's, started
+// later) is checked against the keys read again: valid. One signed by a
+// key the stream never trusted stays invalid.
+func TestSnapshotKeyLearnedLater(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.StartStore(t)
+	define(t, st.Conn, ordersDef(), usersDef(), loyaltyDef(), inventoryDef(), reorderRequestsDef())
+	snapWorkload(t, st, "a", 5)
+	first := takeSnapshot(t, st)
+	snapWorkload(t, st, "b", 5)
+	info := takeSnapshot(t, st)
+	later, stranger := newKey(t), newKey(t)
+	js, err := jetstream.New(st.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	pub, _ := later.PublicKey()
+	cfg.Metadata["storeloop.proof.keys"] += "," + pub // as a store node started with it does
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	good, err := snapshotStore(t, st).GetBytes(ctx, info.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key     nkeys.KeyPair
+		problem string
+	}{{later, ""}, {stranger, "signer key not trusted"}} {
+		obj, err := storenode.ResignSnapshot(good, events.DefaultStream, tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := snapshotStore(t, st).PutBytes(ctx, info.Name, obj); err != nil {
+			t.Fatal(err)
+		}
+		var list []events.SnapshotInfo
+		mustCall(t, st.Conn, events.CmdSnapshots, struct{}{}, &list)
+		if len(list) != 2 || list[0].Name != info.Name || list[1].Name != first.Name ||
+			list[0].Valid != (tc.problem == "") || !strings.Contains(list[0].Problem, tc.problem) {
+			t.Fatalf("snapshots %+v, want %s valid=%v (%q)", list, info.Name, tc.problem == "", tc.problem)
+		}
+	}
+}
+
+func newKey(t *testing.T) nkeys.KeyPair {
+	t.Helper()
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }
