@@ -22,23 +22,30 @@ import (
 // keeps saying both "not found" and "in use" fails the start rather than
 // holding it forever.
 func (n *Node) ensureDeadLetterStream(ctx context.Context) error {
-	name := n.cfg.deadLetters
+	if err := retryWhileTaken(ctx, n.tryDeadLetterStream); err != nil {
+		return fmt.Errorf("storenode: dead-letter stream %s: %w", n.cfg.deadLetters, err)
+	}
+	return nil
+}
+
+// retryWhileTaken calls try until it ends otherwise than with
+// jetstream.ErrStreamNameAlreadyInUse, at most deadLetterAttempts times,
+// pausing between calls, or until ctx ends.
+func retryWhileTaken(ctx context.Context, try func(context.Context) error) error {
 	pause := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := n.tryDeadLetterStream(ctx)
+		err := try(ctx)
 		switch {
-		case err == nil:
-			return nil
 		case !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			return fmt.Errorf("storenode: dead-letter stream %s: %w", name, err)
+			return err
 		case attempt == deadLetterAttempts:
-			return fmt.Errorf("storenode: dead-letter stream %s: still not found yet in use after %d attempts: %w", name, attempt, err)
+			return fmt.Errorf("still not found yet in use after %d attempts: %w", attempt, err)
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("storenode: dead-letter stream %s: %w", name, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 		pause *= 2
