@@ -22,13 +22,13 @@ import (
 // A snapshot is the node's state at a stream sequence, kept in a JetStream
 // object store so that a start loads it and replays only the stream after
 // it. The stream stays the source of truth: a snapshot is used only when
-// it is signed by a key the stream trusts (snapshot_trust.go), is within
-// the size cap, reads back whole (its body's SHA-256), belongs to this very stream
-// (its name and creation time: a stream deleted and created again is
-// another stream) and is anchored in it (the proof chain's leaf it holds
-// is that of the message at its sequence, which verifies); anything else
-// is skipped with a log line and the next older one is tried, down to a
-// full replay.
+// it is within the size cap and signed by a key the stream trusts
+// (snapshot_trust.go), reads back whole (its body's SHA-256), belongs to
+// this very stream (its name and creation time: a stream deleted and
+// created again is another stream) and is anchored in it (the proof
+// chain's leaf it holds is that of the message at its sequence, which
+// verifies); anything else is skipped with a log line and the next older
+// one is tried, down to a full replay.
 //
 // An object is one JSON header line and the body:
 //
@@ -296,14 +296,7 @@ func (n *Node) loadSnapshot(ctx context.Context, src *replaySource, upTo uint64)
 // readSnapshot reads and checks one snapshot; nil without an error when
 // it is past upTo (newer than the history a recovery may build on).
 func (n *Node) readSnapshot(ctx context.Context, src *replaySource, os jetstream.ObjectStore, name string, upTo uint64) (*restored, error) {
-	obj, err := getSnapshotObject(ctx, os, name, n.cfg.snapshots.maxObject())
-	if err != nil {
-		return nil, err
-	}
-	h, body, err := parseSnapshot(obj)
-	if err == nil {
-		err = n.checkSigned(ctx, &h)
-	}
+	h, body, err := n.fetchSnapshot(ctx, os, name)
 	switch {
 	case err != nil:
 		return nil, err
@@ -328,15 +321,7 @@ func (n *Node) snapshotInfo(ctx context.Context, os jetstream.ObjectStore, name 
 	if oi, err := os.GetInfo(ctx, name); err == nil {
 		info.Bytes = oi.Size
 	}
-	obj, err := getSnapshotObject(ctx, os, name, n.cfg.snapshots.maxObject())
-	if err != nil {
-		info.Problem = err.Error()
-		return info
-	}
-	h, _, err := parseSnapshot(obj)
-	if err == nil {
-		err = n.checkSigned(ctx, &h)
-	}
+	h, _, err := n.fetchSnapshot(ctx, os, name)
 	info.Seq, info.Records, info.Taken, info.SHA256 = h.Seq, h.Records, h.Taken, h.SHA256
 	switch {
 	case err != nil:

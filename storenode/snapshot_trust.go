@@ -84,6 +84,21 @@ func (n *Node) checkSigned(ctx context.Context, h *snapshotHeader) error {
 	return err
 }
 
+// fetchSnapshot reads the snapshot object name within the size cap and
+// returns its header and body once they parse and a trusted key signed
+// the header (the header as far as it parsed with any error).
+func (n *Node) fetchSnapshot(ctx context.Context, os jetstream.ObjectStore, name string) (snapshotHeader, []byte, error) {
+	obj, err := getSnapshotObject(ctx, os, name, n.cfg.snapshots.maxObject())
+	if err != nil {
+		return snapshotHeader{}, nil, err
+	}
+	h, body, err := parseSnapshot(obj)
+	if err == nil {
+		err = n.checkSigned(ctx, &h)
+	}
+	return h, body, err
+}
+
 // getSnapshotObject reads the object name whole, refusing one past max
 // bytes before reading it (its size as the object store describes it) and
 // while reading it (the description could lie).

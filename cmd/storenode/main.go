@@ -9,11 +9,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -143,31 +140,6 @@ func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []store
 		return nil, nil, err
 	}
 	return storenode.StartEmbedded(cfg)
-}
-
-// reloadOnHangup makes the embedded server enforce --auth DIR as it is on
-// disk at every SIGHUP (users revoked by storeloop auth user --force),
-// until ctx ends.
-func (f *flags) reloadOnHangup(ctx context.Context, srv *server.Server, mode storenode.FsyncMode, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		cfg, err := f.embedded(mode)
-		if err == nil {
-			err = storenode.ReloadEmbedded(srv, cfg)
-		}
-		if err != nil {
-			log.Error("auth directory not reloaded: the server enforces it as before", "auth", f.authDir, "err", err)
-			continue
-		}
-		log.Info("auth directory reloaded", "auth", f.authDir)
-	}
 }
 
 // leadership is the lease option: with --nats only (an embedded server's
