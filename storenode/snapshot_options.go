@@ -65,8 +65,8 @@ func WithSnapshotKeep(n int) Option {
 // is not taken (it could not be loaded). Give the node memory for it.
 func WithSnapshotMaxBytes(max int64) Option {
 	return func(c *config) error {
-		if max < 1<<20 {
-			return fmt.Errorf("storenode: snapshot max bytes %d must be at least 1 MiB", max)
+		if max < 1<<20 || max > 1<<40 {
+			return fmt.Errorf("storenode: snapshot max bytes %d out of range 1 MiB..1 TiB", max)
 		}
 		c.snapshots.maxBytes = max
 		return nil
