@@ -112,16 +112,18 @@ func AddUser(dir string, r Role, name string, opts ...Option) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFile(path, creds, 0o600); err != nil {
-		return "", fmt.Errorf("auth: %w", err)
-	}
-	// After the new credentials: a server.conf never revokes a user whose
-	// replacement is not written yet.
+	// The old key is revoked before its file is replaced: whatever fails
+	// after, the file still names the key to revoke, and running again
+	// revokes it (again) and writes the new one. Never the new file with
+	// the old key unrevoked.
 	if old != "" {
 		accPub, _ := account.PublicKey()
 		if err := revokeInServerConf(dir, operator, accPub, old); err != nil {
 			return "", err
 		}
+	}
+	if err := writeFile(path, creds, 0o600); err != nil {
+		return "", fmt.Errorf("auth: %w", err)
 	}
 	return path, nil
 }
