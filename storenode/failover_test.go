@@ -96,11 +96,16 @@ type haLoad struct {
 	wg    sync.WaitGroup
 }
 
-func startLoad(t testing.TB, url string, writers int, pace time.Duration) *haLoad {
+// failoverClient is the failover tests' client: short attempts, so that
+// one lost in the old leader is sent again soon.
+var failoverClient = []client.Option{client.WithTimeout(time.Second), client.WithRetries(30), client.WithFailoverWait(30 * time.Second)}
+
+// startLoad starts writers with clients of opts (none: the defaults).
+func startLoad(t testing.TB, url string, writers int, pace time.Duration, opts ...client.Option) *haLoad {
 	t.Helper()
 	l := &haLoad{acked: map[string]float64{}, sent: map[string]string{}, stop: make(chan struct{})}
 	for w := range writers {
-		c, err := client.Connect(url, client.WithTimeout(time.Second), client.WithRetries(30), client.WithFailoverWait(30*time.Second))
+		c, err := client.Connect(url, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +368,7 @@ func TestFailoverKill9(t *testing.T) {
 	}
 	procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode", rules, url))
 
-	load := startLoad(t, url, 8, 2*time.Millisecond)
+	load := startLoad(t, url, 8, 2*time.Millisecond, failoverClient...)
 	for round := range 2 {
 		load.waitAcks(t, 200)
 		waitCaughtUp(t, c, 100)
@@ -414,7 +419,7 @@ func TestFailoverPausedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := startLoad(t, url, 8, 2*time.Millisecond)
+	load := startLoad(t, url, 8, 2*time.Millisecond, failoverClient...)
 	load.waitAcks(t, 200)
 	a.Pause()
 	b.waitReady(t, "ready: leader")
