@@ -181,6 +181,17 @@ func (r *clusterRig) killServer(t testing.TB, load *haLoad, v victim) time.Durat
 	return took
 }
 
+// logNodeWarnings logs what the faults did to the store nodes: their
+// warnings and errors (rebuilds, lease losses, waits).
+func (r *clusterRig) logNodeWarnings(t testing.TB) {
+	t.Helper()
+	for _, n := range r.nodes {
+		for _, l := range n.Lines(true, "level=") {
+			t.Log(n.data, l)
+		}
+	}
+}
+
 // state is every record of the test's buckets, by bucket.
 func (r *clusterRig) state(t *testing.T) map[string][]events.Record {
 	t.Helper()
