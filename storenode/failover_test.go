@@ -92,7 +92,6 @@ type haLoad struct {
 	acked map[string]float64 // command id → the order id it was given
 	sent  map[string]string  // command id → the writer's user
 	times []time.Time        // when each acknowledged write was executed (its _createdAt)
-	acks  []time.Time        // when each acknowledgement reached its writer
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -126,7 +125,6 @@ func startLoad(t testing.TB, url string, writers int, pace time.Duration, opts .
 				l.mu.Unlock()
 				ctx, cancel := context.WithTimeout(client.WithCommandID(context.Background(), id), 60*time.Second)
 				rec, err := orders.Insert(ctx, events.Record{"userId": user, "sku": id, "total": float64(n)})
-				acked := time.Now()
 				cancel()
 				if err != nil {
 					continue // unacknowledged: retried by the check
@@ -135,7 +133,6 @@ func startLoad(t testing.TB, url string, writers int, pace time.Duration, opts .
 				l.mu.Lock()
 				l.acked[id] = rec["id"].(float64)
 				l.times = append(l.times, time.UnixMilli(int64(rec["_createdAt"].(float64))))
-				l.acks = append(l.acks, acked)
 				l.mu.Unlock()
 			}
 		})
@@ -161,13 +158,6 @@ func (l *haLoad) waitAcks(t testing.TB, n int) {
 func (l *haLoad) firstAckAfter(t testing.TB, at time.Time) time.Duration {
 	t.Helper()
 	return firstAfter(t, &l.mu, &l.times, at)
-}
-
-// firstReceivedAfter waits for the first acknowledgement a writer
-// received after at and returns how long after at.
-func (l *haLoad) firstReceivedAfter(t testing.TB, at time.Time) time.Duration {
-	t.Helper()
-	return firstAfter(t, &l.mu, &l.acks, at)
 }
 
 // firstAfter waits for the first of times (guarded by mu) after at and

@@ -32,11 +32,25 @@ const (
 	streamRetry = 100 * time.Millisecond
 )
 
-// awaitStream looks the stream up, retrying until it answers, ctx ends,
-// or it is known not to exist.
+// awaitStream looks the stream up, retrying until its leader answers, ctx
+// ends, or it is known not to exist. During an election a follower
+// answers instead, with no leader and its own, maybe older, state: reading
+// the stream then would create a consumer the cluster cannot place yet,
+// and nats.go tries that again only after 1, 2, 4 s, seconds past the
+// election (see docs/benchmarks.md, "What storeloop adds to a stream
+// leader election").
 func awaitStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
-	return await(ctx, func(try context.Context) (jetstream.Stream, error) { return js.Stream(try, name) }, jetstream.ErrStreamNotFound)
+	return await(ctx, func(try context.Context) (jetstream.Stream, error) {
+		s, err := js.Stream(try, name)
+		if err == nil && s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader == "" {
+			return nil, errLeaderless
+		}
+		return s, err
+	}, jetstream.ErrStreamNotFound)
 }
+
+// errLeaderless is a stream's info answered by a follower.
+var errLeaderless = errors.New("the stream has no leader: an election is under way")
 
 // await calls look in tries of streamTry until it succeeds, fails with
 // one of the final errors (an answer that will not change), or ctx ends.

@@ -112,7 +112,7 @@ func (n *Node) transient(err error) bool {
 		return !errors.Is(n.nc.LastError(), nats.ErrPermissionViolation)
 	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, streamread.ErrStalled)
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, streamread.ErrStalled) || errors.Is(err, errLeaderless)
 }
 
 // JetStream error codes (nats-server's errors.json) of a cluster in

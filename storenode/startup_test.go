@@ -36,6 +36,7 @@ func TestStartTransient(t *testing.T) {
 		{"no responders", nats.ErrNoResponders, true},
 		{"disconnected", fmt.Errorf("replay: %w", nats.ErrDisconnected), true},
 		{"stalled read", streamread.ErrStalled, true},
+		{"stream without a leader", fmt.Errorf("replay: %w", errLeaderless), true},
 		{"jetstream not enabled", jetstream.ErrJetStreamNotEnabled, false},
 		{"jetstream not enabled for the account", jetstream.ErrJetStreamNotEnabledForAccount, false},
 		{"stream configured otherwise", api(400, jetstream.JSErrCodeStreamNameInUse), false},
