@@ -119,6 +119,7 @@ func (n *Node) transient(err error) bool {
 // passing trouble that nats.go has no names for.
 const (
 	jsClusterNoPeers   jetstream.ErrorCode = 10005 // no suitable peers for placement: servers down
+	jsClusterNotAvail  jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable: no meta leader
 	jsClusterNotLeader jetstream.ErrorCode = 10009 // JetStream cluster can not handle request
 	jsStreamOffline    jetstream.ErrorCode = 10118 // stream is offline
 )
