@@ -238,7 +238,7 @@ func TestPrefixFromEnvironment(t *testing.T) {
 		args []string
 		code int
 	}{
-		{name: "environment: nothing answers on elsewhere.>", args: []string{"buckets", "--timeout", "200ms"}, code: exitUnavailable},
+		{name: "environment: nothing answers on elsewhere.>", args: []string{"buckets", "--timeout", "200ms", "--failover-wait", "0"}, code: exitUnavailable},
 		{name: "flag over environment", args: []string{"--prefix", events.DefaultCommandPrefix, "buckets"}, code: exitOK},
 	}
 	for _, tc := range cases {
