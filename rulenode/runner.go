@@ -41,6 +41,8 @@ type Runner struct {
 	ready atomic.Bool
 	prov  *provenance.Checker   // nil when proofs are not checked
 	guard atomic.Pointer[guard] // nil when the set has no budgets
+	// guards builds guard, again on a version switch (budget_guard.go).
+	guards guards
 	// versions, for a deployed rule set, gives the version that handles
 	// each event; nil runs set alone.
 	versions *versionTable
@@ -371,7 +373,11 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	if ev.Meta.Hop >= set.maxHop() {
 		return r.stopLoop(ctx, log, set, ev, dl, rules, failed)
 	}
-	g := r.guard.Load()
+	g, gerr := r.guardFor(ctx, set)
+	if gerr != nil {
+		log.WarnContext(ctx, "rule node: no budgets for the rule-set version, will retry", "version", set.Version, "err", gerr)
+		return verdictNak, gerr
+	}
 	rules, failed = g.admit(ctx, set, e, seq, rules, failed)
 	for _, rule := range rules {
 		if err := r.runRule(ctx, log, set, rule, e, g.store(set, rule, newStoreClient(r.cl, r.set.Name, rule.ID, seq))); err != nil {

@@ -46,6 +46,7 @@ type flags struct {
 	snapshotKeep                                       int
 	snapshotMaxBytes                                   int64
 	dlqStream                                          string
+	startTimeout                                       time.Duration
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -76,7 +77,8 @@ func parseFlags(args []string) (*flags, error) {
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", 10*time.Minute, "take a snapshot this long after the last one if anything was written; 0: not by time (env STORELOOP_SNAPSHOT_INTERVAL)")
 	fs.IntVar(&f.snapshotKeep, "snapshot-keep", storenode.DefaultSnapshotKeep, "snapshots kept, newest first (env STORELOOP_SNAPSHOT_KEEP)")
 	fs.Int64Var(&f.snapshotMaxBytes, "snapshot-max-bytes", storenode.DefaultSnapshotMaxBytes, "largest snapshot object read or written, in bytes: a bigger one is skipped unread (env STORELOOP_SNAPSHOT_MAX_BYTES)")
-	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
+	fs.DurationVar(&f.startTimeout, "start-timeout", storenode.DefaultStartTimeout, "wait this long at start for a NATS cluster without a stream leader or quorum (an election, servers restarting) before failing (env STORELOOP_START_TIMEOUT)")
+	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "start-timeout": "STORELOOP_START_TIMEOUT", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
 		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
 		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES",
 		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP",
@@ -156,9 +158,9 @@ func (f *flags) names() []storenode.Option {
 	return []storenode.Option{storenode.WithDeadLetterStream(f.dlqStream)}
 }
 
-// limits are the store node's options for its caps and snapshots.
+// limits are the store node's options for its caps, snapshots and start.
 func (f *flags) limits() []storenode.Option {
-	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
+	return []storenode.Option{storenode.WithStartTimeout(f.startTimeout), storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
 		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep),
 		storenode.WithSnapshotMaxBytes(f.snapshotMaxBytes)}
 }
