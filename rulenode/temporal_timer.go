@@ -38,7 +38,7 @@ func (r *Runner) startTemporal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.temporal = &temporalEngine{r: r, kv: kv}
+	r.temporal = &temporalEngine{r: r, kv: kv, limit: stateLimit(r.js.Conn().MaxPayload())}
 	w, err := kv.Watch(ctx, kvToken(r.set.Name)+".>")
 	if err != nil {
 		return err
@@ -98,9 +98,9 @@ func (r *Runner) fireTemporal(log *slog.Logger, set *RuleSet) fireFunc {
 func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) {
 	defer w.Stop()
 	log := t.r.o.logger.With("ruleSet", t.r.set.Name)
+	clock := t.r.o.clock
 	pending := map[string]int64{} // KV key → deadline, unix ms
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := clock.After(time.Hour)
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,8 +118,8 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 				break
 			}
 			pending[entry.Key()] = st.Deadline
-		case <-timer.C:
-			now := time.Now().UnixMilli()
+		case <-timer:
+			now := clock.Now().UnixMilli()
 			for _, key := range due(pending, now) {
 				if err := t.expire(ctx, key); err != nil {
 					log.WarnContext(ctx, "rule node: temporal deadline could not fire, will retry", "key", key, "err", err, "retryIn", temporalRetry)
@@ -127,7 +127,7 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 				}
 			}
 		}
-		timer.Reset(nextDeadline(pending))
+		timer = clock.After(nextDeadline(pending, clock.Now().UnixMilli()))
 	}
 }
 
@@ -143,10 +143,10 @@ func due(pending map[string]int64, now int64) []string {
 	return keys
 }
 
-// nextDeadline is the wait until the earliest pending deadline.
-func nextDeadline(pending map[string]int64) time.Duration {
+// nextDeadline is the wait from now (unix ms) until the earliest pending
+// deadline.
+func nextDeadline(pending map[string]int64, now int64) time.Duration {
 	wait := time.Hour
-	now := time.Now().UnixMilli()
 	for _, at := range pending {
 		wait = min(wait, time.Duration(max(at-now, 0))*time.Millisecond)
 	}
@@ -164,7 +164,7 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 		return err
 	}
 	var st temporalState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > time.Now().UnixMilli() {
+	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > t.r.o.clock.Now().UnixMilli() {
 		return nil // not a pending absence (any more), or not yet
 	}
 	rule := t.r.set.rule(st.Rule)
@@ -203,7 +203,7 @@ func (t *temporalEngine) bury(ctx context.Context, rule *Rule, after *events.Eve
 	}
 	dl := DeadLetter{RuleSet: t.r.set.Name, RuleID: rule.ID, Subject: eventSubject(after), StreamSeq: after.Meta.Seq,
 		Reason: ReasonRejected, Error: cause.Error(), EventID: after.Meta.EventID, CorrelationID: after.Meta.CorrelationID,
-		Hop: after.Meta.Hop, Time: time.Now().UTC(), body: body}
+		Hop: after.Meta.Hop, Time: t.r.o.clock.Now().UTC(), body: body}
 	if err := publishDeadLetter(ctx, t.r.js, &dl); err != nil {
 		return err
 	}
