@@ -241,6 +241,12 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 			fire, st.Match = st.Match, nil
 		}
 	case TemporalSequence:
+		for i, m := range st.Match {
+			// A partial match kept by a runner before the buffer: its
+			// events, as the steps they were taken for.
+			st.Buffer = t.buffer(st.Buffer, bufferedStep{Steps: 1 << i, Event: m})
+		}
+		st.Match = nil
 		mask, err := t.stepMask(ctx, ruleID, e)
 		if err != nil {
 			return nil, nil, err

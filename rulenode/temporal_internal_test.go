@@ -142,6 +142,16 @@ func TestSequenceAdvanceOutOfOrder(t *testing.T) {
 	if len(fired) != 0 || len(st.Buffer) != 3 {
 		t.Errorf("paid, pending, confirmed: fired %v, buffer %d; want no firing, 3 events kept", fired, len(st.Buffer))
 	}
+	// A partial match kept before the buffer existed is completed.
+	rs, err := Load(strings.NewReader("name: s\nrules:\n  - id: r\n"+threeSteps+"    then: [ { log: { message: x } } ]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &temporalState{Match: []*events.Event{orderEvent(1, "pending", 0), orderEvent(2, "paid", 100)}}
+	st, match, err := rs.Rules[0].Temporal.advance(context.Background(), "r", &evalEvent{ev: orderEvent(3, "confirmed", 200)}, old)
+	if err != nil || len(match) != 3 || st.Match != nil || len(st.Buffer) != 0 {
+		t.Errorf("old partial match completed: match %d, state %+v, err %v; want a firing of 3, nothing left", len(match), st, err)
+	}
 	// A late first step past the window of the others completes nothing.
 	_, fired = advanceAll(t, threeSteps, orderEvent(2, "paid", 1100), orderEvent(3, "confirmed", 1200), orderEvent(1, "pending", 0))
 	if len(fired) != 0 {
