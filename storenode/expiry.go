@@ -110,6 +110,11 @@ func (n *Node) expireBacklog() {
 	for f := n.stageExpiry(); f != nil; f = n.stageExpiry() {
 		n.flights <- f
 		staged = true
+		if n.expiryBusy() {
+			// Bounded like the loop's expiry: a large backlog must not
+			// outrun the stream's acks (the publisher's pending cap).
+			n.barrier()
+		}
 	}
 	if staged {
 		n.barrier()

@@ -74,3 +74,39 @@ func TestTTLMassExpiryOnlyLeader(t *testing.T) {
 		t.Fatalf("after the old leader's last seq: %d messages, want only the %s marker", len(msgs), events.LeaderSubject)
 	}
 }
+
+// TestTTLBacklogInGroups: more records than four expiry groups fall due
+// while the node is down. The restarted node expires them all, in order,
+// each once, before its first command is answered: the backlog is staged
+// a few groups at a time (the publisher's pending acks stay bounded).
+func TestTTLBacklogInGroups(t *testing.T) {
+	const n = 2600
+	st := storetest.StartStore(t)
+	nc := st.Conn
+	define(t, nc, ttlSessionsDef("1h"))
+	load(t, nc, "sessions", n)
+	seq := lastSeq(t, nc)
+	restartNode(t, st, storenode.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
+	if got := count(t, nc, "sessions"); got != 0 {
+		t.Fatalf("first command after the restart sees %d sessions, want 0", got)
+	}
+	msgs := streamAfter(t, nc, seq)
+	if len(msgs) != n {
+		t.Fatalf("%d events after the restart, want %d expiries", len(msgs), n)
+	}
+	seen := map[any]bool{}
+	for i, m := range msgs {
+		ev := m.Event
+		if m.Subject != "bucket.sessions.deleted" || ev.Meta.Reason != events.ReasonTTL || seen[ev.Key] {
+			t.Fatalf("event %d: %s %v %+v (seen before: %v)", i, m.Subject, ev.Key, ev.Meta, seen[ev.Key])
+		}
+		seen[ev.Key] = true
+		if i > 0 {
+			prev := msgs[i-1].Event
+			pt, at := prev.Record[events.FieldUpdatedAt].(float64), ev.Record[events.FieldUpdatedAt].(float64)
+			if at < pt || at == pt && ev.Key.(string) < prev.Key.(string) {
+				t.Fatalf("expired out of order: %v (%v) after %v (%v)", ev.Key, at, prev.Key, pt)
+			}
+		}
+	}
+}
