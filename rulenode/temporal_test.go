@@ -400,7 +400,7 @@ func TestTemporalAbsenceRejectedFiring(t *testing.T) {
 // dead-lettered on its first delivery (reason rejected, the limit named),
 // and the events that fit stay counted.
 func TestTemporalStateTooLarge(t *testing.T) {
-	const n = 160 // of 8 KiB each: past the default 1 MB max payload
+	const n = 24 // of 64 KiB each: past the default 1 MB max payload at the 16th
 	h := newHarness(t, ordersDef, flagsDef)
 	h.run(loadYAML(t, `
 name: big
@@ -410,7 +410,7 @@ rules:
     then:
       - insert: { bucket: flags, record: { what: "many" } }
 `))
-	sku := strings.Repeat("x", 8<<10)
+	sku := strings.Repeat("x", 64<<10)
 	for range n {
 		h.insert("orders", events.Record{"userId": "u", "total": 1.0, "sku": sku})
 	}
