@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/rulenode"
 	"github.com/storeloop/storeloop/storenode"
@@ -400,7 +401,7 @@ func TestTemporalAbsenceRejectedFiring(t *testing.T) {
 // dead-lettered on its first delivery (reason rejected, the limit named),
 // and the events that fit stay counted.
 func TestTemporalStateTooLarge(t *testing.T) {
-	const n = 24 // of 64 KiB each: past the default 1 MB max payload at the 16th
+	const n = 8 // of 200 KiB each: past the default 1 MB max payload at the 5th
 	h := newHarness(t, ordersDef, flagsDef)
 	h.run(loadYAML(t, `
 name: big
@@ -409,12 +410,18 @@ rules:
     count: { on: bucket.orders.inserted, key: "${event.record.userId}", atLeast: 1000, within: 1h }
     then:
       - insert: { bucket: flags, record: { what: "many" } }
-`))
-	sku := strings.Repeat("x", 64<<10)
+`), rulenode.WithConcurrency(1)) // one key: concurrent workers would only retry each other's megabyte writes
+	sku := strings.Repeat("x", 200<<10)
 	for range n {
 		h.insert("orders", events.Record{"userId": "u", "total": 1.0, "sku": sku})
 	}
-	h.settle("big")
+	// Megabyte states are slow to decode under the race detector: a
+	// generous deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.cl.Settle(ctx, client.SettleRuleSets("big")); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
 	dls := h.deadLetters("big")
 	kept, _ := h.temporalState("big", "many", "u")["match"].([]any)
 	if len(dls) == 0 || len(kept) == 0 || len(kept)+len(dls) != n {
