@@ -16,10 +16,11 @@ import (
 // for the first expiry across buckets and, when it fires, stages the
 // deletes of the records due (oldest first) as an ordinary write of the
 // store's own: one deleted event per record, with meta.reason "ttl",
-// appended, synced and folded like any command's. The deletes of one
-// firing go as one group: one JetStream atomic batch of up to expiryGroup
-// events, signed together and acknowledged once, so a mass expiry costs
-// an append per group, not per record.
+// appended, synced and folded like any command's. A mass expiry goes in
+// groups of up to expiryGroup deletes, each one flight of the group
+// commit (signed together, synced once; every event still has its own
+// ack, which the expected-sequence fence needs), a few groups in flight
+// of their own.
 
 // WithClock sets the store node's clock (default time.Now): the times it
 // stamps on records and events, and what TTL expiry goes by.
@@ -40,9 +41,9 @@ const (
 	expiryYield = 2 * time.Millisecond
 )
 
-// expiryGroup caps the deletes of one expiry append: one JetStream atomic
-// batch, whose server cap is 1000 messages by default (like maxTxOps,
-// with room to spare).
+// expiryGroup caps the deletes of one expiry flight. (A JetStream atomic
+// batch, one ack per group, was tried: the file store stages a batch's
+// messages before committing them, and expiry ran at half the rate.)
 const expiryGroup = 500
 
 // expiryInFlight bounds the expiry groups appended but not yet committed:
