@@ -112,7 +112,12 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 			if entry == nil {
 				break // the initial values are in
 			}
-			var st temporalState
+			// Only whether a deadline is pending: the events stay raw
+			// (a state may hold many, every runner reads every change).
+			var st struct {
+				Deadline int64             `json:"deadline"`
+				Match    []json.RawMessage `json:"match"`
+			}
 			if entry.Operation() != jetstream.KeyValuePut || json.Unmarshal(entry.Value(), &st) != nil || st.Deadline == 0 || len(st.Match) == 0 {
 				delete(pending, entry.Key())
 				break
