@@ -64,6 +64,7 @@ type runnerOptions struct {
 	metrics      *tracing.Metrics
 	start        StartPolicy
 	noProofCheck bool
+	clock        Clock
 }
 
 // WithStream names the event stream (default events.DefaultStream).
@@ -152,6 +153,7 @@ func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...
 		maxDeliver:   DefaultMaxDeliver,
 		retryBackoff: DefaultRetryBackoff,
 		concurrency:  DefaultConcurrency,
+		clock:        systemClock{},
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -191,6 +193,8 @@ func (r *Runner) validate() error {
 		return fmt.Errorf("rulenode: max deliver must be at least 1, not %d", o.maxDeliver)
 	case len(o.retryBackoff) == 0:
 		return errors.New("rulenode: empty retry backoff")
+	case o.clock == nil:
+		return errors.New("rulenode: WithClock(nil)")
 	case o.concurrency < 1:
 		return fmt.Errorf("rulenode: concurrency must be at least 1, not %d", o.concurrency)
 	case o.start != StartAll && o.start != StartNew:
@@ -578,5 +582,5 @@ func isPermanent(err error) bool {
 	var ee *EvalError
 	var ae *ActionError
 	return errors.As(err, &ee) || errors.As(err, new(*BudgetError)) || errors.As(err, &ae) && ae.Rejected || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
-		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath)
+		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath) || errors.As(err, new(*StateTooLargeError))
 }

@@ -72,6 +72,7 @@ type Node struct {
 	retryAt            time.Time   // owned by the loop
 	expiry             *time.Timer // the next TTL expiry (expiry.go)
 	expiryAt           time.Time   // owned by the loop: what expiry is set for
+	expiryTails        []uint64    // owned by the loop: the last sequence of each expiry group maybe in flight
 	rebuildFailures    int         // owned by the loop, reported under healthMu
 	healthMetrics      metric.Registration
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
