@@ -23,13 +23,20 @@ import (
 // directory, with a store node connected as the store role.
 type secured struct {
 	srv   *server.Server
-	dir   string          // the auth directory
-	conn  auth.ConnConfig // TLS of the clients
+	ecfg  storenode.EmbeddedConfig // what srv was started with
+	dir   string                   // the auth directory
+	conn  auth.ConnConfig          // TLS of the clients
 	admin *nats.Conn
 	js    jetstream.JetStream // admin's
 }
 
 func startSecured(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnConfig, opts ...auth.Option) *secured {
+	t.Helper()
+	return startSecuredNode(t, ecfg, conn, nil, opts...)
+}
+
+// startSecuredNode is startSecured with options of the store node.
+func startSecuredNode(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnConfig, nodeOpts []storenode.Option, opts ...auth.Option) *secured {
 	t.Helper()
 	s := &secured{dir: filepath.Join(t.TempDir(), "auth"), conn: conn}
 	if err := auth.Init(s.dir, opts...); err != nil {
@@ -40,11 +47,11 @@ func startSecured(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnCon
 		t.Fatal(err)
 	}
 	ecfg.DataDir, ecfg.Listen, ecfg.Auth, ecfg.AuthAccount = t.TempDir(), "127.0.0.1:0", as.Options, as.Account
-	srv, nodeOpts, err := storenode.StartEmbedded(ecfg)
+	srv, embeddedOpts, err := storenode.StartEmbedded(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.srv = srv
+	s.srv, s.ecfg = srv, ecfg
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 
 	// As the daemon does: in process, authenticated as the store role.
@@ -59,7 +66,7 @@ func startSecured(t *testing.T, ecfg storenode.EmbeddedConfig, conn auth.ConnCon
 	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	node, err := storenode.Start(ctx, nc, append(nodeOpts, storenode.WithLogger(slog.New(slog.DiscardHandler)))...)
+	node, err := storenode.Start(ctx, nc, append(append(embeddedOpts, nodeOpts...), storenode.WithLogger(slog.New(slog.DiscardHandler)))...)
 	if err != nil {
 		t.Fatal(err)
 	}

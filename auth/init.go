@@ -83,6 +83,9 @@ func Init(dir string, opts ...Option) error {
 	if err != nil {
 		return fmt.Errorf("auth: system account jwt: %w", err)
 	}
+	if files[SettingsFile], err = c.settings(); err != nil {
+		return fmt.Errorf("auth: settings: %w", err)
+	}
 	files[ServerConfFile] = serverConf(opJWT, sysPub, map[string]string{accPub: accJWT, sysPub: sysJWT})
 	for name, kp := range map[string]nkeys.KeyPair{operatorKeyFile: operator, accountKeyFile: account, systemKeyFile: system} {
 		seed, _ := kp.Seed()
@@ -101,7 +104,7 @@ func Init(dir string, opts ...Option) error {
 	sort.Strings(names)
 	for _, name := range append(names, ServerConfFile) {
 		mode := os.FileMode(0o600)
-		if name == ServerConfFile {
+		if name == ServerConfFile || name == SettingsFile {
 			mode = 0o644 // public: may be copied next to a server's configuration
 		}
 		if err := writeFile(filepath.Join(dir, name), files[name], mode); err != nil {

@@ -28,7 +28,7 @@ func runRules(t *testing.T, nc *nats.Conn, set *rulenode.RuleSet, opts ...ruleno
 	}
 	// One attempt per delivery, two deliveries: a refused command fails
 	// the event in about a second, not in the defaults' minutes.
-	cl, err := client.New(nc, client.WithScopedSubjects(), client.WithTimeout(500*time.Millisecond), client.WithRetries(0))
+	cl, err := client.New(nc, client.WithScopedSubjects(), client.WithTimeout(500*time.Millisecond), client.WithRetries(0), client.WithFailoverWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}

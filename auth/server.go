@@ -47,10 +47,18 @@ func LoadServer(dir string) (*Server, error) {
 
 // preloads are the account JWTs a server.conf preloads, by public key.
 func preloads(path string) (map[string]any, error) {
+	m, err := parseConf(path)
+	if err != nil {
+		return nil, err
+	}
+	preload, _ := m["resolver_preload"].(map[string]any)
+	return preload, nil
+}
+
+func parseConf(path string) (map[string]any, error) {
 	m, err := conf.ParseFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	preload, _ := m["resolver_preload"].(map[string]any)
-	return preload, nil
+	return m, nil
 }

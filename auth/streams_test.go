@@ -87,3 +87,53 @@ func TestOnlyStoreCreatesStreams(t *testing.T) {
 		t.Fatalf("event stream subjects = %v, want unchanged", got)
 	}
 }
+
+// Only the store node writes its snapshots: a rule node or a client can
+// neither put an object into the snapshot store (chunks or description)
+// nor open it, so none can forge a state for the next start (which would
+// refuse an unsigned one anyway). The admin, through store.snapshots,
+// still sees the one snapshot the store took, valid.
+func TestOnlyStoreWritesSnapshots(t *testing.T) {
+	s := startSecured(t, storenode.EmbeddedConfig{}, auth.ConnConfig{})
+	ctx := ctxT(t)
+	admin := s.client(t, s.admin)
+	if err := admin.Define(ctx, orders); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Bucket("orders").Insert(ctx, events.Record{"status": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := admin.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := events.SnapshotBucket(events.DefaultStream)
+	for _, role := range []auth.Role{auth.RoleRuleNode, auth.RoleClient} {
+		t.Run(string(role), func(t *testing.T) {
+			nc, errs := s.as(t, role)
+			for _, subj := range []string{"$O." + bucket + ".C.forged", "$O." + bucket + ".M." + taken.Name,
+				"$JS.API.STREAM.INFO.OBJ_" + bucket, "$JS.API.STREAM.PURGE.OBJ_" + bucket} {
+				if err := nc.Publish(subj, []byte(`{}`)); err != nil {
+					t.Fatal(err)
+				}
+				wantViolation(t, errs, "publish", subj)
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			short, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if _, err := js.ObjectStore(short, bucket); err == nil {
+				t.Fatal("the snapshot store opened")
+			}
+		})
+	}
+	list, err := admin.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != taken.Name || !list[0].Valid {
+		t.Fatalf("snapshots %+v, want only %s, valid", list, taken.Name)
+	}
+}

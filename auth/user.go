@@ -62,8 +62,15 @@ func (p Permission) forUser(name string) Permission {
 // credentials file, <role>_<name>.creds. It has its role's permissions,
 // except that it subscribes below its own inbox prefix: give every
 // application its own user, so that none can read another's replies. The
-// options must name what [Init] was given (command prefix, stream, rule
-// sets, rule publish subjects, limits): the permissions are written anew.
+// permissions are written anew for what [Init] was given, as dir's
+// SettingsFile records it (command prefix, stream, rule sets, rule
+// publish subjects, scope, limits), changed by opts; a directory without
+// that file (written before it existed) needs opts to name them all.
+//
+// With [WithForce] an existing user is issued again and its old
+// credentials are revoked in dir's server.conf: a server refuses them
+// once it loads that file again (restart the store node, or reload
+// nats-server).
 func AddUser(dir string, r Role, name string, opts ...Option) (string, error) {
 	if r != RoleClient && r != RoleRuleNode {
 		return "", fmt.Errorf("auth: a named user is a %s or a %s, not a %s", RoleClient, RoleRuleNode, r)
@@ -71,19 +78,28 @@ func AddUser(dir string, r Role, name string, opts ...Option) (string, error) {
 	if !events.ValidBucketName(name) {
 		return "", fmt.Errorf("auth: user name %q: want letters, digits, '_' and '-' (at most 64)", name)
 	}
-	c, err := newConfig(opts)
+	recorded, err := recordedOptions(dir)
+	if err != nil {
+		return "", err
+	}
+	c, err := newConfig(append(recorded, opts...))
 	if err != nil {
 		return "", err
 	}
 	c.keysFrom = dir
-	_, account, _, err := c.signers()
+	operator, account, _, err := c.signers()
 	if err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, UserCredsFile(r, name))
+	var old string // the user key of the credentials replaced
 	if _, err := os.Stat(path); err == nil && !c.force {
 		return "", fmt.Errorf("auth: %s exists: --force to issue it again", path)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+	} else if err == nil {
+		if old, err = credsUserKey(path); err != nil {
+			return "", fmt.Errorf("%w (cannot revoke it: remove the file to issue the user without revoking)", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("auth: %w", err)
 	}
 	var perm Permission
@@ -95,6 +111,16 @@ func AddUser(dir string, r Role, name string, opts ...Option) (string, error) {
 	creds, err := issueUser(account, perm, c.limits, name)
 	if err != nil {
 		return "", err
+	}
+	// The old key is revoked before its file is replaced: whatever fails
+	// after, the file still names the key to revoke, and running again
+	// revokes it (again) and writes the new one. Never the new file with
+	// the old key unrevoked.
+	if old != "" {
+		accPub, _ := account.PublicKey()
+		if err := revokeInServerConf(dir, operator, accPub, old); err != nil {
+			return "", err
+		}
 	}
 	if err := writeFile(path, creds, 0o600); err != nil {
 		return "", fmt.Errorf("auth: %w", err)

@@ -74,6 +74,68 @@ func TestFailoverWaitCarriesRequest(t *testing.T) {
 	}
 }
 
+// TestFailoverWaitCarriesElection: during an election of the stream's
+// leader the store node serves but answers unavailable or indeterminate,
+// or not at all; by default the command is sent again, past the retries,
+// with the same command id, until the store node applies it. An answer
+// (validation) is not retried, failover wait or not.
+func TestFailoverWaitCarriesElection(t *testing.T) {
+	indeterminate := &events.Reply{Error: &events.Error{Code: events.CodeIndeterminate, Message: "append failed"}}
+	replies := []*events.Reply{indeterminate, nil}
+	for range 10 {
+		replies = append(replies, unavailableReply)
+	}
+	tests := []struct {
+		name     string
+		replies  []*events.Reply
+		wantReqs int
+		wantCode events.Code
+	}{
+		{"election", append(replies, okReply), len(replies) + 1, ""},
+		{"validation is an answer", []*events.Reply{validationReply, okReply}, 1, events.CodeValidation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc := natstest.Connect(t, natstest.Server(t))
+			r := serve(t, nc, "store.insert", tt.replies...)
+			c, err := client.New(nc, client.WithRetries(0), client.WithTimeout(200*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Bucket("orders").Insert(ctxT(t), events.Record{"total": 1.0})
+			if (err == nil) != (tt.wantCode == "") || err != nil && events.CodeOf(err) != tt.wantCode {
+				t.Fatalf("insert err = %v, want code %q", err, tt.wantCode)
+			}
+			reqs := r.requests()
+			if len(reqs) != tt.wantReqs {
+				t.Fatalf("store saw %d requests, want %d", len(reqs), tt.wantReqs)
+			}
+			for i, m := range reqs {
+				if m.Header.Get(events.HeaderCommandID) != reqs[0].Header.Get(events.HeaderCommandID) {
+					t.Fatalf("attempt %d has another command id", i)
+				}
+			}
+		})
+	}
+}
+
+// TestFailoverWaitEnds: a store node that stays unavailable past the
+// failover wait is reported unavailable.
+func TestFailoverWaitEnds(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	r := serve(t, nc, "store.insert", unavailableReply)
+	c, err := client.New(nc, client.WithRetries(0), client.WithFailoverWait(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Bucket("orders").Insert(ctxT(t), events.Record{"total": 1.0}); !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("insert err = %v, want unavailable", err)
+	}
+	if n := len(r.requests()); n < 2 {
+		t.Fatalf("store saw %d requests, want the command retried during the wait", n)
+	}
+}
+
 // TestFailoverWaitOff: with no failover wait, the retries alone bound a
 // request that finds no store node.
 func TestFailoverWaitOff(t *testing.T) {

@@ -60,7 +60,7 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		err = c.attempt(ctx, msg, result)
-		failingOver := errors.Is(err, nats.ErrNoResponders) && time.Since(start) < c.opts.failover
+		failingOver := time.Since(start) < c.opts.failover
 		if err == nil || !retryable(err) || attempt >= c.opts.retries && !failingOver || ctx.Err() != nil {
 			break
 		}

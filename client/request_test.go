@@ -88,7 +88,8 @@ func TestRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			nc := natstest.Connect(t, natstest.Server(t))
 			r := serve(t, nc, "store.insert", tt.replies...)
-			c, err := client.New(nc, client.WithRetries(tt.retries), client.WithTimeout(200*time.Millisecond))
+			// The retries alone: no failover wait past them.
+			c, err := client.New(nc, client.WithRetries(tt.retries), client.WithTimeout(200*time.Millisecond), client.WithFailoverWait(0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestRetries(t *testing.T) {
 
 func TestNoResponders(t *testing.T) {
 	nc := natstest.Connect(t, natstest.Server(t))
-	c, err := client.New(nc, client.WithRetries(1))
+	c, err := client.New(nc, client.WithRetries(1), client.WithFailoverWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}

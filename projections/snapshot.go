@@ -132,10 +132,10 @@ func DecodeState(r *snapcodec.Reader) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("projections: decode view %s: %w", d.def.Bucket, err)
 		}
-		// The aggregates are recomputed; the records keep what replay
-		// gives them besides (versions, times).
-		if len(b.records) != len(d.records) {
-			return nil, fmt.Errorf("projections: decode view %s: %d groups, its source gives %d", d.def.Bucket, len(d.records), len(b.records))
+		// The aggregates are recomputed and must be the snapshot's; the
+		// records keep what replay gives them besides (versions, times).
+		if err := checkRestoredView(b, d.records); err != nil {
+			return nil, fmt.Errorf("projections: decode view %s: %w", d.def.Bucket, err)
 		}
 		maps.Copy(b.records, d.records)
 		b.reindex()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,19 +25,68 @@ type guard struct {
 	quarantine *quarantine
 }
 
-// startGuard opens the KV buckets the set's budgets need and waits for
-// the current quarantine states; nil when the set has no budgets. For a
-// deployed rule set it is built from the version current at start: rates,
-// the cascade counter and the quarantine watch come from that version,
-// while each event's caps come from the version that handles it.
+// guards is how a runner builds its guard: from its set at start and,
+// for a deployed rule set, again from the newest version in force.
+type guards struct {
+	mu      sync.Mutex
+	version atomic.Int64 // the version the current guard was built from
+	// life is Run's context: the quarantine watch lives as long.
+	life context.Context
+	// The rule states and their watch, opened by the first guard and
+	// shared by the next: they are the set's, whatever its version.
+	states     jetstream.KeyValue
+	quarantine *quarantine
+}
+
+// startGuard builds the guard of the runner's set (for a deployed rule
+// set, the version newest at start); nil when it has no budgets.
 func (r *Runner) startGuard(ctx context.Context) (*guard, error) {
-	if !r.set.hasBudgets() {
+	r.guards.mu.Lock()
+	defer r.guards.mu.Unlock()
+	r.guards.life = ctx
+	r.guards.version.Store(int64(r.set.Version))
+	return r.newGuard(r.set)
+}
+
+// guardFor returns the guard an event handled by set is held to. A
+// deployed rule set's guard is rebuilt from the first newer version that
+// handles an event (a deploy or a rollback switched), so that rates and
+// cascade counting are the version in force's; each event's caps come
+// from the version that handles it (see admit and store).
+func (r *Runner) guardFor(ctx context.Context, set *RuleSet) (*guard, error) {
+	gs := &r.guards
+	if r.versions == nil || int64(set.Version) <= gs.version.Load() {
+		return r.guard.Load(), nil
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if int64(set.Version) <= gs.version.Load() {
+		return r.guard.Load(), nil
+	}
+	g, err := r.newGuard(set)
+	if err != nil {
+		return nil, err
+	}
+	r.guard.Store(g)
+	gs.version.Store(int64(set.Version))
+	r.o.logger.InfoContext(ctx, "rule node: budgets rebuilt for the rule-set version in force", "ruleSet", set.Name, "version", set.Version,
+		"budgets", g != nil)
+	return g, nil
+}
+
+// newGuard opens the KV buckets set's budgets need and waits for the
+// current quarantine states; nil when set has no budgets. The caller
+// holds r.guards.mu.
+func (r *Runner) newGuard(set *RuleSet) (*guard, error) {
+	if !set.hasBudgets() {
 		return nil, nil
 	}
+	gs := &r.guards
+	ctx := gs.life
 	g := &guard{r: r, rates: map[string]*tokenBucket{}}
 	var err error
-	for _, rule := range r.set.Rules {
-		b := r.set.BudgetOf(rule)
+	for _, rule := range set.Rules {
+		b := set.BudgetOf(rule)
 		if b.Rate > 0 {
 			g.rates[rule.ID] = newTokenBucket(b.Rate)
 		}
@@ -45,12 +96,15 @@ func (r *Runner) startGuard(ctx context.Context) (*guard, error) {
 			}
 		}
 	}
-	if g.states, err = openRuleStates(ctx, r.js); err != nil {
-		return nil, err
+	if gs.quarantine == nil {
+		if gs.states, err = openRuleStates(ctx, r.js); err != nil {
+			return nil, err
+		}
+		if gs.quarantine, err = watchQuarantine(ctx, gs.states, set.Name, r.o.logger); err != nil {
+			return nil, err
+		}
 	}
-	if g.quarantine, err = watchQuarantine(ctx, g.states, r.set.Name, r.o.logger); err != nil {
-		return nil, err
-	}
+	g.states, g.quarantine = gs.states, gs.quarantine
 	return g, nil
 }
 

@@ -143,7 +143,7 @@ func startChaosCluster(t *testing.T, n, skus int) *chaosCluster {
 	// No retries inside the client: the driver sends writes again itself,
 	// with the same command ids, and counts it. A short timeout keeps the
 	// test short when the store is down.
-	cl, err := client.Connect(c.store.URL, client.WithRetries(0), client.WithTimeout(2*time.Second))
+	cl, err := client.Connect(c.store.URL, client.WithRetries(0), client.WithFailoverWait(0), client.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ type Runner struct {
 	ready atomic.Bool
 	prov  *provenance.Checker   // nil when proofs are not checked
 	guard atomic.Pointer[guard] // nil when the set has no budgets
+	// guards builds guard, again on a version switch (budget_guard.go).
+	guards guards
 	// versions, for a deployed rule set, gives the version that handles
 	// each event; nil runs set alone.
 	versions *versionTable
@@ -65,6 +67,7 @@ type runnerOptions struct {
 	metrics      *tracing.Metrics
 	start        StartPolicy
 	noProofCheck bool
+	clock        Clock
 }
 
 // WithStream names the event stream (default events.DefaultStream).
@@ -164,6 +167,7 @@ func NewRunner(js jetstream.JetStream, cl *client.Client, set *RuleSet, opts ...
 		retryBackoff: DefaultRetryBackoff,
 		concurrency:  DefaultConcurrency,
 		batch:        DefaultBatching,
+		clock:        systemClock{},
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -207,6 +211,8 @@ func (r *Runner) validate() error {
 		return fmt.Errorf("rulenode: max deliver must be at least 1, not %d", o.maxDeliver)
 	case len(o.retryBackoff) == 0:
 		return errors.New("rulenode: empty retry backoff")
+	case o.clock == nil:
+		return errors.New("rulenode: WithClock(nil)")
 	case o.concurrency < 1:
 		return fmt.Errorf("rulenode: concurrency must be at least 1, not %d", o.concurrency)
 	case o.batch < 0 || o.batch > events.MaxBatchCommands:
@@ -391,7 +397,11 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	if ev.Meta.Hop >= set.maxHop() {
 		return r.stopLoop(ctx, log, set, ev, dl, rules, failed)
 	}
-	g := r.guard.Load()
+	g, gerr := r.guardFor(ctx, set)
+	if gerr != nil {
+		log.WarnContext(ctx, "rule node: no budgets for the rule-set version, will retry", "version", set.Version, "err", gerr)
+		return verdictNak, gerr
+	}
 	rules, failed = g.admit(ctx, set, e, seq, rules, failed)
 	for _, rule := range rules {
 		if err := r.runRule(ctx, log, set, rule, e, g.store(set, rule, r.storeClient(rule.ID, seq))); err != nil {
@@ -592,5 +602,5 @@ func isPermanent(err error) bool {
 	var ee *EvalError
 	var ae *ActionError
 	return errors.As(err, &ee) || errors.As(err, new(*BudgetError)) || errors.As(err, &ae) && ae.Rejected || errors.Is(err, events.ErrValidation) || errors.Is(err, events.ErrBadRequest) ||
-		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath)
+		errors.Is(err, events.ErrConflict) || errors.Is(err, errNoActionPath) || errors.As(err, new(*StateTooLargeError))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/storetest"
 	"github.com/storeloop/storeloop/rulenode"
+	"github.com/storeloop/storeloop/storenode"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -77,7 +78,13 @@ type harness struct {
 
 func newHarness(t *testing.T, defs ...events.BucketDef) *harness {
 	t.Helper()
-	url := storetest.Start(t)
+	return newHarnessWith(t, nil, defs...)
+}
+
+// newHarnessWith starts the store node with opts.
+func newHarnessWith(t *testing.T, opts []storenode.Option, defs ...events.BucketDef) *harness {
+	t.Helper()
+	url := storetest.Start(t, opts...)
 	cl, err := client.Connect(url)
 	if err != nil {
 		t.Fatalf("connect: %v", err)

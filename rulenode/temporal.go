@@ -48,6 +48,9 @@ const (
 	// maxExpected bounds the expect events an absence state remembers
 	// for an after event applied after them.
 	maxExpected = 16
+	// maxBuffered bounds the step events a sequence state keeps (oldest
+	// dropped first): a late earlier step completes a match with them.
+	maxBuffered = 64
 )
 
 // Temporal is a rule's trigger over time, in place of On (Rule.On holds
@@ -96,9 +99,16 @@ func (s *Step) matches(ctx context.Context, ruleID string, e *evalEvent) (bool, 
 // temporalState is the value of a rule and match key in the temporal KV
 // bucket: the partial match so far, and for absence the deadline.
 type temporalState struct {
-	Rule  string          `json:"rule"`
-	Key   string          `json:"key"`
+	Rule string `json:"rule"`
+	Key  string `json:"key"`
+	// Match is, for absence, the after event pending; for count, the
+	// events in the window.
 	Match []*events.Event `json:"match"`
+	// Buffer is, for sequence, the step events within the window of the
+	// newest, in stream order, whatever order they were applied in (steps
+	// of one key handled by different runners): the match is found in it
+	// anew on every event.
+	Buffer []bufferedStep `json:"buffer,omitempty"`
 	// Deadline is when a pending absence fires (unix ms, store clock of
 	// the after event plus within).
 	Deadline int64 `json:"deadline,omitempty"`
@@ -108,6 +118,13 @@ type temporalState struct {
 	// Seen are the stream sequences of the events applied, newest last:
 	// a redelivered event changes nothing twice.
 	Seen []uint64 `json:"seen,omitempty"`
+}
+
+// bufferedStep is a step event of a sequence and the steps it is an
+// event of (bit i: step i), judged once when it is applied.
+type bufferedStep struct {
+	Steps uint32        `json:"steps"`
+	Event *events.Event `json:"event"`
 }
 
 func (s *temporalState) seen(seq uint64) bool { return slices.Contains(s.Seen, seq) }
@@ -153,6 +170,59 @@ func (t *Temporal) step(ctx context.Context, ruleID string, e *evalEvent, from i
 	return -1, nil
 }
 
+// stepMask returns the steps e's event is an event of, bit i for step i.
+func (t *Temporal) stepMask(ctx context.Context, ruleID string, e *evalEvent) (uint32, error) {
+	var mask uint32
+	for i, s := range t.Steps {
+		ok, err := s.matches(ctx, ruleID, e)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			mask |= 1 << i
+		}
+	}
+	return mask, nil
+}
+
+// buffer adds a step event to a sequence's buffer in stream order, drops
+// the events past the window of the newest (they can no longer be in a
+// match with it) and the oldest past maxBuffered.
+func (t *Temporal) buffer(buf []bufferedStep, b bufferedStep) []bufferedStep {
+	i, _ := slices.BinarySearchFunc(buf, b.Event.Meta.Seq, func(x bufferedStep, seq uint64) int { return cmp.Compare(x.Event.Meta.Seq, seq) })
+	buf = slices.Insert(buf, i, b)
+	newest := int64(0)
+	for _, x := range buf {
+		newest = max(newest, x.Event.Meta.Time)
+	}
+	buf = slices.DeleteFunc(buf, func(x bufferedStep) bool { return newest-x.Event.Meta.Time > t.Within.Milliseconds() })
+	return buf[max(0, len(buf)-maxBuffered):]
+}
+
+// sequence finds the first complete match in a buffer, walking it in
+// stream order: a step event that is the next step extends the partial
+// match, a first step (that is not the next) restarts it, and a partial
+// match whose first step is past the window is dropped. It returns the
+// match and the index of its last event, or nil.
+func (t *Temporal) sequence(buf []bufferedStep) ([]*events.Event, int) {
+	var match []*events.Event
+	for i, b := range buf {
+		if len(match) > 0 && b.Event.Meta.Time-match[0].Meta.Time > t.Within.Milliseconds() {
+			match = nil
+		}
+		switch {
+		case b.Steps&(1<<len(match)) != 0:
+			match = append(match, b.Event)
+		case b.Steps&1 != 0:
+			match = []*events.Event{b.Event}
+		}
+		if len(match) == len(t.Steps) {
+			return match, i
+		}
+	}
+	return nil, -1
+}
+
 // advance applies ev to the state of its key and returns the state to
 // keep (nil: delete it) and the completed match to fire on (nil: none).
 // It is pure: the caller retries it on a concurrent change.
@@ -171,23 +241,21 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 			fire, st.Match = st.Match, nil
 		}
 	case TemporalSequence:
-		if len(st.Match) > 0 && ev.Meta.Time-st.Match[0].Meta.Time > within {
-			st.Match = nil // the window of the partial match has passed
+		for i, m := range st.Match {
+			// A partial match kept by a runner before the buffer: its
+			// events, as the steps they were taken for.
+			st.Buffer = t.buffer(st.Buffer, bufferedStep{Steps: 1 << i, Event: m})
 		}
-		next, err := t.Steps[len(st.Match)].matches(ctx, ruleID, e)
+		st.Match = nil
+		mask, err := t.stepMask(ctx, ruleID, e)
 		if err != nil {
 			return nil, nil, err
 		}
-		switch first, err := t.Steps[0].matches(ctx, ruleID, e); {
-		case err != nil:
-			return nil, nil, err
-		case next:
-			st.Match = append(st.Match, ev)
-		case first:
-			st.Match = []*events.Event{ev} // a new first step restarts the match
-		}
-		if len(st.Match) == len(t.Steps) {
-			fire, st.Match = st.Match, nil
+		st.Buffer = t.buffer(st.Buffer, bufferedStep{Steps: mask, Event: ev})
+		if match, last := t.sequence(st.Buffer); match != nil {
+			// The events up to the match's last are spent: none of them
+			// starts or extends another match.
+			fire, st.Buffer = match, slices.Delete(st.Buffer, 0, last+1)
 		}
 	case TemporalAbsence:
 		i, err := t.step(ctx, ruleID, e, 0)
@@ -208,7 +276,7 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 			st.Expected = st.Expected[max(0, len(st.Expected)-maxExpected):]
 		}
 	}
-	if len(st.Match) == 0 && len(st.Expected) == 0 && fire == nil {
+	if len(st.Match) == 0 && len(st.Buffer) == 0 && len(st.Expected) == 0 && fire == nil {
 		return nil, nil, nil
 	}
 	st.see(ev.Meta.Seq)
@@ -220,6 +288,34 @@ func (t *Temporal) advance(ctx context.Context, ruleID string, e *evalEvent, st 
 type temporalEngine struct {
 	r  *Runner
 	kv jetstream.KeyValue
+	// limit is the largest state value written: past it the event is
+	// refused (StateTooLargeError) rather than retried on a write that
+	// cannot succeed.
+	limit int
+}
+
+// Room kept below the connection's max payload for a KV put's subject
+// and headers.
+const kvPutRoom = 4 << 10
+
+// stateLimit is the largest temporal state a connection with this max
+// payload can write.
+func stateLimit(maxPayload int64) int { return int(maxPayload) - kvPutRoom }
+
+// StateTooLargeError is a temporal rule's state for a match key that
+// would be past the largest value the temporal bucket takes (the NATS
+// max payload, 1 MB by default, less room for the put): the event that
+// would grow it is dead-lettered (reason rejected) with this error, and
+// the state stays as it was. Many events held at once (a large count
+// atLeast, a long sequence window) of large records reach it.
+type StateTooLargeError struct {
+	RuleID, Key string
+	Size, Limit int
+}
+
+func (e *StateTooLargeError) Error() string {
+	return fmt.Sprintf("rulenode: rule %q: temporal state of key %q would be %d bytes, over the limit of %d (the NATS max payload less %d): the events it holds are too many or too large",
+		e.RuleID, e.Key, e.Size, e.Limit, kvPutRoom)
 }
 
 // fireFunc runs a temporal rule's actions for a completed match; the
@@ -229,8 +325,9 @@ type fireFunc func(ctx context.Context, rule *Rule, ev *events.Event, match []*e
 // apply runs e's event through a temporal rule: updates the key's state
 // and, when the event completes a match, fires the rule before the new
 // state is written. A firing that fails leaves the state as it was (the
-// event is retried); a firing done twice (the write lost, a redelivery)
-// sends the same command ids, which the store answers once.
+// event is retried); a firing done twice (the write lost, a redelivery,
+// another runner completing the same match) sends the same command ids,
+// those of the match's completing event, which the store answers once.
 func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fire fireFunc) error {
 	if rule.NoLoop && e.ev.Meta.RuleID == rule.ID {
 		return nil
@@ -258,20 +355,29 @@ func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fi
 		if err != nil {
 			return nil, false, err
 		}
-		if match != nil {
-			if err := fire(ctx, rule, e.ev, match); err != nil {
-				return nil, false, err
-			}
-		}
-		if next == nil {
-			if old == nil {
-				return nil, false, nil
-			}
+		var b []byte
+		if next == nil && old != nil {
 			// The emptied state keeps only what recognises a redelivery.
 			next = &temporalState{Rule: rule.ID, Key: mk, Seen: st.Seen}
 			next.see(e.ev.Meta.Seq)
 		}
-		b, err := json.Marshal(next)
-		return b, true, err
+		if next != nil {
+			if b, err = json.Marshal(next); err != nil {
+				return nil, false, err
+			}
+			if len(b) > t.limit {
+				return nil, false, &StateTooLargeError{RuleID: rule.ID, Key: mk, Size: len(b), Limit: t.limit}
+			}
+		}
+		if match != nil {
+			completing := e.ev
+			if tr.Kind == TemporalSequence {
+				completing = match[len(match)-1] // whichever step was applied last
+			}
+			if err := fire(ctx, rule, completing, match); err != nil {
+				return nil, false, err
+			}
+		}
+		return b, next != nil, nil
 	})
 }

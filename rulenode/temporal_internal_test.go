@@ -108,8 +108,54 @@ func TestSequenceAdvance(t *testing.T) {
 	// A first step past the window is dropped; a new first step restarts.
 	st, fired := advanceAll(t, trigger, orderEvent(1, "pending", 0), orderEvent(2, "confirmed", 1001),
 		orderEvent(3, "pending", 1100), orderEvent(4, "pending", 1200), orderEvent(5, "confirmed", 2200))
-	if len(fired) != 1 || fired[0] != 2 || len(st.Match) != 0 {
+	if len(fired) != 1 || fired[0] != 2 || len(st.Buffer) != 0 {
 		t.Errorf("fired %v, state %+v; want one firing of 2", fired, st)
+	}
+}
+
+const threeSteps = `    sequence:
+      steps:
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'pending'" }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'paid'" }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'confirmed'" }
+      key: ${event.key}
+      within: 1s
+`
+
+// Steps applied in any order (runners of a set handle the events of one
+// key concurrently) complete the sequence of their stream order once.
+func TestSequenceAdvanceOutOfOrder(t *testing.T) {
+	steps := []*events.Event{orderEvent(1, "pending", 0), orderEvent(2, "paid", 100), orderEvent(3, "confirmed", 200)}
+	for _, order := range [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+		var evs []*events.Event
+		for _, i := range order {
+			evs = append(evs, steps[i])
+		}
+		st, fired := advanceAll(t, threeSteps, evs...)
+		if len(fired) != 1 || fired[0] != 3 || len(st.Buffer) != 0 {
+			t.Errorf("order %v: fired %v, buffer %d; want one firing of 3, nothing left", order, fired, len(st.Buffer))
+		}
+	}
+	// Out of stream order, the steps are not a sequence: paid before
+	// pending does not fire whatever order they are applied in.
+	st, fired := advanceAll(t, threeSteps, orderEvent(3, "confirmed", 200), orderEvent(1, "paid", 0), orderEvent(2, "pending", 100))
+	if len(fired) != 0 || len(st.Buffer) != 3 {
+		t.Errorf("paid, pending, confirmed: fired %v, buffer %d; want no firing, 3 events kept", fired, len(st.Buffer))
+	}
+	// A partial match kept before the buffer existed is completed.
+	rs, err := Load(strings.NewReader("name: s\nrules:\n  - id: r\n"+threeSteps+"    then: [ { log: { message: x } } ]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &temporalState{Match: []*events.Event{orderEvent(1, "pending", 0), orderEvent(2, "paid", 100)}}
+	st, match, err := rs.Rules[0].Temporal.advance(context.Background(), "r", &evalEvent{ev: orderEvent(3, "confirmed", 200)}, old)
+	if err != nil || len(match) != 3 || st.Match != nil || len(st.Buffer) != 0 {
+		t.Errorf("old partial match completed: match %d, state %+v, err %v; want a firing of 3, nothing left", len(match), st, err)
+	}
+	// A late first step past the window of the others completes nothing.
+	_, fired = advanceAll(t, threeSteps, orderEvent(2, "paid", 1100), orderEvent(3, "confirmed", 1200), orderEvent(1, "pending", 0))
+	if len(fired) != 0 {
+		t.Errorf("first step 1.2s before the last: fired %v, want none", fired)
 	}
 }
 
@@ -171,7 +217,7 @@ rules:
 		t.Fatal(err)
 	}
 	kv := &memKV{vals: map[string][]byte{}, revs: map[string]uint64{}}
-	eng := &temporalEngine{r: &Runner{set: rs}, kv: kv}
+	eng := &temporalEngine{r: &Runner{set: rs}, kv: kv, limit: 1 << 20}
 	noFire := func(context.Context, *Rule, *events.Event, []*events.Event) error {
 		t.Fatal("fired without a first step")
 		return nil

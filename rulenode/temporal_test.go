@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/rulenode"
+	"github.com/storeloop/storeloop/storenode"
 )
 
 // flagsDef records temporal firings: a double firing with two command ids
@@ -123,9 +126,9 @@ func cleared(st map[string]any) bool {
 }
 
 // startStop runs a runner until the returned stop, which waits for Run.
-func (h *harness) startStop(set *rulenode.RuleSet) (stop func()) {
+func (h *harness) startStop(set *rulenode.RuleSet, opts ...rulenode.RunnerOption) (stop func()) {
 	h.t.Helper()
-	r := rulenode.NewRunner(h.js, h.cl, set, cloneOpts(fastRetries)...)
+	r := rulenode.NewRunner(h.js, h.cl, set, append(cloneOpts(fastRetries), opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -142,19 +145,40 @@ func (h *harness) startStop(set *rulenode.RuleSet) (stop func()) {
 	}
 }
 
-// An order confirmed and not shipped within the window is flagged once;
-// one shipped in time is not: its state is cancelled, with no deadline
-// left for any runner to fire.
+// newClockedHarness is a harness whose store node goes by clock: the
+// events' times, and so the temporal windows and deadlines, move only
+// when the test advances it (runners get rulenode.WithClock(clock)).
+func newClockedHarness(t *testing.T, clock *manualClock, defs ...events.BucketDef) *harness {
+	t.Helper()
+	return newHarnessWith(t, []storenode.Option{storenode.WithClock(clock.Now)}, defs...)
+}
+
+// An order confirmed and not shipped within the window is flagged once,
+// at the deadline and not a millisecond before; one shipped in time is
+// not: its state is cancelled, with no deadline left for any runner to
+// fire.
 func TestTemporalAbsence(t *testing.T) {
-	h := newHarness(t, ordersDef, flagsDef)
-	h.run(loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "3s", 1)))
+	clock := newManualClock()
+	h := newClockedHarness(t, clock, ordersDef, flagsDef)
+	h.run(loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "3s", 1)), rulenode.WithClock(clock))
 	shipped := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 	late := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 
 	h.update("orders", shipped, events.Record{"status": "confirmed"})
 	h.update("orders", shipped, events.Record{"status": "shipped"})
 	h.update("orders", late, events.Record{"status": "confirmed"})
+	h.settle("late")
+	h.waitState("late", "not-shipped", "2", "pending", pending)
 
+	clock.Advance(3*time.Second - time.Millisecond)
+	h.settle("late")
+	if got := h.flags(); len(got) != 0 {
+		t.Fatalf("flags a millisecond before the deadline = %q, want none", got)
+	}
+	if st := h.temporalState("late", "not-shipped", "2"); !pending(st) {
+		t.Fatalf("state a millisecond before the deadline = %v, want pending", st)
+	}
+	clock.Advance(time.Millisecond)
 	h.waitFlags("late 2")
 	if st := h.waitState("late", "not-shipped", "1", "cancelled", cleared); len(st["seen"].([]any)) != 2 {
 		t.Errorf("state of the shipped order = %v, want both events seen", st)
@@ -171,9 +195,10 @@ func TestTemporalAbsence(t *testing.T) {
 // saw the after event stops before the deadline, two others start, and
 // the order is flagged exactly once.
 func TestTemporalAbsenceSurvivesRunnerRestart(t *testing.T) {
-	h := newHarness(t, ordersDef, flagsDef)
+	clock := newManualClock()
+	h := newClockedHarness(t, clock, ordersDef, flagsDef)
 	set := func() *rulenode.RuleSet { return loadYAML(t, strings.Replace(notShippedRules, "WITHIN", "5s", 1)) }
-	stop := h.startStop(set())
+	stop := h.startStop(set(), rulenode.WithClock(clock))
 	id := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 	h.update("orders", id, events.Record{"status": "confirmed"})
 	h.waitState("late", "not-shipped", "1", "pending", pending)
@@ -182,8 +207,9 @@ func TestTemporalAbsenceSurvivesRunnerRestart(t *testing.T) {
 		t.Fatalf("flags before the deadline = %q, want none", got)
 	}
 
-	h.run(set())
-	h.run(set())
+	clock.Advance(5 * time.Second)
+	h.run(set(), rulenode.WithClock(clock))
+	h.run(set(), rulenode.WithClock(clock))
 	h.waitState("late", "not-shipped", "1", "cleared after firing", cleared)
 	h.waitFlags("late 1")
 }
@@ -191,7 +217,8 @@ func TestTemporalAbsenceSurvivesRunnerRestart(t *testing.T) {
 // N events of a key within a sliding window fire once, on the Nth; events
 // older than the window do not count.
 func TestTemporalCount(t *testing.T) {
-	h := newHarness(t, ordersDef, flagsDef)
+	clock := newManualClock()
+	h := newClockedHarness(t, clock, ordersDef, flagsDef)
 	h.run(loadYAML(t, `
 name: bursts
 rules:
@@ -216,12 +243,9 @@ rules:
 
 	// c: two orders, then the window passes: the third starts afresh.
 	h.insert("orders", events.Record{"userId": "c", "total": 1.0})
-	last := h.insert("orders", events.Record{"userId": "c", "total": 1.0})
+	h.insert("orders", events.Record{"userId": "c", "total": 1.0})
 	h.settle("bursts")
-	passed := time.UnixMilli(int64(last["_updatedAt"].(float64))).Add(3 * time.Second)
-	for time.Now().Before(passed.Add(500 * time.Millisecond)) {
-		time.Sleep(50 * time.Millisecond) // waiting for the clock, not for a goroutine
-	}
+	clock.Advance(3 * time.Second) // the store's clock: the next order's time
 	h.insert("orders", events.Record{"userId": "c", "total": 1.0})
 	h.settle("bursts")
 	h.waitFlags("burst a")
@@ -263,9 +287,45 @@ rules:
 	if got := h.get("flags", 1.0)["n"]; got != 3.0 {
 		t.Errorf("size(match) = %v, want 3", got)
 	}
-	if m, _ := h.temporalState("flow", "paid-then-confirmed", "2")["match"].([]any); len(m) != 2 {
-		t.Errorf("half-way match = %v, want 2 steps", m)
+	if m, _ := h.temporalState("flow", "paid-then-confirmed", "2")["buffer"].([]any); len(m) != 2 {
+		t.Errorf("half-way buffer = %v, want 2 steps", m)
 	}
+}
+
+// Two runners of the set share the work: the steps of one order are
+// handled by either, in whatever order they finish, and every order's
+// sequence fires exactly once (one flag each).
+func TestTemporalSequenceTwoRunners(t *testing.T) {
+	const orders = 30
+	h := newHarness(t, ordersDef, flagsDef)
+	set := func() *rulenode.RuleSet {
+		return loadYAML(t, `
+name: flow
+rules:
+  - id: paid-then-confirmed
+    sequence:
+      steps:
+        - { on: bucket.orders.inserted }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'paid'" }
+        - { on: bucket.orders.updated, when: "event.newRecord.status == 'confirmed'" }
+      key: ${event.key}
+      within: 1m
+    then:
+      - insert: { bucket: flags, record: { what: "flow ${event.key}", n: "${size(match)}" } }
+`)
+	}
+	h.run(set(), rulenode.WithConcurrency(4))
+	h.run(set(), rulenode.WithConcurrency(4))
+	var want []string
+	for range orders {
+		id := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
+		h.update("orders", id, events.Record{"status": "paid"})
+		h.update("orders", id, events.Record{"status": "confirmed"})
+		want = append(want, fmt.Sprint("flow ", id))
+	}
+	slices.Sort(want)
+	h.settle("flow")
+	h.waitFlags(want...)
 }
 
 // Bad temporal triggers are validation errors with their lines.
@@ -317,15 +377,60 @@ rules:
 // A deadline whose firing the store refuses is dead-lettered (reason
 // rejected, the after event's sequence) and cleared, not retried forever.
 func TestTemporalAbsenceRejectedFiring(t *testing.T) {
-	h := newHarness(t, ordersDef, flagsDef)
-	h.run(loadYAML(t, strings.Replace(strings.Replace(notShippedRules, "WITHIN", "1s", 1), `n: "${size(match)}"`, `n: "not a number"`, 1)))
+	clock := newManualClock()
+	h := newClockedHarness(t, clock, ordersDef, flagsDef)
+	h.run(loadYAML(t, strings.Replace(strings.Replace(notShippedRules, "WITHIN", "1s", 1), `n: "${size(match)}"`, `n: "not a number"`, 1)), rulenode.WithClock(clock))
 	id := h.insert("orders", events.Record{"userId": "u", "total": 1.0})["id"]
 	h.update("orders", id, events.Record{"status": "confirmed"})
+	h.settle("late")
+	clock.Advance(time.Second)
 	h.waitState("late", "not-shipped", "1", "cleared after the dead letter", cleared)
 	dls := h.deadLetters("late")
 	if len(dls) != 1 || dls[0].Reason != rulenode.ReasonRejected || dls[0].RuleID != "not-shipped" ||
 		dls[0].StreamSeq != h.events("bucket.orders.updated")[0].Meta.Seq || !strings.Contains(dls[0].Error, "validation") {
 		t.Fatalf("dead letters = %+v, want one, rejected, of the confirming event", dls)
+	}
+	if got := h.flags(); len(got) != 0 {
+		t.Errorf("flags = %q, want none", got)
+	}
+}
+
+// A count whose window holds more large events than the temporal bucket
+// takes in one value (the NATS max payload) does not retry a write that
+// cannot succeed: each event that would grow the state past the limit is
+// dead-lettered on its first delivery (reason rejected, the limit named),
+// and the events that fit stay counted.
+func TestTemporalStateTooLarge(t *testing.T) {
+	const n = 8 // of 200 KiB each: past the default 1 MB max payload at the 5th
+	h := newHarness(t, ordersDef, flagsDef)
+	h.run(loadYAML(t, `
+name: big
+rules:
+  - id: many
+    count: { on: bucket.orders.inserted, key: "${event.record.userId}", atLeast: 1000, within: 1h }
+    then:
+      - insert: { bucket: flags, record: { what: "many" } }
+`), rulenode.WithConcurrency(1)) // one key: concurrent workers would only retry each other's megabyte writes
+	sku := strings.Repeat("x", 200<<10)
+	for range n {
+		h.insert("orders", events.Record{"userId": "u", "total": 1.0, "sku": sku})
+	}
+	// Megabyte states are slow to decode under the race detector: a
+	// generous deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.cl.Settle(ctx, client.SettleRuleSets("big")); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	dls := h.deadLetters("big")
+	kept, _ := h.temporalState("big", "many", "u")["match"].([]any)
+	if len(dls) == 0 || len(kept) == 0 || len(kept)+len(dls) != n {
+		t.Fatalf("%d events counted, %d dead-lettered; want both, %d in all", len(kept), len(dls), n)
+	}
+	for _, dl := range dls {
+		if dl.Reason != rulenode.ReasonRejected || dl.RuleID != "many" || dl.Deliveries != 1 || !strings.Contains(dl.Error, "over the limit of") {
+			t.Fatalf("dead letter %+v, want rejected on the first delivery, naming the limit", dl)
+		}
 	}
 	if got := h.flags(); len(got) != 0 {
 		t.Errorf("flags = %q, want none", got)

@@ -38,7 +38,7 @@ func (r *Runner) startTemporal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.temporal = &temporalEngine{r: r, kv: kv}
+	r.temporal = &temporalEngine{r: r, kv: kv, limit: stateLimit(r.js.Conn().MaxPayload())}
 	w, err := kv.Watch(ctx, kvToken(r.set.Name)+".>")
 	if err != nil {
 		return err
@@ -98,9 +98,9 @@ func (r *Runner) fireTemporal(log *slog.Logger, set *RuleSet) fireFunc {
 func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) {
 	defer w.Stop()
 	log := t.r.o.logger.With("ruleSet", t.r.set.Name)
+	clock := t.r.o.clock
 	pending := map[string]int64{} // KV key → deadline, unix ms
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := clock.After(time.Hour)
 	for {
 		select {
 		case <-ctx.Done():
@@ -112,14 +112,19 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 			if entry == nil {
 				break // the initial values are in
 			}
-			var st temporalState
+			// Only whether a deadline is pending: the events stay raw
+			// (a state may hold many, every runner reads every change).
+			var st struct {
+				Deadline int64             `json:"deadline"`
+				Match    []json.RawMessage `json:"match"`
+			}
 			if entry.Operation() != jetstream.KeyValuePut || json.Unmarshal(entry.Value(), &st) != nil || st.Deadline == 0 || len(st.Match) == 0 {
 				delete(pending, entry.Key())
 				break
 			}
 			pending[entry.Key()] = st.Deadline
-		case <-timer.C:
-			now := time.Now().UnixMilli()
+		case <-timer:
+			now := clock.Now().UnixMilli()
 			for _, key := range due(pending, now) {
 				if err := t.expire(ctx, key); err != nil {
 					log.WarnContext(ctx, "rule node: temporal deadline could not fire, will retry", "key", key, "err", err, "retryIn", temporalRetry)
@@ -127,7 +132,7 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 				}
 			}
 		}
-		timer.Reset(nextDeadline(pending))
+		timer = clock.After(nextDeadline(pending, clock.Now().UnixMilli()))
 	}
 }
 
@@ -143,10 +148,10 @@ func due(pending map[string]int64, now int64) []string {
 	return keys
 }
 
-// nextDeadline is the wait until the earliest pending deadline.
-func nextDeadline(pending map[string]int64) time.Duration {
+// nextDeadline is the wait from now (unix ms) until the earliest pending
+// deadline.
+func nextDeadline(pending map[string]int64, now int64) time.Duration {
 	wait := time.Hour
-	now := time.Now().UnixMilli()
 	for _, at := range pending {
 		wait = min(wait, time.Duration(max(at-now, 0))*time.Millisecond)
 	}
@@ -164,7 +169,7 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 		return err
 	}
 	var st temporalState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > time.Now().UnixMilli() {
+	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > t.r.o.clock.Now().UnixMilli() {
 		return nil // not a pending absence (any more), or not yet
 	}
 	rule := t.r.set.rule(st.Rule)
@@ -203,7 +208,7 @@ func (t *temporalEngine) bury(ctx context.Context, rule *Rule, after *events.Eve
 	}
 	dl := DeadLetter{RuleSet: t.r.set.Name, RuleID: rule.ID, Subject: eventSubject(after), StreamSeq: after.Meta.Seq,
 		Reason: ReasonRejected, Error: cause.Error(), EventID: after.Meta.EventID, CorrelationID: after.Meta.CorrelationID,
-		Hop: after.Meta.Hop, Time: time.Now().UTC(), body: body}
+		Hop: after.Meta.Hop, Time: t.r.o.clock.Now().UTC(), body: body}
 	if err := publishDeadLetter(ctx, t.r.js, &dl); err != nil {
 		return err
 	}

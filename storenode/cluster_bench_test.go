@@ -25,12 +25,7 @@ func BenchmarkClusterNATSServerLoss(b *testing.B) {
 	}
 	load.finish()
 	load.check(b, r.client)
-	for _, n := range r.nodes {
-		// What each kill did to the store nodes: rebuilds, lease losses.
-		for _, l := range n.Lines(true, "level=WARN") {
-			b.Log(n.data, l)
-		}
-	}
+	r.logNodeWarnings(b)
 	for i, v := range victims {
 		slices.Sort(took[i])
 		b.Logf("%s: %v", v.what, took[i])

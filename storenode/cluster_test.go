@@ -67,9 +67,8 @@ func (r *clusterRig) startRulenodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		// Deliveries enough to outlast a stream leader's election (4-9 s)
-		// and a lease expiry: the default 5 span about 8 s of backoff.
-		procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprint("rulenode", i), rules, r.urls, "--max-deliver", "10"))
+		// The defaults ride through an election: no flag for it.
+		procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprint("rulenode", i), rules, r.urls))
 	}
 }
 
@@ -182,6 +181,17 @@ func (r *clusterRig) killServer(t testing.TB, load *haLoad, v victim) time.Durat
 	return took
 }
 
+// logNodeWarnings logs what the faults did to the store nodes: their
+// warnings and errors (rebuilds, lease losses, waits).
+func (r *clusterRig) logNodeWarnings(t testing.TB) {
+	t.Helper()
+	for _, n := range r.nodes {
+		for _, l := range n.Lines(true, "level=") {
+			t.Log(n.data, l)
+		}
+	}
+}
+
 // state is every record of the test's buckets, by bucket.
 func (r *clusterRig) state(t *testing.T) map[string][]events.Record {
 	t.Helper()
@@ -199,7 +209,8 @@ func (r *clusterRig) state(t *testing.T) map[string][]events.Record {
 }
 
 // TestClusterNATSServerLoss: under a load of concurrent writers with
-// command ids and two rule nodes, one NATS server of three is killed (-9)
+// command ids and two rule nodes, all with their default options (no
+// tuning for elections), one NATS server of three is killed (-9)
 // at a time, then restarted: the stream leader's server, then the server
 // the store leader is connected to. Writes resume each time (how soon is
 // logged, and measured by BenchmarkClusterNATSServerLoss); every
@@ -236,6 +247,7 @@ func TestClusterNATSServerLoss(t *testing.T) {
 	load.check(t, r.client)
 	singleWriter(t, r.nc)
 	checkEffects(t, r.nc, r.client)
+	noDeadLetters(t, r.nc)
 
 	// Stop everything and start it again: the same state.
 	before := r.state(t)
@@ -258,5 +270,21 @@ func TestClusterNATSServerLoss(t *testing.T) {
 	})
 	if after := r.state(t); !reflect.DeepEqual(after, before) {
 		t.Fatalf("state after the restart differs:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// noDeadLetters checks that no event was dead-lettered: the rule nodes
+// rode through every fault.
+func noDeadLetters(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(ctx, events.DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d dead letters, want none", n)
 	}
 }

@@ -73,36 +73,11 @@ type EmbeddedConfig struct {
 // options the node needs: the high-water mark in the data directory and
 // the chosen fsync mode. The lock is released when the server shuts down.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
-	if cfg.DataDir == "" {
-		return nil, nil, fmt.Errorf("storenode: embedded server needs a data directory")
-	}
 	if cfg.Fsync == "" {
 		cfg.Fsync = FsyncBatch
 	}
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	opts, err := embeddedOptions(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("storenode: listen address %q: %w", cfg.Listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("storenode: listen port %q: %w", portStr, err)
-	}
-	if port == 0 {
-		port = -1
-	}
-	if cfg.Auth == nil && !cfg.Insecure && !loopback(host) {
-		return nil, nil, fmt.Errorf("storenode: refusing to listen on %s without --auth: any client reaching it could forge or delete events; use --auth DIR (storeloop auth init DIR), a loopback address, or --insecure", cfg.Listen)
-	}
-	opts := &server.Options{}
-	if cfg.Auth != nil {
-		opts = cfg.Auth.Clone()
-	}
-	opts.ServerName = "storeloop"
-	opts.Host, opts.Port = host, port
-	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, cfg.DataDir, cfg.Fsync == FsyncAlways
-	opts.NoSigs, opts.NoLog = true, !cfg.Logs
-	opts.MaxPayload = 8 << 20
-	if err := embeddedTLS(opts, cfg); err != nil {
 		return nil, nil, err
 	}
 	// One writer per data directory: the lock comes before the server
@@ -147,6 +122,58 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, []Option, error) {
 		}
 	}
 	return s, nodeOpts, nil
+}
+
+// embeddedOptions are the server options cfg describes.
+func embeddedOptions(cfg EmbeddedConfig) (*server.Options, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("storenode: embedded server needs a data directory")
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("storenode: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("storenode: listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	if cfg.Auth == nil && !cfg.Insecure && !loopback(host) {
+		return nil, fmt.Errorf("storenode: refusing to listen on %s without --auth: any client reaching it could forge or delete events; use --auth DIR (storeloop auth init DIR), a loopback address, or --insecure", cfg.Listen)
+	}
+	opts := &server.Options{}
+	if cfg.Auth != nil {
+		opts = cfg.Auth.Clone()
+	}
+	opts.ServerName = "storeloop"
+	opts.Host, opts.Port = host, port
+	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, cfg.DataDir, cfg.Fsync == FsyncAlways
+	opts.NoSigs, opts.NoLog = true, !cfg.Logs
+	opts.MaxPayload = 8 << 20
+	if err := embeddedTLS(opts, cfg); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+// ReloadEmbedded applies cfg to a server StartEmbedded started with the
+// same cfg but for its Auth: the roles of an auth directory written again
+// (a user revoked by auth user --force) take effect without a restart;
+// connections of revoked users are closed.
+func ReloadEmbedded(s *server.Server, cfg EmbeddedConfig) error {
+	if cfg.Fsync == "" {
+		cfg.Fsync = FsyncBatch
+	}
+	opts, err := embeddedOptions(cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("storenode: reload embedded server: %w", err)
+	}
+	return nil
 }
 
 // loopback reports whether host only accepts connections from this machine.

@@ -3,6 +3,7 @@ package storenode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -13,9 +14,13 @@ import (
 // TTL expiry. Every bucket with a ttl keeps its records ordered by
 // _updatedAt (projections.Bucket.NextExpiry); the loop holds one timer set
 // for the first expiry across buckets and, when it fires, stages the
-// deletes of every record due (oldest first, at most a batch at a time) as
-// an ordinary write of the store's own: one deleted event per record, with
-// meta.reason "ttl", appended, synced and folded like any command's.
+// deletes of the records due (oldest first) as an ordinary write of the
+// store's own: one deleted event per record, with meta.reason "ttl",
+// appended, synced and folded like any command's. A mass expiry goes in
+// groups of up to expiryGroup deletes, each one flight of the group
+// commit (signed together, synced once; every event still has its own
+// ack, which the expected-sequence fence needs), a few groups in flight
+// of their own.
 
 // WithClock sets the store node's clock (default time.Now): the times it
 // stamps on records and events, and what TTL expiry goes by.
@@ -30,14 +35,21 @@ func WithClock(now func() time.Time) Option {
 }
 
 // How soon expiry is tried again while writes are refused, and while
-// earlier writes are still in flight.
+// earlier groups are still in flight.
 const (
 	expiryRetry = time.Second
 	expiryYield = 2 * time.Millisecond
 )
 
-// expiryInFlight bounds, in batches, the writes in flight that expiry adds
-// to: enough to pipeline, few enough that a command is not long behind.
+// expiryGroup caps the deletes of one expiry flight. (A JetStream atomic
+// batch, one ack per group, was tried: the file store stages a batch's
+// messages before committing them, and expiry ran at half the rate.)
+const expiryGroup = 500
+
+// expiryInFlight bounds the expiry groups appended but not yet committed:
+// enough to pipeline, few enough that a command arriving meanwhile is at
+// most a few thousand events behind. Commands are staged between groups
+// (the loop takes one group per turn), whatever the expiry backlog.
 const expiryInFlight = 4
 
 // drivesExpiry reports whether this node expires records. Only the node
@@ -65,13 +77,14 @@ func (n *Node) armExpiry() {
 	n.expiry.Reset(max(at.Sub(n.now()), 0))
 }
 
-// expire stages the deletes due now, then sets the timer again. Runs on
-// the loop, when the timer fires. While expiryInFlight batches' worth of
-// writes are still in flight it waits a little instead: a mass expiry must not queue
-// thousands of deletes ahead of the commands that arrive meanwhile.
+// expire stages a group of the deletes due now, then sets the timer
+// again. Runs on the loop, when the timer fires. While expiryInFlight
+// groups are still in flight it waits a little instead: a mass expiry
+// must not queue thousands of deletes ahead of the commands that arrive
+// meanwhile.
 func (n *Node) expire() {
 	n.expiryAt = time.Time{}
-	if n.inFlight.Load() >= expiryInFlight*int64(n.cfg.maxBatch) {
+	if n.expiryBusy() {
 		n.expiryAt = n.now().Add(expiryYield)
 		n.expiry.Reset(expiryYield)
 		return
@@ -98,6 +111,11 @@ func (n *Node) expireBacklog() {
 	for f := n.stageExpiry(); f != nil; f = n.stageExpiry() {
 		n.flights <- f
 		staged = true
+		if n.expiryBusy() {
+			// Bounded like the loop's expiry: a large backlog must not
+			// outrun the stream's acks (the publisher's pending cap).
+			n.barrier()
+		}
 	}
 	if staged {
 		n.barrier()
@@ -105,9 +123,21 @@ func (n *Node) expireBacklog() {
 	n.armExpiry()
 }
 
-// stageExpiry deletes up to a batch of records due now and publishes the
-// deleted events as a flight, or returns nil when none is due or writes
-// are refused.
+// expiryBusy reports whether expiryInFlight groups are appended and not
+// yet committed. A group is in flight while its last sequence is past
+// the committed one and still within the state (a rebuild that dropped
+// it ended its flight).
+func (n *Node) expiryBusy() bool {
+	committed := n.lastSeq.Load()
+	n.expiryTails = slices.DeleteFunc(n.expiryTails, func(seq uint64) bool {
+		return seq <= committed || seq > n.state.LastSeq
+	})
+	return len(n.expiryTails) >= expiryInFlight
+}
+
+// stageExpiry deletes up to expiryGroup records due now and publishes the
+// deleted events as one atomic group in a flight, or returns nil when
+// none is due or writes are refused.
 func (n *Node) stageExpiry() *flight {
 	if !n.drivesExpiry() || n.stale.Load() || n.haltReason() != "" {
 		return nil
@@ -115,12 +145,11 @@ func (n *Node) stageExpiry() *flight {
 	now := n.now()
 	var p *pending
 	f := &flight{}
-	for len(f.writes) < n.cfg.maxBatch {
+	for len(f.writes) < expiryGroup {
 		b, k, at, ok := n.state.NextExpiry()
 		if !ok || at.After(now) {
 			break
 		}
-		n.state.Settle()
 		ev, e := n.deletedBy(b, k, events.ReasonTTL)
 		if e != nil {
 			n.log.Error("expiry", "bucket", b.Def.Bucket, "err", e)
@@ -139,8 +168,10 @@ func (n *Node) stageExpiry() *flight {
 	if len(f.writes) == 0 {
 		return nil
 	}
+	n.state.Settle() // the deletes are not undone by what is staged next
 	n.inFlight.Add(int64(len(f.writes)))
 	n.appendWrites(f)
+	n.expiryTails = append(n.expiryTails, f.last)
 	return f
 }
 

@@ -37,7 +37,7 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	kvRTT := kvRoundTrips(b, ctx, natstest.Connect(b, srv))
 
-	load := startLoad(b, url, 4, 5*time.Millisecond)
+	load := startLoad(b, url, 4, 5*time.Millisecond, failoverClient...)
 	var took []time.Duration
 	for b.Loop() {
 		for range rounds {

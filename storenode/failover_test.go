@@ -96,11 +96,16 @@ type haLoad struct {
 	wg    sync.WaitGroup
 }
 
-func startLoad(t testing.TB, url string, writers int, pace time.Duration) *haLoad {
+// failoverClient is the failover tests' client: short attempts, so that
+// one lost in the old leader is sent again soon.
+var failoverClient = []client.Option{client.WithTimeout(time.Second), client.WithRetries(30), client.WithFailoverWait(30 * time.Second)}
+
+// startLoad starts writers with clients of opts (none: the defaults).
+func startLoad(t testing.TB, url string, writers int, pace time.Duration, opts ...client.Option) *haLoad {
 	t.Helper()
 	l := &haLoad{acked: map[string]float64{}, sent: map[string]string{}, stop: make(chan struct{})}
 	for w := range writers {
-		c, err := client.Connect(url, client.WithTimeout(time.Second), client.WithRetries(30), client.WithFailoverWait(30*time.Second))
+		c, err := client.Connect(url, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,11 +157,18 @@ func (l *haLoad) waitAcks(t testing.TB, n int) {
 // (by a leader's clock: its _createdAt) and returns how long after at.
 func (l *haLoad) firstAckAfter(t testing.TB, at time.Time) time.Duration {
 	t.Helper()
+	return firstAfter(t, &l.mu, &l.times, at)
+}
+
+// firstAfter waits for the first of times (guarded by mu) after at and
+// returns how long after at.
+func firstAfter(t testing.TB, mu *sync.Mutex, times *[]time.Time, at time.Time) time.Duration {
+	t.Helper()
 	var first time.Time
-	eventually(t, 60*time.Second, "a write acknowledged after the failover", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for _, ts := range l.times {
+	eventually(t, 60*time.Second, "a write acknowledged after the fault", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ts := range *times {
 			if ts.After(at) && (first.IsZero() || ts.Before(first)) {
 				first = ts
 			}
@@ -363,7 +375,7 @@ func TestFailoverKill9(t *testing.T) {
 	}
 	procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode", rules, url))
 
-	load := startLoad(t, url, 8, 2*time.Millisecond)
+	load := startLoad(t, url, 8, 2*time.Millisecond, failoverClient...)
 	for round := range 2 {
 		load.waitAcks(t, 200)
 		waitCaughtUp(t, c, 100)
@@ -414,7 +426,7 @@ func TestFailoverPausedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := startLoad(t, url, 8, 2*time.Millisecond)
+	load := startLoad(t, url, 8, 2*time.Millisecond, failoverClient...)
 	load.waitAcks(t, 200)
 	a.Pause()
 	b.waitReady(t, "ready: leader")

@@ -3,6 +3,7 @@ package storenode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -32,10 +33,44 @@ const (
 	streamRetry = 100 * time.Millisecond
 )
 
-// awaitStream looks the stream up, retrying until it answers, ctx ends,
-// or it is known not to exist.
+// awaitStream looks the stream up, retrying until its leader answers, ctx
+// ends, or it is known not to exist. During an election a follower
+// answers instead, with no leader and its own, maybe older, state: reading
+// the stream then would create a consumer the cluster cannot place yet,
+// and nats.go tries that again only after 1, 2, 4 s, seconds past the
+// election (see docs/benchmarks.md, "What storeloop adds to a stream
+// leader election").
 func awaitStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
-	return await(ctx, func(try context.Context) (jetstream.Stream, error) { return js.Stream(try, name) }, jetstream.ErrStreamNotFound)
+	return await(ctx, func(try context.Context) (jetstream.Stream, error) {
+		if err := metaLed(try, js); err != nil {
+			return nil, err
+		}
+		s, err := js.Stream(try, name)
+		if err == nil && s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader == "" {
+			return nil, errLeaderless
+		}
+		return s, err
+	}, jetstream.ErrStreamNotFound)
+}
+
+// errLeaderless is a stream's info answered by a follower, or a cluster
+// whose meta group has no leader.
+var errLeaderless = errors.New("the stream has no leader: an election is under way")
+
+// metaLed fails with errLeaderless while the cluster's meta group (which
+// places consumers) has no leader: the servers then answer account info
+// with 503, at once. Any other outcome lets the caller go on: a server
+// that does not answer in half a try, or credentials without the right
+// to ask, must not stop a rebuild.
+func metaLed(try context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(try, streamTry/2)
+	defer cancel()
+	_, err := js.AccountInfo(ctx)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsClusterNotAvail {
+		return fmt.Errorf("%w (no meta leader: %v)", errLeaderless, err)
+	}
+	return nil
 }
 
 // await calls look in tries of streamTry until it succeeds, fails with

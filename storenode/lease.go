@@ -170,8 +170,9 @@ func (l *lease) acquire(ctx context.Context) {
 }
 
 // renew extends the lease. A refusal by the server (the revision moved:
-// someone else holds it) loses it at once; any other failure is retried
-// while the lease lasts by this node's clock.
+// someone else holds it) loses it at once; any other failure (a timeout,
+// a JetStream API error such as a 503 while the cluster elects a stream
+// leader) is retried while the lease lasts by this node's clock.
 func (l *lease) renew(ctx context.Context) {
 	l.mu.Lock()
 	held := l.rev
@@ -180,11 +181,12 @@ func (l *lease) renew(ctx context.Context) {
 	defer cancel()
 	sent := l.now()
 	rev, err := l.kv.Update(ctx, l.key, l.value, held)
-	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		l.set(rev, sent, false)
-	case errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr):
+	case errors.Is(err, jetstream.ErrKeyExists):
+		// Update maps the wrong-last-sequence refusals (10071, and 10164
+		// of replicated streams) to it.
 		l.drop()
 		l.log.Warn("lease lost: another store node holds it", "stream", l.key, "err", err)
 	case !l.held(l.now()):

@@ -72,6 +72,7 @@ type Node struct {
 	retryAt            time.Time   // owned by the loop
 	expiry             *time.Timer // the next TTL expiry (expiry.go)
 	expiryAt           time.Time   // owned by the loop: what expiry is set for
+	expiryTails        []uint64    // owned by the loop: the last sequence of each expiry group maybe in flight
 	rebuildFailures    int         // owned by the loop, reported under healthMu
 	healthMetrics      metric.Registration
 	rebuildFailing     int    // under healthMu: rebuildFailures, for metrics
@@ -129,20 +130,25 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if err := n.initProof(); err != nil {
 		return nil, err
 	}
-	if err := n.checkStreamExists(ctx); err != nil {
-		return nil, err
-	}
-	if err := n.ensureStream(ctx); err != nil {
-		return nil, err
-	}
-	if err := n.ensureRuleBuckets(ctx); err != nil {
-		return nil, err
-	}
-	if err := n.ensureDeadLetterStream(ctx); err != nil {
-		return nil, err
+	// Every step until the node serves waits for a cluster in an
+	// election, up to the start timeout (startup.go).
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.startTimeout, errStartTimeout)
+	defer cancel()
+	for _, s := range []struct {
+		what string
+		step func(context.Context) error
+	}{
+		{"stream " + cfg.stream, n.checkStreamExists},
+		{"stream " + cfg.stream, n.ensureStream},
+		{"rule buckets", n.ensureRuleBuckets},
+		{"dead-letter stream " + cfg.deadLetters, n.ensureDeadLetterStream},
+	} {
+		if err := n.startStep(ctx, s.what, false, s.step); err != nil {
+			return nil, err
+		}
 	}
 	started := time.Now()
-	if err := n.rebuild(ctx); err != nil {
+	if err := n.startStep(ctx, "replay of stream "+cfg.stream, true, n.rebuild); err != nil {
 		return nil, err
 	}
 	n.log.Info("state rebuilt from stream", "stream", cfg.stream, "lastSeq", n.state.LastSeq,

@@ -36,6 +36,7 @@ type config struct {
 	clock          func() time.Time
 	lease          time.Duration // 0: the only node, no lease (see WithLease)
 	snapshots      snapshotConfig
+	startTimeout   time.Duration // how long Start waits for the cluster (startup.go)
 }
 
 func defaultConfig() config {
@@ -52,6 +53,7 @@ func defaultConfig() config {
 		syncAccount:    "$G",
 		maxScan:        DefaultMaxScan,
 		dedupeBytes:    DefaultDedupeBytes,
+		startTimeout:   DefaultStartTimeout,
 	}
 }
 

@@ -22,20 +22,22 @@ import (
 // A snapshot is the node's state at a stream sequence, kept in a JetStream
 // object store so that a start loads it and replays only the stream after
 // it. The stream stays the source of truth: a snapshot is used only when
-// it reads back whole (its body's SHA-256), belongs to this very stream
-// (its name and creation time: a stream deleted and created again is
-// another stream) and is anchored in it (the proof chain's leaf it holds
-// is that of the message at its sequence, which verifies); anything else
-// is skipped with a log line and the next older one is tried, down to a
-// full replay.
+// it is within the size cap and signed by a key the stream trusts
+// (snapshot_trust.go), reads back whole (its body's SHA-256), belongs to
+// this very stream (its name and creation time: a stream deleted and
+// created again is another stream) and is anchored in it (the proof
+// chain's leaf it holds is that of the message at its sequence, which
+// verifies); anything else is skipped with a log line and the next older
+// one is tried, down to a full replay.
 //
 // An object is one JSON header line and the body:
 //
-//	{"format":1,"stream":…,"streamCreated":…,"seq":…,"prev":…,"sha256":…,…}\n
+//	{"format":2,"stream":…,"streamCreated":…,"seq":…,"prev":…,"sha256":…,…,"key":…,"sig":…}\n
 //	body (snapcodec): state (projections.View) ‖ dedupe entries ‖ quarantine counts
 
-// snapshotFormat is the version of the object layout and body encoding.
-const snapshotFormat = 1
+// snapshotFormat is the version of the object layout and body encoding;
+// 2 signs the header (format 1 ones are skipped: a full replay).
+const snapshotFormat = 2
 
 // DefaultSnapshotKeep is how many snapshots are kept, newest first.
 const DefaultSnapshotKeep = 3
@@ -52,7 +54,9 @@ type snapshotHeader struct {
 	Taken         time.Time `json:"taken"`
 	Records       int       `json:"records"`
 	BodyBytes     int       `json:"bodyBytes"`
-	SHA256        string    `json:"sha256"` // of the body, hex
+	SHA256        string    `json:"sha256"`        // of the body, hex
+	Key           string    `json:"key,omitempty"` // the signer's public nkey
+	Sig           string    `json:"sig,omitempty"` // base64url ed25519 over signedBytes
 }
 
 // nodeView is the node's state captured on the loop at one sequence.
@@ -85,8 +89,9 @@ func (d *dedupeTable) records() []dedupeRecord {
 	return out
 }
 
-// encode returns the snapshot object for v, and its header.
-func (v *nodeView) encode(stream string, created, taken time.Time) ([]byte, snapshotHeader, error) {
+// encode returns the snapshot object for v, and its header, signed with
+// signer (nil: unsigned).
+func (v *nodeView) encode(stream string, created, taken time.Time, signer *proof.Signer) ([]byte, snapshotHeader, error) {
 	w := &snapcodec.Writer{Buf: make([]byte, 0, 1<<20)}
 	if err := v.state.Encode(w); err != nil {
 		return nil, snapshotHeader{}, err
@@ -105,6 +110,7 @@ func (v *nodeView) encode(stream string, created, taken time.Time) ([]byte, snap
 	if v.prev != (proof.Hash{}) {
 		h.Prev = hex.EncodeToString(v.prev[:])
 	}
+	h.sign(signer)
 	line, err := json.Marshal(h)
 	if err != nil {
 		return nil, h, err
@@ -290,11 +296,7 @@ func (n *Node) loadSnapshot(ctx context.Context, src *replaySource, upTo uint64)
 // readSnapshot reads and checks one snapshot; nil without an error when
 // it is past upTo (newer than the history a recovery may build on).
 func (n *Node) readSnapshot(ctx context.Context, src *replaySource, os jetstream.ObjectStore, name string, upTo uint64) (*restored, error) {
-	obj, err := os.GetBytes(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	h, body, err := parseSnapshot(obj)
+	h, body, err := n.fetchSnapshot(ctx, os, name)
 	switch {
 	case err != nil:
 		return nil, err
@@ -319,12 +321,7 @@ func (n *Node) snapshotInfo(ctx context.Context, os jetstream.ObjectStore, name 
 	if oi, err := os.GetInfo(ctx, name); err == nil {
 		info.Bytes = oi.Size
 	}
-	obj, err := os.GetBytes(ctx, name)
-	if err != nil {
-		info.Problem = err.Error()
-		return info
-	}
-	h, _, err := parseSnapshot(obj)
+	h, _, err := n.fetchSnapshot(ctx, os, name)
 	info.Seq, info.Records, info.Taken, info.SHA256 = h.Seq, h.Records, h.Taken, h.SHA256
 	switch {
 	case err != nil:

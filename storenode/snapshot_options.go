@@ -10,9 +10,17 @@ type snapshotConfig struct {
 	every    uint64        // events since the last snapshot; 0: not by count
 	interval time.Duration // time since the last snapshot; 0: not by time
 	keep     int           // 0: DefaultSnapshotKeep
+	maxBytes int64         // 0: DefaultSnapshotMaxBytes
 }
 
 func (c snapshotConfig) periodic() bool { return c.every > 0 || c.interval > 0 }
+
+func (c snapshotConfig) maxObject() int64 {
+	if c.maxBytes == 0 {
+		return DefaultSnapshotMaxBytes
+	}
+	return c.maxBytes
+}
 
 func (c snapshotConfig) kept() int {
 	if c.keep == 0 {
@@ -47,6 +55,20 @@ func WithSnapshotKeep(n int) Option {
 			return fmt.Errorf("storenode: snapshots kept %d out of range 1..100", n)
 		}
 		c.snapshots.keep = n
+		return nil
+	}
+}
+
+// WithSnapshotMaxBytes caps a snapshot object (header and body) at max
+// bytes (default DefaultSnapshotMaxBytes): a start skips a bigger one
+// without reading it, and a snapshot of a state that would encode bigger
+// is not taken (it could not be loaded). Give the node memory for it.
+func WithSnapshotMaxBytes(max int64) Option {
+	return func(c *config) error {
+		if max < 1<<20 || max > 1<<40 {
+			return fmt.Errorf("storenode: snapshot max bytes %d out of range 1 MiB..1 TiB", max)
+		}
+		c.snapshots.maxBytes = max
 		return nil
 	}
 }

@@ -94,9 +94,12 @@ func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 			return info, nil
 		}
 	}
-	obj, h, err := v.encode(n.cfg.stream, src.created, n.now())
+	obj, h, err := v.encode(n.cfg.stream, src.created, n.now(), n.signer)
 	if err != nil {
 		return events.SnapshotInfo{}, fmt.Errorf("storenode: snapshot: %w", err)
+	}
+	if max := n.cfg.snapshots.maxObject(); int64(len(obj)) > max {
+		return events.SnapshotInfo{}, events.Errorf(events.CodeTooLarge, "the snapshot at seq %d is %d bytes, past the cap of %d a start would read: not taken", h.Seq, len(obj), max)
 	}
 	if err := n.anchor(ctx, src.stream, h, v.proofSince); err != nil {
 		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state at seq %d is not anchored in the stream (%v): a snapshot is taken after the next write", h.Seq, err)

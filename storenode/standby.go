@@ -89,11 +89,14 @@ func (n *Node) startLease(ctx context.Context) error {
 		default:
 		}
 	}
-	var err error
-	if n.lead.lease, err = openLease(ctx, n.js, n.cfg, n.lead.who, n.log, wake); err != nil {
+	err := n.startStep(ctx, "lease bucket "+events.LeaseBucket, false, func(ctx context.Context) (err error) {
+		n.lead.lease, err = openLease(ctx, n.js, n.cfg, n.lead.who, n.log, wake)
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	if err := n.startFollowing(); err != nil {
+	if err := n.startStep(ctx, "follow stream "+n.cfg.stream, true, func(context.Context) error { return n.startFollowing() }); err != nil {
 		return err
 	}
 	n.lead.lease.acquire(ctx)

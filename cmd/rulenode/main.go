@@ -45,6 +45,8 @@ type flags struct {
 	ruleset string
 	// scoped sends commands on bucket-scoped subjects (auth --rules creds).
 	scoped bool
+	// dlqStream is the dead-letter stream the store node created.
+	dlqStream string
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -56,6 +58,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.name, "name", daemon.Env("STORELOOP_RULESET", ""), "rule-set name, overriding the file's: the durable consumer (env STORELOOP_RULESET)")
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.prefix, "prefix", daemon.Env("STORELOOP_PREFIX", events.DefaultCommandPrefix), "command subject prefix (env STORELOOP_PREFIX)")
+	fs.StringVar(&f.dlqStream, "dlq-stream", daemon.Env("STORELOOP_DLQ_STREAM", events.DefaultDeadLetterStream), "dead-letter stream, as the store node's --dlq-stream (env STORELOOP_DLQ_STREAM)")
 	fs.IntVar(&f.concurrency, "concurrency", rulenode.DefaultConcurrency, "events worked on at a time (env STORELOOP_CONCURRENCY)")
 	fs.IntVar(&f.batch, "batch", rulenode.DefaultBatching, fmt.Sprintf("rule writes sent together in one store.batch, at most %d; 0: one request each (env STORELOOP_BATCH)", events.MaxBatchCommands))
 	fs.IntVar(&f.maxDeliver, "max-deliver", rulenode.DefaultMaxDeliver, "deliveries of a failing event before it is dead-lettered (env STORELOOP_MAX_DELIVER)")
@@ -86,6 +89,8 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, fmt.Errorf("--batch %d: want 0 to %d", f.batch, events.MaxBatchCommands)
 	case f.rules != "" && f.ruleset != "":
 		return nil, fmt.Errorf("--rules and --ruleset exclude each other")
+	case !events.ValidBucketName(f.dlqStream):
+		return nil, fmt.Errorf("--dlq-stream %q: want a stream name of letters, digits, '_' and '-'", f.dlqStream)
 	case f.ruleset != "" && (f.name != "" || f.start != rulenode.StartAll):
 		return nil, fmt.Errorf("--name and --start apply to --rules only: a deployed rule set is named by --ruleset and starts at its first version's sequence")
 	}
@@ -142,6 +147,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	opts := []rulenode.RunnerOption{
 		rulenode.WithStream(f.stream),
+		rulenode.WithDeadLetterStream(f.dlqStream),
 		rulenode.WithConcurrency(f.concurrency),
 		rulenode.WithBatching(f.batch),
 		rulenode.WithMaxDeliver(f.maxDeliver),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,16 +20,19 @@ func init() {
 	rootCmd.AddCommand(authCmd)
 }
 
-// ruleFlags are the flags of auth init and auth rules that shape the
-// rule node's permissions.
+// ruleFlags are the flags of auth init, user and rules that shape the
+// rule node's permissions (and the dead-letter stream's name, which the
+// store's are written for too).
 type ruleFlags struct {
 	publish, sets []string
 	file          string // a rule file: one rule set's permissions only
+	dlq           string
 }
 
 func (f *ruleFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.publish, "rule-publish", nil, "subjects rule publish actions may use (repeatable)")
 	cmd.Flags().StringSliceVar(&f.sets, "rule-set", nil, "restrict rulenode.creds to these rule sets' consumers (repeatable; default any)")
+	cmd.Flags().StringVar(&f.dlq, "dlq-stream", auth.DefaultDeadLetterStream, "dead-letter stream name, as storenode and rulenode --dlq-stream")
 	cmd.Flags().StringVar(&f.file, "rules", "", "YAML rule file: the rule node may run only its rule set and send only the commands its rules can, on bucket-scoped subjects (rulenode --scoped-subjects)")
 }
 
@@ -39,6 +43,7 @@ func authOptions(cmd *cobra.Command, f ruleFlags) ([]auth.Option, error) {
 		auth.WithStream(streamName(cmd)),
 		auth.WithRulePublish(f.publish...),
 		auth.WithRuleSets(f.sets...),
+		auth.WithDeadLetterStream(f.dlq),
 	}
 	if f.file == "" {
 		return opts, nil
@@ -183,8 +188,16 @@ func authUserCmd() *cobra.Command {
 rulenode) signed with DIR's account key, whose replies come to its own
 inbox prefix _INBOX_<role>_NAME, which no other user may subscribe to.
 Give each application its own user: users of one credentials file share
-an inbox. Give the --prefix, --stream, --rule-set, --rule-publish and
---max-subs that auth init was given.
+an inbox. Its permissions are written for what auth init was given
+(--prefix, --stream, --dlq-stream, --rule-set, --rule-publish, --rules,
+--max-subs), as
+DIR/settings.json records it; flags given here change them (--rule-set and
+--rule-publish add to the recorded ones).
+
+--force issues an existing user again and revokes the credentials it
+replaces in DIR/server.conf: the server refuses them once it reads that
+file again (storenode --auth DIR: send it SIGHUP, or restart it; a
+nats-server including server.conf: nats-server --signal reload).
 
 With --role rulenode --rules FILE the user may run only FILE's rule set and
 send only the commands its rules can, on bucket-scoped subjects
@@ -199,13 +212,10 @@ later edited to write to another bucket is refused by NATS.`,
 			if rules.file != "" && r != auth.RoleRuleNode {
 				return usageError{fmt.Errorf("--rules: the permissions of a rule set are a rule node's: give --role rulenode")}
 			}
-			limits := auth.DefaultLimits
-			limits.Subscriptions = subs
-			opts, err := authOptions(cmd, rules)
+			opts, err := userOptions(cmd, rules, subs)
 			if err != nil {
 				return err
 			}
-			opts = append(opts, auth.WithLimits(limits))
 			if force {
 				opts = append(opts, auth.WithForce())
 			}
@@ -218,10 +228,37 @@ later edited to write to another bucket is refused by NATS.`,
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", string(auth.RoleClient), "the user's role: client or rulenode")
-	cmd.Flags().BoolVar(&force, "force", false, "issue the user again, replacing its credentials file (the old one stays valid until auth init --keys-from revokes it)")
+	cmd.Flags().BoolVar(&force, "force", false, "issue the user again, replacing its credentials file and revoking the old one in DIR/server.conf (effective once the server reloads it)")
 	cmd.Flags().Int64Var(&subs, "max-subs", auth.DefaultLimits.Subscriptions, "subscriptions of each of the user's connections (-1: no limit)")
 	rules.register(cmd)
 	return cmd
+}
+
+// userOptions are the permission settings given to auth user: only those
+// given (flag or environment), the others are what auth init recorded.
+func userOptions(cmd *cobra.Command, f ruleFlags, subs int64) ([]auth.Option, error) {
+	var opts []auth.Option
+	given := func(flag, env string) bool { return cmd.Flag(flag).Changed || env != "" && os.Getenv(env) != "" }
+	if given("prefix", envPrefix) {
+		opts = append(opts, auth.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)))
+	}
+	if given("stream", envStream) {
+		opts = append(opts, auth.WithStream(streamName(cmd)))
+	}
+	if given("dlq-stream", "") {
+		opts = append(opts, auth.WithDeadLetterStream(f.dlq))
+	}
+	if given("max-subs", "") {
+		limits := auth.DefaultLimits // a user's JWT holds only the subscriptions
+		limits.Subscriptions = subs
+		opts = append(opts, auth.WithLimits(limits))
+	}
+	opts = append(opts, auth.WithRulePublish(f.publish...), auth.WithRuleSets(f.sets...))
+	if f.file == "" {
+		return opts, nil
+	}
+	scope, err := ruleSetScope(f.file)
+	return append(opts, scope), err
 }
 
 func authRulesCmd() *cobra.Command {

@@ -128,3 +128,48 @@ func TestAuthUser(t *testing.T) {
 		t.Fatalf("--role admin: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// auth user issues a user for the names auth init was given (prefix,
+// stream, dead-letter stream, limits), recorded in the directory; a name
+// given to auth user itself wins.
+func TestAuthUserKeepsInitSettings(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	if _, stderr, code := cli(t, "", "", "auth", "init", dir, "--prefix", "shop", "--stream", "SHOP", "--dlq-stream", "SHOP_DLQ", "--max-subs", "50"); code != exitOK {
+		t.Fatalf("init: exit %d stderr %q", code, stderr)
+	}
+	allowed := func(creds string) (*jwt.UserClaims, string) {
+		t.Helper()
+		body, err := os.ReadFile(filepath.Join(dir, creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := jwt.ParseDecoratedJWT(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc, err := jwt.DecodeUserClaims(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uc, strings.Join(uc.Permissions.Pub.Allow, " ")
+	}
+	if _, stderr, code := cli(t, "", "", "auth", "user", "app", dir); code != exitOK {
+		t.Fatalf("user: exit %d stderr %q", code, stderr)
+	}
+	uc, pub := allowed("client_app.creds")
+	if !strings.Contains(pub, "shop.>") || !strings.Contains(pub, "$JS.API.STREAM.INFO.SHOP") || strings.Contains(pub, "store.>") || uc.Limits.Subs != 50 {
+		t.Fatalf("client_app may publish %s with %d subscriptions, want prefix shop, stream SHOP, 50", pub, uc.Limits.Subs)
+	}
+	if _, stderr, code := cli(t, "", "", "auth", "user", "r1", dir, "--role", "rulenode"); code != exitOK {
+		t.Fatalf("user --role rulenode: exit %d stderr %q", code, stderr)
+	}
+	if _, pub := allowed("rulenode_r1.creds"); !strings.Contains(pub, "$JS.API.STREAM.INFO.SHOP_DLQ") || strings.Contains(pub, "STORELOOP_DLQ") {
+		t.Fatalf("rulenode_r1 may publish %s, want the dead-letter stream SHOP_DLQ's", pub)
+	}
+	if _, stderr, code := cli(t, "", "", "auth", "user", "other", dir, "--prefix", "shop2"); code != exitOK {
+		t.Fatalf("user --prefix: exit %d stderr %q", code, stderr)
+	}
+	if _, pub := allowed("client_other.creds"); !strings.Contains(pub, "shop2.>") || !strings.Contains(pub, "$JS.API.STREAM.INFO.SHOP") {
+		t.Fatalf("client_other may publish %s, want prefix shop2 on stream SHOP", pub)
+	}
+}

@@ -20,8 +20,11 @@ import (
 
 func init() { rootCmd.AddCommand(dlqCmd()) }
 
-// dlqStream is --dlq-stream of the dlq commands.
+// dlqStream is --dlq-stream of the dlq commands, else $STORELOOP_DLQ_STREAM
+// (the daemons' variable), else the default.
 var dlqStream string
+
+const envDLQStream = "STORELOOP_DLQ_STREAM"
 
 func dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -31,7 +34,7 @@ func dlqCmd() *cobra.Command {
 on storeloop.dlq.<ruleSet>.<reason>, with the event's payload, the rule and
 the error. SEQ is a dead letter's sequence in that stream, as dlq ls shows.`,
 	}
-	cmd.PersistentFlags().StringVar(&dlqStream, "dlq-stream", rulenode.DefaultDeadLetterStream, "dead-letter stream name")
+	cmd.PersistentFlags().StringVar(&dlqStream, "dlq-stream", rulenode.DefaultDeadLetterStream, "dead-letter stream name (env "+envDLQStream+")")
 	cmd.AddCommand(dlqLsCmd(), dlqShowCmd(), dlqRetryCmd(), dlqRmCmd())
 	return cmd
 }
@@ -57,6 +60,7 @@ type dlqRow struct {
 
 // withDLQ runs fn with a client and the dead-letter stream.
 func withDLQ(cmd *cobra.Command, fn func(*client.Client, jetstream.JetStream, jetstream.Stream) error) error {
+	dlqStream = flagOrEnv(cmd, "dlq-stream", envDLQStream)
 	return withClient(cmd, func(c *client.Client) error {
 		js, err := jetstream.New(c.Conn())
 		if err != nil {

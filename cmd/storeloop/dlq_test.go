@@ -251,4 +251,9 @@ func TestDLQWithoutStream(t *testing.T) {
 	if code != exitCommand || stdout != "" || stderr != "error: no dead-letter stream OTHER_DLQ: no store node has created it yet\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
 	}
+	t.Setenv("STORELOOP_DLQ_STREAM", "ENV_DLQ") // the daemons' variable
+	stdout, stderr, code = cli(t, url, "", "dlq", "ls")
+	if code != exitCommand || stdout != "" || stderr != "error: no dead-letter stream ENV_DLQ: no store node has created it yet\n" {
+		t.Fatalf("from the environment: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
 }

@@ -189,9 +189,9 @@ func TestUnavailable(t *testing.T) {
 	}{
 		{"no NATS server", "nats://127.0.0.1:1", []string{"get", "orders", "1"},
 			"error: unavailable: connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection\n"},
-		{"no store node", noStore, []string{"get", "orders", "1"},
+		{"no store node", noStore, []string{"--failover-wait", "1s", "get", "orders", "1"},
 			"error: unavailable: no store node is serving store.get: nats: no responders available for request\n"},
-		{"other prefix", noStore, []string{"--prefix", "shop", "insert", "orders", "{}"},
+		{"other prefix", noStore, []string{"--failover-wait", "0", "--prefix", "shop", "insert", "orders", "{}"},
 			"error: unavailable: no store node is serving shop.insert: nats: no responders available for request\n"},
 		{"no stream to tail", noStore, []string{"tail"},
 			"error: unavailable: event stream STORELOOP: nats: API error: code=404 err_code=10059 description=stream not found\n"},
@@ -238,7 +238,7 @@ func TestPrefixFromEnvironment(t *testing.T) {
 		args []string
 		code int
 	}{
-		{name: "environment: nothing answers on elsewhere.>", args: []string{"buckets", "--timeout", "200ms"}, code: exitUnavailable},
+		{name: "environment: nothing answers on elsewhere.>", args: []string{"buckets", "--timeout", "200ms", "--failover-wait", "0"}, code: exitUnavailable},
 		{name: "flag over environment", args: []string{"--prefix", events.DefaultCommandPrefix, "buckets"}, code: exitOK},
 	}
 	for _, tc := range cases {

@@ -66,6 +66,8 @@ var global struct {
 	stream  string
 	timeout time.Duration
 	started bool
+	// failover is --failover-wait (client.WithFailoverWait).
+	failover time.Duration
 }
 
 func init() {
@@ -74,6 +76,7 @@ func init() {
 	pf.StringVar(&global.prefix, "prefix", events.DefaultCommandPrefix, "command subject prefix (env "+envPrefix+")")
 	pf.StringVar(&global.stream, "stream", events.DefaultStream, "event stream name (env "+envStream+")")
 	pf.DurationVar(&global.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
+	pf.DurationVar(&global.failover, "failover-wait", client.DefaultFailoverWait, "send a command again for this long while no store node serves it or the stream elects a leader (0: only the retries)")
 	pf.String("creds", "", "NATS credentials file, e.g. client.creds of storeloop auth init (env "+envCreds+")")
 	pf.String("tls-ca", "", daemon.TrustCA+" (env "+envTLSCA+")")
 	pf.String("tls-client-cert", "", daemon.ClientCertUsage+" (env "+envClientCert+")")
@@ -116,6 +119,7 @@ func dial(cmd *cobra.Command) (*client.Client, error) {
 		client.WithCommandPrefix(flagOrEnv(cmd, "prefix", envPrefix)),
 		client.WithStream(streamName(cmd)),
 		client.WithTimeout(global.timeout),
+		client.WithFailoverWait(global.failover),
 		client.WithName("storeloop-cli"),
 		client.WithNATSOptions(natsOpts...))
 }

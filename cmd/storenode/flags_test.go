@@ -89,10 +89,12 @@ func TestLimitFlags(t *testing.T) {
 		{name: "dedupe budget too small", args: []string{"--dedupe-bytes", "1000"}, wantErr: "storenode: dedupe bytes 1000 must be at least 1 MiB"},
 		{name: "snapshot interval too short", args: []string{"--snapshot-interval", "10ms"}, wantErr: "storenode: snapshot interval 10ms is under a second"},
 		{name: "snapshots kept", env: map[string]string{"STORELOOP_SNAPSHOT_KEEP": "0"}, wantErr: "storenode: snapshots kept 0 out of range 1..100"},
+		{name: "snapshot cap too small", env: map[string]string{"STORELOOP_SNAPSHOT_MAX_BYTES": "1000"}, wantErr: "storenode: snapshot max bytes 1000 out of range 1 MiB..1 TiB"},
+		{name: "snapshot cap too large", args: []string{"--snapshot-max-bytes", "9223372036854775807"}, wantErr: "storenode: snapshot max bytes 9223372036854775807 out of range 1 MiB..1 TiB"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, name := range []string{"STORELOOP_MAX_SCAN", "STORELOOP_DEDUPE_BYTES", "STORELOOP_SNAPSHOT_KEEP"} {
+			for _, name := range []string{"STORELOOP_MAX_SCAN", "STORELOOP_DEDUPE_BYTES", "STORELOOP_SNAPSHOT_KEEP", "STORELOOP_SNAPSHOT_MAX_BYTES"} {
 				t.Setenv(name, tc.env[name])
 				if _, ok := tc.env[name]; !ok {
 					os.Unsetenv(name)

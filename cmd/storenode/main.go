@@ -44,6 +44,9 @@ type flags struct {
 	snapshotEvery                                      uint64
 	snapshotInterval                                   time.Duration
 	snapshotKeep                                       int
+	snapshotMaxBytes                                   int64
+	dlqStream                                          string
+	startTimeout                                       time.Duration
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -57,6 +60,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.stream, "stream", daemon.Env("STORELOOP_STREAM", events.DefaultStream), "event stream name (env STORELOOP_STREAM)")
 	fs.StringVar(&f.http, "http", daemon.Env("STORELOOP_HTTP", ""), "serve /healthz, /readyz and /metrics on this address, e.g. 127.0.0.1:8222 (env STORELOOP_HTTP)")
 	fs.StringVar(&f.proofKey, "proof-key", daemon.Env("STORELOOP_PROOF_KEY", ""), "nkey seed file the store signs its events with, created (mode 0600) when missing; default <data>/proof.nk (env STORELOOP_PROOF_KEY)")
+	fs.StringVar(&f.dlqStream, "dlq-stream", daemon.Env("STORELOOP_DLQ_STREAM", events.DefaultDeadLetterStream), "dead-letter stream the node creates for rule nodes; give rulenode the same (env STORELOOP_DLQ_STREAM)")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of the event stream in a JetStream cluster (with --nats; 1 for the embedded server) (env STORELOOP_REPLICAS)")
 	f.Register(fs)
 	fs.BoolVar(&f.serverLogs, "server-logs", false, "show the embedded NATS server's own logs (env STORELOOP_SERVER_LOGS)")
@@ -72,10 +76,13 @@ func parseFlags(args []string) (*flags, error) {
 	fs.Uint64Var(&f.snapshotEvery, "snapshot-every", 100_000, "take a snapshot of the state every this many events; 0: not by count (env STORELOOP_SNAPSHOT_EVERY)")
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", 10*time.Minute, "take a snapshot this long after the last one if anything was written; 0: not by time (env STORELOOP_SNAPSHOT_INTERVAL)")
 	fs.IntVar(&f.snapshotKeep, "snapshot-keep", storenode.DefaultSnapshotKeep, "snapshots kept, newest first (env STORELOOP_SNAPSHOT_KEEP)")
-	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
+	fs.Int64Var(&f.snapshotMaxBytes, "snapshot-max-bytes", storenode.DefaultSnapshotMaxBytes, "largest snapshot object read or written, in bytes: a bigger one is skipped unread (env STORELOOP_SNAPSHOT_MAX_BYTES)")
+	fs.DurationVar(&f.startTimeout, "start-timeout", storenode.DefaultStartTimeout, "wait this long at start for a NATS cluster without a stream leader or quorum (an election, servers restarting) before failing (env STORELOOP_START_TIMEOUT)")
+	err := daemon.SetFromEnv(fs, map[string]string{"replicas": "STORELOOP_REPLICAS", "start-timeout": "STORELOOP_START_TIMEOUT", "lease": "STORELOOP_LEASE", "server-logs": "STORELOOP_SERVER_LOGS",
 		"insecure": "STORELOOP_INSECURE", "accept-data-loss": "STORELOOP_ACCEPT_DATA_LOSS",
 		"max-scan": "STORELOOP_MAX_SCAN", "dedupe-bytes": "STORELOOP_DEDUPE_BYTES",
-		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP"})
+		"snapshot-every": "STORELOOP_SNAPSHOT_EVERY", "snapshot-interval": "STORELOOP_SNAPSHOT_INTERVAL", "snapshot-keep": "STORELOOP_SNAPSHOT_KEEP",
+		"snapshot-max-bytes": "STORELOOP_SNAPSHOT_MAX_BYTES"})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +91,7 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	fs.Visit(func(fl *flag.Flag) { f.dataSet = f.dataSet || fl.Name == "data" })
 	f.dataSet = f.dataSet || os.Getenv("STORELOOP_DATA") != ""
-	if err := storenode.CheckOptions(append(f.limits(), f.leadership()...)...); err != nil {
+	if err := storenode.CheckOptions(append(append(f.limits(), f.leadership()...), f.names()...)...); err != nil {
 		return nil, err
 	}
 	switch {
@@ -113,16 +120,26 @@ func parseFlags(args []string) (*flags, error) {
 	return f, nil
 }
 
-// startEmbedded starts the embedded NATS server the flags describe.
-func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []storenode.Option, error) {
+// embedded is the configuration of the embedded NATS server the flags
+// describe, with the roles of --auth as its directory holds them now.
+func (f *flags) embedded(mode storenode.FsyncMode) (storenode.EmbeddedConfig, error) {
 	cfg := storenode.EmbeddedConfig{DataDir: f.data, Listen: f.listen, Fsync: mode, Logs: f.serverLogs,
 		Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey, TLSCA: f.conn.CA}
 	if f.authDir != "" {
 		as, err := auth.LoadServer(f.authDir)
 		if err != nil {
-			return nil, nil, err
+			return cfg, err
 		}
 		cfg.Auth, cfg.AuthAccount = as.Options, as.Account
+	}
+	return cfg, nil
+}
+
+// startEmbedded starts the embedded NATS server the flags describe.
+func (f *flags) startEmbedded(mode storenode.FsyncMode) (*server.Server, []storenode.Option, error) {
+	cfg, err := f.embedded(mode)
+	if err != nil {
+		return nil, nil, err
 	}
 	return storenode.StartEmbedded(cfg)
 }
@@ -136,10 +153,16 @@ func (f *flags) leadership() []storenode.Option {
 	return []storenode.Option{storenode.WithLease(f.lease)}
 }
 
-// limits are the store node's options for its caps and snapshots.
+// names are the options naming what the node creates besides its stream.
+func (f *flags) names() []storenode.Option {
+	return []storenode.Option{storenode.WithDeadLetterStream(f.dlqStream)}
+}
+
+// limits are the store node's options for its caps, snapshots and start.
 func (f *flags) limits() []storenode.Option {
-	return []storenode.Option{storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
-		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep)}
+	return []storenode.Option{storenode.WithStartTimeout(f.startTimeout), storenode.WithMaxScan(f.maxScan), storenode.WithDedupeBytes(f.dedupeBytes),
+		storenode.WithSnapshots(f.snapshotEvery, f.snapshotInterval), storenode.WithSnapshotKeep(f.snapshotKeep),
+		storenode.WithSnapshotMaxBytes(f.snapshotMaxBytes)}
 }
 
 func run(args []string) error {
@@ -171,6 +194,7 @@ func run(args []string) error {
 	}
 	opts = append(opts, f.limits()...)
 	opts = append(opts, f.leadership()...)
+	opts = append(opts, f.names()...)
 	url := f.natsURL
 	var srv *server.Server
 	if url == "" {
@@ -185,6 +209,9 @@ func run(args []string) error {
 		}()
 		opts = append(opts, extra...)
 		url = srv.ClientURL()
+		if f.authDir != "" {
+			go f.reloadOnHangup(ctx, srv, mode, log)
+		}
 		log.Info("embedded NATS server started", "url", url, "data", f.data, "fsync", mode,
 			"auth", f.authDir != "", "tls", f.tlsCert != "", "mtls", f.tlsCert != "" && f.conn.CA != "")
 	} else if f.dataSet {

@@ -249,3 +249,51 @@ func TestLargestFlight(t *testing.T) {
 		t.Fatalf("%d bytes: %v", len(p.String()), err)
 	}
 }
+
+// TestStatement: a statement verifies under its kind, stream and key
+// only; changed bytes, another kind, another stream, an untrusted key or
+// a flight's signature are refused with the error saying which.
+func TestStatement(t *testing.T) {
+	s := newSigner(t)
+	v, err := proof.NewVerifier("S", s.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("header bytes")
+	sig := s.SignStatement("snapshot", msg)
+	if err := v.VerifyStatement("snapshot", msg, s.PublicKey(), sig); err != nil {
+		t.Fatalf("own statement: %v", err)
+	}
+	other, err := proof.NewVerifier("T", s.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := newSigner(t)
+	hdrs, _, err := s.Sign(flight(1, 1), proof.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proof.Parse(hdrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		err  error
+		do   func() error
+	}{
+		{"changed bytes", proof.ErrSignature, func() error { return v.VerifyStatement("snapshot", []byte("header bytez"), s.PublicKey(), sig) }},
+		{"another kind", proof.ErrSignature, func() error { return v.VerifyStatement("snapshot2", msg, s.PublicKey(), sig) }},
+		{"another stream", proof.ErrSignature, func() error { return other.VerifyStatement("snapshot", msg, s.PublicKey(), sig) }},
+		{"untrusted key", proof.ErrUntrusted, func() error {
+			return v.VerifyStatement("snapshot", msg, stranger.PublicKey(), stranger.SignStatement("snapshot", msg))
+		}},
+		{"short signature", proof.ErrSignature, func() error { return v.VerifyStatement("snapshot", msg, s.PublicKey(), sig[:10]) }},
+		{"a flight's signature", proof.ErrSignature, func() error { return v.VerifyStatement("snapshot", msg, s.PublicKey(), p.Sig) }},
+	}
+	for _, tc := range cases {
+		if err := tc.do(); !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
+}

@@ -96,10 +96,17 @@ func (c *NATSCluster) Server(name string) *NATSServer {
 // which a cluster's server is only once a quorum of its peers runs.
 func (c *NATSCluster) Restart(t testing.TB, servers ...*NATSServer) {
 	t.Helper()
-	for _, s := range servers {
-		s.Proc = Start(t, s.spec)
-	}
+	c.Launch(t, servers...)
 	for _, s := range servers {
 		s.WaitHTTP(t, "http://"+s.Monitor+"/healthz", StartTimeout)
+	}
+}
+
+// Launch starts servers on their addresses without waiting for them to be
+// healthy: a server whose peers are down has no quorum and never is.
+func (c *NATSCluster) Launch(t testing.TB, servers ...*NATSServer) {
+	t.Helper()
+	for _, s := range servers {
+		s.Proc = Start(t, s.spec)
 	}
 }
