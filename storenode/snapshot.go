@@ -34,8 +34,9 @@ import (
 //	{"format":1,"stream":…,"streamCreated":…,"seq":…,"prev":…,"sha256":…,…}\n
 //	body (snapcodec): state (projections.View) ‖ dedupe entries ‖ quarantine counts
 
-// snapshotFormat is the version of the object layout and body encoding.
-const snapshotFormat = 1
+// snapshotFormat is the version of the object layout and body encoding
+// (2: each index's order follows its bucket's records).
+const snapshotFormat = 2
 
 // DefaultSnapshotKeep is how many snapshots are kept, newest first.
 const DefaultSnapshotKeep = 3
