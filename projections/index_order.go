@@ -63,14 +63,52 @@ func writeRanked[V cmp.Ordered](w *snapcodec.Writer, rs []ranked[V]) {
 	}
 }
 
+// fieldValues is one field of every record, by ordinal, as an index
+// keeps it: read in record order, once, so that filling the index in its
+// own order looks values up in arrays, not in records scattered in memory.
+type fieldValues struct {
+	kind []valueKind
+	nums []float64
+	strs []string
+}
+
+type valueKind uint8
+
+const (
+	kindNone valueKind = iota
+	kindNumber
+	kindString
+	kindFalse
+	kindTrue
+)
+
+func valuesOf(field string, recs []events.Record) *fieldValues {
+	fv := &fieldValues{kind: make([]valueKind, len(recs)), nums: make([]float64, len(recs)), strs: make([]string, len(recs))}
+	for i, r := range recs {
+		v := r[field]
+		if n, ok := indexNumber(v); ok {
+			fv.kind[i], fv.nums[i] = kindNumber, n
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			fv.kind[i], fv.strs[i] = kindString, v
+		case bool:
+			fv.kind[i] = kindFalse + valueKind(boolIndex(v))
+		}
+	}
+	return fv
+}
+
 // readIndexOrder reads what writeIndexOrder wrote into the index on field.
 func readIndexOrder(r *snapcodec.Reader, field string, keys []string, recs []events.Record) (*Index, error) {
 	ix := NewIndex(field)
-	nums, err := readRanked(r, field, keys, recs, indexNumber)
+	fv := valuesOf(field, recs)
+	nums, err := readRanked(r, field, keys, fv, kindNumber, fv.nums)
 	if err != nil {
 		return nil, err
 	}
-	strs, err := readRanked(r, field, keys, recs, func(v any) (string, bool) { s, ok := v.(string); return s, ok })
+	strs, err := readRanked(r, field, keys, fv, kindString, fv.strs)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +121,7 @@ func readIndexOrder(r *snapcodec.Reader, field string, keys []string, recs []eve
 		}
 		for range n {
 			o := r.Uvarint()
-			if o >= uint64(len(recs)) || recs[o][field] != (b == 1) {
+			if o >= uint64(len(recs)) || fv.kind[o] != kindFalse+valueKind(b) {
 				return nil, fmt.Errorf("index %s: boolean entry %d is not a record holding %v", field, o, b == 1)
 			}
 			ix.bools[b][keys[o]] = struct{}{}
@@ -92,21 +130,20 @@ func readIndexOrder(r *snapcodec.Reader, field string, keys []string, recs []eve
 	return ix, r.Err()
 }
 
-// readRanked reads one list of ordinals as index entries; value gives a
-// record's value as the list's type.
-func readRanked[V cmp.Ordered](r *snapcodec.Reader, field string, keys []string, recs []events.Record, value func(any) (V, bool)) ([]entry[V], error) {
+// readRanked reads one list of ordinals as index entries of the records
+// whose value is of kind, vals[ordinal].
+func readRanked[V cmp.Ordered](r *snapcodec.Reader, field string, keys []string, fv *fieldValues, kind valueKind, vals []V) ([]entry[V], error) {
 	n := r.Count(1)
 	es := make([]entry[V], n)
 	for i := range es {
 		o := r.Uvarint()
-		if o >= uint64(len(recs)) {
-			return nil, fmt.Errorf("index %s: ordinal %d of %d records", field, o, len(recs))
+		if o >= uint64(len(keys)) {
+			return nil, fmt.Errorf("index %s: ordinal %d of %d records", field, o, len(keys))
 		}
-		v, ok := value(recs[o][field])
-		if !ok {
-			return nil, fmt.Errorf("index %s: record %s holds no %T", field, keys[o], v)
+		if fv.kind[o] != kind {
+			return nil, fmt.Errorf("index %s: record %s holds no %T", field, keys[o], vals[o])
 		}
-		es[i] = entry[V]{v, keys[o]}
+		es[i] = entry[V]{vals[o], keys[o]}
 		if i > 0 && compareEntries(es[i-1], es[i]) >= 0 {
 			return nil, fmt.Errorf("index %s: entries out of order at %d", field, i)
 		}
