@@ -23,7 +23,7 @@ import (
 // a map from each value to a set of keys, this costs no allocation per
 // distinct value, so an index on a field with a distinct value per record
 // (an email, a name) is cheap to build at load: one sort, or none when a
-// snapshot gives the order (see IndexOrder).
+// snapshot gives the order (see index_order.go).
 type Index struct {
 	Field string
 	nums  sortedSet[entry[float64]]
