@@ -326,3 +326,44 @@ func TestLargestFlight(t *testing.T) {
 		t.Fatalf("%d bytes: %v", len(p.String()), err)
 	}
 }
+
+// TestVerifyConcurrent: goroutines verifying the same flights at once
+// (rule workers share a verifier) all succeed and refuse forgeries.
+func TestVerifyConcurrent(t *testing.T) {
+	s := newSigner(t)
+	msgs := flight(1, 37)
+	hdrs, _, err := s.Sign(msgs, proof.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := proof.NewVerifier("S", s.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			order := ascending(len(msgs))
+			if w%2 == 1 {
+				order = descending(len(msgs))
+			}
+			for _, i := range order {
+				if _, _, err := v.Verify(msgs[i], hdrs[i]); err != nil {
+					errs <- fmt.Errorf("message %d: %w", i, err)
+					return
+				}
+				forged := proof.Message{Seq: msgs[i].Seq, Subject: msgs[i].Subject, Body: []byte("forged")}
+				if _, _, err := v.Verify(forged, hdrs[i]); !errors.Is(err, proof.ErrSignature) {
+					errs <- fmt.Errorf("message %d forged: %v, want ErrSignature", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
