@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,25 @@ var (
 	readyEvents = flag.Int("ready.events", 1_000_000, "events in BenchmarkReady's stream before its snapshot")
 	readyTail   = flag.Int("ready.tail", 100_000, "events BenchmarkReady appends after its snapshot")
 )
+
+// benchLogHandler hands the node's warnings and errors, with their
+// attributes, to log.
+type benchLogHandler struct{ log func(string) }
+
+func (h benchLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h benchLogHandler) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.String()
+		return true
+	})
+	h.log(msg)
+	return nil
+}
+
+func (h benchLogHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h benchLogHandler) WithGroup(string) slog.Handler      { return h }
 
 // cpuTime is the CPU time (user + system) the process has used so far:
 // the store node's and the embedded server's together. On a machine
@@ -69,7 +89,10 @@ func BenchmarkReady(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	quiet := storenode.WithLogger(slog.New(slog.DiscardHandler))
+	// The node's warnings (a snapshot skipped, and why) go to the log of
+	// the benchmark part that started it.
+	var logTo atomic.Pointer[testing.B]
+	warnings := storenode.WithLogger(slog.New(benchLogHandler{func(msg string) { logTo.Load().Log(msg) }}))
 	st := storetest.StartStore(b, storenode.WithProofKey(kp))
 	def := events.BucketDef{Bucket: "items", Key: "id", Indexes: []string{"n", "name"}, Schema: map[string]events.FieldDef{
 		"id":   {Type: events.TypeNumber, Required: true},
@@ -92,9 +115,10 @@ func BenchmarkReady(b *testing.B) {
 	// start starts a store node on the stream, timed, and checks it holds
 	// wantItems records.
 	start := func(b *testing.B, wantItems int) *storenode.Node {
+		logTo.Store(b)
 		var n *storenode.Node
 		timed(b, func() {
-			if n, err = storenode.Start(ctx, st.Conn, quiet, storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp)); err != nil {
+			if n, err = storenode.Start(ctx, st.Conn, warnings, storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp)); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -123,10 +147,10 @@ func BenchmarkReady(b *testing.B) {
 
 	b.Run("from-snapshot-at-head", func(b *testing.B) {
 		n := start(b, *readyEvents)
+		defer stop(b, n) // a node left running would answer the next part's count
 		if n.SnapshotSeq() != snap.Seq {
 			b.Fatalf("started from seq %d, want the snapshot's %d", n.SnapshotSeq(), snap.Seq)
 		}
-		stop(b, n)
 	})
 
 	// The snapshot's parts, as a start meets them.
