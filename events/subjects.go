@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -71,14 +70,26 @@ func (op Op) Valid() bool {
 	return op == OpInserted || op == OpUpdated || op == OpDeleted
 }
 
-var bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // MaxBucketNameLen is the longest bucket name accepted.
 const MaxBucketNameLen = 64
 
 // ValidBucketName reports whether name can be a bucket name: one NATS subject
 // token of letters, digits, '_' and '-', at most MaxBucketNameLen bytes.
-func ValidBucketName(name string) bool { return bucketNameRE.MatchString(name) }
+// A loop, not a regular expression: every decoded event is checked (a
+// replay's hot path).
+func ValidBucketName(name string) bool {
+	if len(name) == 0 || len(name) > MaxBucketNameLen {
+		return false
+	}
+	for i := range len(name) {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // EventSubject returns bucket.<bucket>.<op>.
 func EventSubject(bucket string, op Op) string {

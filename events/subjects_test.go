@@ -1,6 +1,9 @@
 package events
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestFilterCoversSubjects(t *testing.T) {
 	tests := []struct {
@@ -38,5 +41,29 @@ func TestIsMutation(t *testing.T) {
 				t.Fatalf("IsMutation(%q) = %v, want %v", cmd, got, writes[cmd])
 			}
 		})
+	}
+}
+
+func TestValidBucketName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"orders", true},
+		{"Order_items-2", true},
+		{"a", true},
+		{strings.Repeat("b", MaxBucketNameLen), true},
+		{strings.Repeat("b", MaxBucketNameLen+1), false},
+		{"", false},
+		{"orders.x", false},
+		{"orders*", false},
+		{"or ders", false},
+		{"ördersx", false},
+		{"orders>", false},
+	}
+	for _, tt := range tests {
+		if got := ValidBucketName(tt.name); got != tt.want {
+			t.Errorf("ValidBucketName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -16,45 +17,52 @@ import (
 // Equality and range follow the where semantics (see CompileWhere): values
 // of different types never compare, so a numeric range never returns keys of
 // string values and the other way round.
+//
+// Numbers and strings are kept as (value, key) entries in one ordered set
+// per type: an equality lookup is the run of entries of one value. Unlike
+// a map from each value to a set of keys, this costs no allocation per
+// distinct value, so an index on a field with a distinct value per record
+// (an email, a name) is cheap to build at load: one sort, or none when a
+// snapshot gives the order (see index_order.go).
 type Index struct {
 	Field string
-	nums  map[float64]keySet
-	strs  map[string]keySet
+	nums  sortedSet[entry[float64]]
+	strs  sortedSet[entry[string]]
 	bools [2]keySet
-	// Distinct values in order, for Range.
-	numOrder sortedSet[float64]
-	strOrder sortedSet[string]
 }
 
-// keySet is the set of record keys sharing one value.
+// entry is one indexed record: its value and its key.
+type entry[V cmp.Ordered] struct {
+	v   V
+	key string
+}
+
+// compareEntries orders entries by value, then key.
+func compareEntries[V cmp.Ordered](a, b entry[V]) int {
+	if c := cmp.Compare(a.v, b.v); c != 0 {
+		return c
+	}
+	return strings.Compare(a.key, b.key)
+}
+
+// keySet is the set of record keys sharing one boolean value.
 type keySet map[string]struct{}
 
 // NewIndex returns an empty index on field.
 func NewIndex(field string) *Index {
-	return &Index{Field: field, nums: map[float64]keySet{}, strs: map[string]keySet{}}
+	return &Index{Field: field, nums: sortedSet[entry[float64]]{cmp: compareEntries[float64]},
+		strs: sortedSet[entry[string]]{cmp: compareEntries[string]}}
 }
 
 // Add records that the record under key has value.
-func (ix *Index) Add(value any, key string) { ix.add(value, key, true) }
-
-// add is Add; without ordered, a new value is left out of the order
-// (newIndexOf sorts them all at once).
-func (ix *Index) add(value any, key string, ordered bool) {
-	if n, ok := asNumber(value); ok {
-		if n != n { // NaN equals nothing and has no place in the order
-			return
-		}
-		n = normZero(n)
-		if addKey(ix.nums, n, key) && ordered {
-			ix.numOrder.insert(n)
-		}
+func (ix *Index) Add(value any, key string) {
+	if n, ok := indexNumber(value); ok {
+		ix.nums.insert(entry[float64]{n, key})
 		return
 	}
 	switch v := value.(type) {
 	case string:
-		if addKey(ix.strs, v, key) && ordered {
-			ix.strOrder.insert(v)
-		}
+		ix.strs.insert(entry[string]{v, key})
 	case bool:
 		i := boolIndex(v)
 		if ix.bools[i] == nil {
@@ -64,30 +72,49 @@ func (ix *Index) add(value any, key string, ordered bool) {
 	}
 }
 
-// newIndexOf builds the index on field of records.
+// indexNumber returns value as the number an index keeps, if it keeps one:
+// NaN equals nothing and has no place in the order; -0 is 0.
+func indexNumber(value any) (float64, bool) {
+	n, ok := asNumber(value)
+	if !ok || n != n {
+		return 0, false
+	}
+	return normZero(n), true
+}
+
+// newIndexOf builds the index on field of records with one sort.
 func newIndexOf(field string, records map[string]events.Record) *Index {
 	ix := NewIndex(field)
+	var nums []entry[float64]
+	var strs []entry[string]
 	for k, r := range records {
-		ix.add(r[field], k, false)
+		v := r[field]
+		if n, ok := indexNumber(v); ok {
+			nums = append(nums, entry[float64]{n, k})
+			continue
+		}
+		if s, ok := v.(string); ok {
+			strs = append(strs, entry[string]{s, k})
+			continue
+		}
+		ix.Add(v, k)
 	}
-	ix.numOrder, ix.strOrder = sortedSetOf(ix.nums), sortedSetOf(ix.strs)
+	slices.SortFunc(nums, compareEntries[float64])
+	slices.SortFunc(strs, compareEntries[string])
+	ix.nums.fill(nums)
+	ix.strs.fill(strs)
 	return ix
 }
 
 // Remove forgets that the record under key has value.
 func (ix *Index) Remove(value any, key string) {
-	if n, ok := asNumber(value); ok {
-		n = normZero(n)
-		if removeKey(ix.nums, n, key) {
-			ix.numOrder.remove(n)
-		}
+	if n, ok := indexNumber(value); ok {
+		ix.nums.remove(entry[float64]{n, key})
 		return
 	}
 	switch v := value.(type) {
 	case string:
-		if removeKey(ix.strs, v, key) {
-			ix.strOrder.remove(v)
-		}
+		ix.strs.remove(entry[string]{v, key})
 	case bool:
 		delete(ix.bools[boolIndex(v)], key)
 	}
@@ -97,15 +124,28 @@ func (ix *Index) Remove(value any, key string) {
 // particular order.
 func (ix *Index) Equal(value any) []string {
 	if n, ok := asNumber(value); ok {
-		return appendKeys(nil, ix.nums[normZero(n)])
+		return equalKeys(&ix.nums, normZero(n))
 	}
 	switch v := value.(type) {
 	case string:
-		return appendKeys(nil, ix.strs[v])
+		return equalKeys(&ix.strs, v)
 	case bool:
 		return appendKeys(nil, ix.bools[boolIndex(v)])
 	}
 	return nil
+}
+
+// equalKeys returns the keys of the run of entries of value v.
+func equalKeys[V cmp.Ordered](s *sortedSet[entry[V]], v V) []string {
+	var out []string
+	s.ascend(&entry[V]{v: v}, func(e entry[V]) bool {
+		if e.v != v {
+			return false
+		}
+		out = append(out, e.key)
+		return true
+	})
+	return out
 }
 
 // Range returns the keys of the records whose field lies between lo and hi,
@@ -115,11 +155,10 @@ func (ix *Index) Equal(value any) []string {
 // nil, every numeric and string value is in range. Bounds of different or
 // other types return nil.
 func (ix *Index) Range(lo, hi any, loIncl, hiIncl bool) []string {
-	var out []string
 	switch {
 	case lo == nil && hi == nil:
-		ix.numOrder.ascend(nil, nil, false, false, func(v float64) { out = appendKeys(out, ix.nums[v]) })
-		ix.strOrder.ascend(nil, nil, false, false, func(v string) { out = appendKeys(out, ix.strs[v]) })
+		out := rangeKeys(&ix.nums, nil, nil, false, false, nil)
+		return rangeKeys(&ix.strs, nil, nil, false, false, out)
 	case isType[float64](lo, hi):
 		l, h := bound[float64](lo), bound[float64](hi)
 		if l != nil {
@@ -128,10 +167,30 @@ func (ix *Index) Range(lo, hi any, loIncl, hiIncl bool) []string {
 		if h != nil {
 			*h = normZero(*h)
 		}
-		ix.numOrder.ascend(l, h, loIncl, hiIncl, func(v float64) { out = appendKeys(out, ix.nums[v]) })
+		return rangeKeys(&ix.nums, l, h, loIncl, hiIncl, nil)
 	case isType[string](lo, hi):
-		ix.strOrder.ascend(bound[string](lo), bound[string](hi), loIncl, hiIncl, func(v string) { out = appendKeys(out, ix.strs[v]) })
+		return rangeKeys(&ix.strs, bound[string](lo), bound[string](hi), loIncl, hiIncl, nil)
 	}
+	return nil
+}
+
+// rangeKeys appends to out the keys of the entries between lo and hi (nil:
+// open), in order.
+func rangeKeys[V cmp.Ordered](s *sortedSet[entry[V]], lo, hi *V, loIncl, hiIncl bool, out []string) []string {
+	var from *entry[V]
+	if lo != nil {
+		from = &entry[V]{v: *lo}
+	}
+	s.ascend(from, func(e entry[V]) bool {
+		if lo != nil && !loIncl && e.v == *lo {
+			return true
+		}
+		if hi != nil && (e.v > *hi || !hiIncl && e.v == *hi) {
+			return false
+		}
+		out = append(out, e.key)
+		return true
+	})
 	return out
 }
 
@@ -167,31 +226,6 @@ func boolIndex(b bool) int {
 	return 0
 }
 
-// addKey adds key to m[v] and reports whether v is a new value.
-func addKey[T comparable](m map[T]keySet, v T, key string) bool {
-	set, ok := m[v]
-	if !ok {
-		set = keySet{}
-		m[v] = set
-	}
-	set[key] = struct{}{}
-	return !ok
-}
-
-// removeKey removes key from m[v] and reports whether v is gone.
-func removeKey[T comparable](m map[T]keySet, v T, key string) bool {
-	set, ok := m[v]
-	if !ok {
-		return false
-	}
-	delete(set, key)
-	if len(set) > 0 {
-		return false
-	}
-	delete(m, v)
-	return true
-}
-
 func appendKeys(out []string, set keySet) []string {
 	for k := range set {
 		out = append(out, k)
@@ -204,43 +238,38 @@ func appendKeys(out []string, set keySet) []string {
 const blockSize = 256
 
 // sortedSet is an ordered set of distinct values kept as a list of sorted
-// blocks. A lookup is two binary searches, O(log n); an insert or remove also
-// moves at most one block (O(blockSize)) and, when a block splits or empties,
-// the block list (O(n/blockSize)). A single sorted slice would make each
-// insert O(n), which is quadratic when a unique field is replayed in random
-// order.
-type sortedSet[T cmp.Ordered] struct {
+// blocks, ordered by cmp. A lookup is two binary searches, O(log n); an
+// insert or remove also moves at most one block (O(blockSize)) and, when a
+// block splits or empties, the block list (O(n/blockSize)). A single sorted
+// slice would make each insert O(n), which is quadratic when a unique field
+// is replayed in random order.
+type sortedSet[T any] struct {
 	blocks [][]T
+	cmp    func(a, b T) int
 }
 
 // find returns the position of the first value >= v: block bi (len(blocks)
-// when there is none) and offset i within it.
-func (s *sortedSet[T]) find(v T) (bi, i int) {
+// when there is none) and offset i within it, and whether v is there.
+func (s *sortedSet[T]) find(v T) (bi, i int, found bool) {
 	bi = sort.Search(len(s.blocks), func(j int) bool {
 		b := s.blocks[j]
-		return b[len(b)-1] >= v
+		return s.cmp(b[len(b)-1], v) >= 0
 	})
 	if bi < len(s.blocks) {
-		i, _ = slices.BinarySearch(s.blocks[bi], v)
+		i, found = slices.BinarySearchFunc(s.blocks[bi], v, s.cmp)
 	}
-	return bi, i
+	return bi, i, found
 }
 
-// sortedSetOf returns the set of the keys of m, sorted once: what a
-// rebuild does instead of inserting them one by one.
-func sortedSetOf[T cmp.Ordered](m map[T]keySet) sortedSet[T] {
-	vs := make([]T, 0, len(m))
-	for v := range m {
-		vs = append(vs, v)
-	}
-	slices.Sort(vs)
-	var s sortedSet[T]
+// fill replaces the set's values with sorted, distinct values vs: what a
+// rebuild does instead of inserting them one by one. The set keeps vs.
+func (s *sortedSet[T]) fill(vs []T) {
+	s.blocks = s.blocks[:0]
 	for len(vs) > 0 {
 		n := min(len(vs), blockSize)
 		s.blocks = append(s.blocks, vs[:n:n]) // capped: a block's growth never overwrites the next
 		vs = vs[n:]
 	}
-	return s
 }
 
 func (s *sortedSet[T]) insert(v T) {
@@ -248,12 +277,13 @@ func (s *sortedSet[T]) insert(v T) {
 		s.blocks = [][]T{{v}}
 		return
 	}
-	bi, i := s.find(v)
+	bi, i, found := s.find(v)
+	if found {
+		return
+	}
 	if bi == len(s.blocks) {
 		bi = len(s.blocks) - 1
 		i = len(s.blocks[bi])
-	} else if s.blocks[bi][i] == v {
-		return
 	}
 	b := slices.Insert(s.blocks[bi], i, v)
 	if len(b) <= 2*blockSize {
@@ -268,8 +298,8 @@ func (s *sortedSet[T]) insert(v T) {
 }
 
 func (s *sortedSet[T]) remove(v T) {
-	bi, i := s.find(v)
-	if bi == len(s.blocks) || s.blocks[bi][i] != v {
+	bi, i, found := s.find(v)
+	if !found {
 		return
 	}
 	b := slices.Delete(s.blocks[bi], i, i+1)
@@ -280,22 +310,18 @@ func (s *sortedSet[T]) remove(v T) {
 	s.blocks[bi] = b
 }
 
-// ascend calls fn for each value between lo and hi in ascending order; a nil
-// bound is open.
-func (s *sortedSet[T]) ascend(lo, hi *T, loIncl, hiIncl bool, fn func(T)) {
+// ascend calls fn for each value from the first >= from (nil: the first
+// of all) in ascending order, until fn returns false.
+func (s *sortedSet[T]) ascend(from *T, fn func(T) bool) {
 	bi, i := 0, 0
-	if lo != nil {
-		bi, i = s.find(*lo)
+	if from != nil {
+		bi, i, _ = s.find(*from)
 	}
 	for ; bi < len(s.blocks); bi, i = bi+1, 0 {
 		for _, v := range s.blocks[bi][i:] {
-			if lo != nil && !loIncl && v == *lo {
-				continue
-			}
-			if hi != nil && (v > *hi || (!hiIncl && v == *hi)) {
+			if !fn(v) {
 				return
 			}
-			fn(v)
 		}
 	}
 }

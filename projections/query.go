@@ -38,6 +38,11 @@ func (b *Bucket) Query(w events.Where, limit int, after string) (records []event
 	if err != nil {
 		return nil, "", err
 	}
+	return b.Scan(f).Query(limit, after)
+}
+
+// Query is Bucket.Query on the scan's filter.
+func (s *Scan) Query(limit int, after string) (records []events.Record, nextCursor string, err error) {
 	switch {
 	case limit <= 0:
 		limit = DefaultQueryLimit
@@ -53,7 +58,7 @@ func (b *Bucket) Query(w events.Where, limit int, after string) (records []event
 		start = &k
 	}
 	var keys []keyOrder
-	b.each(f, func(k string, _ events.Record) {
+	s.each(func(k string, _ events.Record) {
 		ko := orderOf(k)
 		if start == nil || compareOrder(ko, *start) > 0 {
 			keys = append(keys, ko)
@@ -66,7 +71,7 @@ func (b *Bucket) Query(w events.Where, limit int, after string) (records []event
 	}
 	records = make([]events.Record, len(keys))
 	for i, k := range keys {
-		records[i] = b.records[k.key]
+		records[i] = s.b.records[k.key]
 	}
 	return records, nextCursor, nil
 }
@@ -77,12 +82,17 @@ func (b *Bucket) Count(w events.Where) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if f.matchesAll() {
-		return len(b.records), nil
+	return b.Scan(f).Count(), nil
+}
+
+// Count is Bucket.Count on the scan's filter.
+func (s *Scan) Count() int {
+	if s.f.matchesAll() {
+		return len(s.b.records)
 	}
 	n := 0
-	b.each(f, func(string, events.Record) { n++ })
-	return n, nil
+	s.each(func(string, events.Record) { n++ })
+	return n
 }
 
 // Aggregate computes fn (sum, avg, min or max) over the numeric values of
@@ -90,6 +100,15 @@ func (b *Bucket) Count(w events.Where) (int, error) {
 // field is missing or not a number are skipped. The sum of no values is 0;
 // avg, min and max of no values are nil. The result is a float64 or nil.
 func (b *Bucket) Aggregate(fn, field string, w events.Where) (any, error) {
+	f, err := CompileWhere(w)
+	if err != nil {
+		return nil, err
+	}
+	return b.Scan(f).Aggregate(fn, field)
+}
+
+// Aggregate is Bucket.Aggregate on the scan's filter.
+func (s *Scan) Aggregate(fn, field string) (any, error) {
 	switch fn {
 	case AggSum, AggAvg, AggMin, AggMax:
 	default:
@@ -98,14 +117,10 @@ func (b *Bucket) Aggregate(fn, field string, w events.Where) (any, error) {
 	if field == "" {
 		return nil, events.Errorf(events.CodeBadRequest, "aggregate: field is required")
 	}
-	f, err := CompileWhere(w)
-	if err != nil {
-		return nil, err
-	}
 	path := strings.Split(field, ".")
 	var sum, lo, hi float64
 	n := 0
-	b.each(f, func(_ string, r events.Record) {
+	s.each(func(_ string, r events.Record) {
 		v, _ := lookup(r, path)
 		x, ok := asNumber(v)
 		if !ok {
@@ -137,22 +152,14 @@ func (b *Bucket) Aggregate(fn, field string, w events.Where) (any, error) {
 // filter f: the candidates its indexes give, else every record. A count of
 // everything visits none. It lets a caller refuse a costly scan before
 // running it.
-func (b *Bucket) ScanCost(f *Filter, counting bool) int {
-	if counting && f.matchesAll() {
-		return 0
-	}
-	if keys, ok := b.candidates(f); ok {
-		return len(keys)
-	}
-	return len(b.records)
-}
+func (b *Bucket) ScanCost(f *Filter, counting bool) int { return b.Scan(f).Cost(counting) }
 
 // MatchKeys returns the canonical keys (events.KeyString) of the records
 // matching f, in key order. A transaction uses it to check that a query's
 // result set is still what the caller saw.
 func (b *Bucket) MatchKeys(f *Filter) []string {
 	var keys []keyOrder
-	b.each(f, func(k string, _ events.Record) { keys = append(keys, orderOf(k)) })
+	b.Scan(f).each(func(k string, _ events.Record) { keys = append(keys, orderOf(k)) })
 	return sortedKeyStrings(keys)
 }
 
@@ -230,27 +237,6 @@ func decodeCursor(c string) (keyOrder, error) {
 		}
 	}
 	return keyOrder{}, events.Errorf(events.CodeBadRequest, "after: %q is not a query cursor", c)
-}
-
-// each calls fn for every record matching f, in no particular order. When
-// the filter pins an indexed field it visits only the index's candidates.
-func (b *Bucket) each(f *Filter, fn func(k string, r events.Record)) {
-	visit := func(k string, r events.Record) {
-		if f.Match(r) {
-			fn(k, r)
-		}
-	}
-	if keys, ok := b.candidates(f); ok {
-		for _, k := range keys {
-			if r, ok := b.records[k]; ok {
-				visit(k, r)
-			}
-		}
-		return
-	}
-	for k, r := range b.records {
-		visit(k, r)
-	}
 }
 
 // candidates returns, without duplicates, a superset of the keys of the

@@ -512,3 +512,42 @@ func benchmarkQuery(b *testing.B, indexes []string) {
 
 func BenchmarkQueryIndexed(b *testing.B) { benchmarkQuery(b, []string{"n"}) }
 func BenchmarkQueryScan(b *testing.B)    { benchmarkQuery(b, nil) }
+
+// BenchmarkCheckedQuery is a store read as the node runs it: the scan's
+// cost checked against the cap, then the query, on an indexed range of
+// 200 records; "twice" compiles the filter and builds the candidates for
+// each step (as before Scan), "once" shares them.
+func BenchmarkCheckedQuery(b *testing.B) {
+	bk := benchBucket(b, []string{"n"})
+	w := events.Where{"n": map[string]any{"$between": []any{500.0, 501.0}}}
+	check := func(cost int) {
+		if cost != 200 {
+			b.Fatalf("cost %d, want 200", cost)
+		}
+	}
+	b.Run("twice", func(b *testing.B) {
+		for b.Loop() {
+			f, err := CompileWhere(w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(bk.ScanCost(f, false))
+			if records, _, err := bk.Query(w, 100, ""); err != nil || len(records) != 100 {
+				b.Fatalf("%d records, %v", len(records), err)
+			}
+		}
+	})
+	b.Run("once", func(b *testing.B) {
+		for b.Loop() {
+			f, err := CompileWhere(w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := bk.Scan(f)
+			check(s.Cost(false))
+			if records, _, err := s.Query(100, ""); err != nil || len(records) != 100 {
+				b.Fatalf("%d records, %v", len(records), err)
+			}
+		}
+	})
+}

@@ -13,8 +13,8 @@ import (
 
 // View is a State as it was when Capture took it, for encoding while the
 // State moves on. Indexes are not part of it: they are derived from the
-// records and rebuilt by DecodeState in one pass (their maps have to be
-// allocated at load either way; see docs/protocol.md, Snapshots).
+// records; Encode writes each index's order (see index_order.go), which
+// DecodeState fills the index from without sorting.
 type View struct {
 	LastSeq uint64
 	buckets []bucketView
@@ -24,6 +24,7 @@ type bucketView struct {
 	def     events.BucketDef
 	records map[string]events.Record
 	autoinc map[string]float64
+	indexes map[string]*Index // read from a snapshot: its indexes in order
 }
 
 // Capture returns a view of s at its LastSeq. It copies the maps that
@@ -66,10 +67,18 @@ func (v *View) Encode(w *snapcodec.Writer) error {
 			}
 		}
 		w.Uvarint(uint64(len(b.records)))
+		keys := make([]string, 0, len(b.records))
+		recs := make([]events.Record, 0, len(b.records))
 		for k, r := range b.records {
+			keys, recs = append(keys, k), append(recs, r)
 			w.String(k)
 			if err := w.Object(r); err != nil {
 				return fmt.Errorf("projections: encode %s %s: %w", b.def.Bucket, k, err)
+			}
+		}
+		if b.def.View == nil { // a view's indexes are rebuilt with its aggregates
+			for _, f := range IndexedFields(b.def) {
+				writeIndexOrder(w, f, keys, recs)
 			}
 		}
 	}
@@ -103,12 +112,26 @@ func DecodeState(r *snapcodec.Reader) (*State, error) {
 		}
 		nr := r.Count(3)
 		b.records = make(map[string]events.Record, nr)
-		for range nr {
-			k := r.String()
-			b.records[k] = r.Object()
+		keys, recs := make([]string, nr), make([]events.Record, nr)
+		for i := range nr {
+			keys[i], recs[i] = r.String(), r.Object()
+			b.records[keys[i]] = recs[i]
 		}
 		if err := r.Err(); err != nil {
 			return nil, fmt.Errorf("projections: decode bucket %s: %w", def.Bucket, err)
+		}
+		if len(b.records) != nr {
+			return nil, fmt.Errorf("projections: decode bucket %s: a key repeated", def.Bucket)
+		}
+		if def.View == nil {
+			b.indexes = map[string]*Index{}
+			for _, f := range IndexedFields(def) {
+				ix, err := readIndexOrder(r, f, keys, recs)
+				if err != nil {
+					return nil, fmt.Errorf("projections: decode bucket %s: %w", def.Bucket, err)
+				}
+				b.indexes[f] = ix
+			}
 		}
 		all = append(all, b)
 	}
@@ -121,9 +144,9 @@ func DecodeState(r *snapcodec.Reader) (*State, error) {
 	})
 	for _, d := range all {
 		if d.def.View == nil {
-			// Define keeps the records of the bucket it replaces.
+			// define keeps the records of the bucket it replaces.
 			s.buckets[d.def.Bucket] = &Bucket{Def: d.def, records: d.records, autoinc: d.autoinc}
-			if _, err := s.Define(d.def); err != nil {
+			if _, err := s.define(d.def, d.indexes); err != nil {
 				return nil, fmt.Errorf("projections: decode bucket %s: %w", d.def.Bucket, err)
 			}
 			continue
@@ -138,7 +161,7 @@ func DecodeState(r *snapcodec.Reader) (*State, error) {
 			return nil, fmt.Errorf("projections: decode view %s: %w", d.def.Bucket, err)
 		}
 		maps.Copy(b.records, d.records)
-		b.reindex()
+		b.reindex(nil)
 	}
 	s.Settle()
 	return s, nil

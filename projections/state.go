@@ -63,7 +63,11 @@ func (s *State) Buckets() []*Bucket {
 // definition wins and existing records are re-indexed. A view's source must
 // be defined and its where must compile (the store checks both first); a
 // view is computed from its source's records at once.
-func (s *State) Define(def events.BucketDef) (*Bucket, error) {
+func (s *State) Define(def events.BucketDef) (*Bucket, error) { return s.define(def, nil) }
+
+// define is Define with the indexes already built, by field (a snapshot's);
+// the others are built from the records.
+func (s *State) define(def events.BucketDef, built map[string]*Index) (*Bucket, error) {
 	b := &Bucket{Def: def, records: map[string]events.Record{}, autoinc: map[string]float64{}}
 	old := s.buckets[def.Bucket]
 	if old != nil {
@@ -84,7 +88,7 @@ func (s *State) Define(def events.BucketDef) (*Bucket, error) {
 		b.view = v
 		src.views = append(src.views, v)
 	}
-	b.reindex()
+	b.reindex(built)
 	b.ttl, _ = time.ParseDuration(def.TTL) // the store refuses a bad one
 	if b.ttl > 0 {
 		b.byUpdated = newAgeQueue(events.FieldUpdatedAt)
@@ -113,10 +117,15 @@ func (b *Bucket) queue(k string, r events.Record) {
 	}
 }
 
-// reindex builds the indexes of b's definition from its records.
-func (b *Bucket) reindex() {
+// reindex builds the indexes of b's definition from its records, but
+// for those in built.
+func (b *Bucket) reindex(built map[string]*Index) {
 	b.indexes = map[string]*Index{}
 	for _, f := range IndexedFields(b.Def) {
+		if ix := built[f]; ix != nil {
+			b.indexes[f] = ix
+			continue
+		}
 		b.indexes[f] = newIndexOf(f, b.records)
 	}
 }

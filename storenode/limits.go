@@ -96,13 +96,16 @@ func (n *Node) queryPage(b *projections.Bucket, recs []events.Record, next, head
 
 // checkScan refuses a query, count or aggregate that would visit more
 // records than the node's scan cap (WithMaxScan): every read runs on the
-// single writer, so a long scan would hold up every write behind it.
-func (n *Node) checkScan(b *projections.Bucket, w events.Where, counting bool) *events.Error {
+// single writer, so a long scan would hold up every write behind it. It
+// returns the scan to run: the filter compiled and its candidates found
+// once.
+func (n *Node) checkScan(b *projections.Bucket, w events.Where, counting bool) (*projections.Scan, *events.Error) {
 	f, err := projections.CompileWhere(w)
 	if err != nil {
-		return asContractError(err)
+		return nil, asContractError(err)
 	}
-	return n.scanBudget(b.ScanCost(f, counting), b.Def.Bucket)
+	s := b.Scan(f)
+	return s, n.scanBudget(s.Cost(counting), b.Def.Bucket)
 }
 
 // scanBudget refuses a command that visits cost records.

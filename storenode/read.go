@@ -22,10 +22,11 @@ func (n *Node) read(p *pending, at uint64) (any, *events.Error) {
 		if e != nil {
 			return nil, e
 		}
-		if e := n.checkScan(b, body.Where, false); e != nil {
+		s, e := n.checkScan(b, body.Where, false)
+		if e != nil {
 			return nil, e
 		}
-		recs, next, err := b.Query(body.Where, body.Limit, body.After)
+		recs, next, err := s.Query(body.Limit, body.After)
 		if err != nil {
 			return nil, asContractError(err)
 		}
@@ -37,23 +38,21 @@ func (n *Node) read(p *pending, at uint64) (any, *events.Error) {
 		if e != nil {
 			return nil, e
 		}
-		if e := n.checkScan(b, body.Where, true); e != nil {
+		s, e := n.checkScan(b, body.Where, true)
+		if e != nil {
 			return nil, e
 		}
-		c, err := b.Count(body.Where)
-		if err != nil {
-			return nil, asContractError(err)
-		}
-		return c, nil
+		return s.Count(), nil
 	case *events.AggregateRequest:
 		b, _, e := n.bucketFor(body.Bucket)
 		if e != nil {
 			return nil, e
 		}
-		if e := n.checkScan(b, body.Where, false); e != nil {
+		s, e := n.checkScan(b, body.Where, false)
+		if e != nil {
 			return nil, e
 		}
-		v, err := b.Aggregate(body.Fn, body.Field, body.Where)
+		v, err := s.Aggregate(body.Fn, body.Field)
 		if err != nil {
 			return nil, asContractError(err)
 		}

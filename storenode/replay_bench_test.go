@@ -161,6 +161,13 @@ const replayFlight = 64
 // fillItems appends n inserted events of the items bucket after the
 // stream's single message, proved with kp in flights of replayFlight.
 func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n int) error {
+	return fillItemsFrom(ctx, js, kp, 1, n)
+}
+
+// fillItemsFrom appends n inserted events of the items bucket, keys from
+// first on, after the stream's last message, chained to it and proved
+// with kp in flights of replayFlight.
+func fillItemsFrom(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, first, n int) error {
 	signer, err := proof.NewSigner(events.DefaultStream, kp)
 	if err != nil {
 		return err
@@ -169,21 +176,22 @@ func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n 
 	if err != nil {
 		return err
 	}
-	first, err := stream.GetMsg(ctx, 1)
+	lastSeq := stream.CachedInfo().State.LastSeq
+	last, err := stream.GetMsg(ctx, lastSeq)
 	if err != nil {
 		return err
 	}
-	p, err := proof.Parse(first.Header.Get(proof.Header))
+	p, err := proof.Parse(last.Header.Get(proof.Header))
 	if err != nil {
 		return err
 	}
-	prev := proof.Leaf(events.DefaultStream, proof.Message{Seq: 1, Subject: first.Subject, Body: first.Data}, p.Prev)
+	prev := proof.Leaf(events.DefaultStream, proof.Message{Seq: lastSeq, Subject: last.Subject, Body: last.Data}, p.Prev)
 	var flight []*nats.Msg
 	flightStart := 0 // events already proved
 	prove := func() error {
 		pms := make([]proof.Message, len(flight))
 		for i, m := range flight {
-			pms[i] = proof.Message{Seq: uint64(i) + 2 + uint64(flightStart), Subject: m.Subject, Body: m.Data}
+			pms[i] = proof.Message{Seq: lastSeq + 1 + uint64(i) + uint64(flightStart), Subject: m.Subject, Body: m.Data}
 		}
 		hdrs, last, err := signer.Sign(pms, prev)
 		if err != nil {
@@ -202,7 +210,7 @@ func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n 
 		return nil
 	}
 	now := time.Now().UnixMilli()
-	for i := 1; i <= n; i++ {
+	for i := first; i < first+n; i++ {
 		key := float64(i)
 		body, err := json.Marshal(events.Event{
 			Type: events.OpInserted, Bucket: "items", Key: key,
@@ -215,7 +223,7 @@ func fillItems(ctx context.Context, js jetstream.JetStream, kp nkeys.KeyPair, n 
 		}
 		m := nats.NewMsg(events.EventSubject("items", events.OpInserted))
 		m.Data = body
-		if flight = append(flight, m); len(flight) == replayFlight || i == n {
+		if flight = append(flight, m); len(flight) == replayFlight || i == first+n-1 {
 			if err := prove(); err != nil {
 				return err
 			}

@@ -36,7 +36,8 @@ import (
 //	body (snapcodec): state (projections.View) ‖ dedupe entries ‖ quarantine counts
 
 // snapshotFormat is the version of the object layout and body encoding;
-// 2 signs the header (format 1 ones are skipped: a full replay).
+// 2 signs the header and stores each index's order after its bucket's
+// records (format 1 ones are skipped: a full replay).
 const snapshotFormat = 2
 
 // DefaultSnapshotKeep is how many snapshots are kept, newest first.

@@ -20,10 +20,11 @@ func (n *Node) watchPage(req *events.WatchRequest, at uint64) (any, *events.Erro
 	if b.IsView() {
 		return nil, events.Errorf(events.CodeBadRequest, "bucket %q is a view: its changes are not events in the stream, so it cannot be watched (watch its source %q)", req.Bucket, b.Def.View.From)
 	}
-	if e := n.checkScan(b, req.Where, false); e != nil {
+	s, e := n.checkScan(b, req.Where, false)
+	if e != nil {
 		return nil, e
 	}
-	recs, next, err := b.Query(req.Where, req.Limit, req.After)
+	recs, next, err := s.Query(req.Limit, req.After)
 	if err != nil {
 		return nil, asContractError(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/nats-io/nkeys"
 )
@@ -73,32 +74,25 @@ type Message struct {
 // with big-endian integers.
 func Leaf(stream string, m Message, prev Hash) Hash {
 	body := sha256.Sum256(m.Body)
-	h := sha256.New()
-	var n [8]byte
-	h.Write([]byte(leafTag))
-	binary.BigEndian.PutUint16(n[:2], uint16(len(stream)))
-	h.Write(n[:2])
-	h.Write([]byte(stream))
-	binary.BigEndian.PutUint64(n[:], m.Seq)
-	h.Write(n[:])
-	binary.BigEndian.PutUint16(n[:2], uint16(len(m.Subject)))
-	h.Write(n[:2])
-	h.Write([]byte(m.Subject))
-	h.Write(body[:])
-	h.Write(prev[:])
-	var out Hash
-	h.Sum(out[:0])
-	return out
+	// One preimage on the stack and one Sum256: no hasher allocated per
+	// message (replay hashes every message of the stream).
+	var buf [256]byte
+	b := append(buf[:0], leafTag...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(stream)))
+	b = append(b, stream...)
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Subject)))
+	b = append(b, m.Subject...)
+	b = append(b, body[:]...)
+	b = append(b, prev[:]...)
+	return sha256.Sum256(b)
 }
 
 func node(l, r Hash) Hash {
-	h := sha256.New()
-	h.Write([]byte(nodeTag))
-	h.Write(l[:])
-	h.Write(r[:])
-	var out Hash
-	h.Sum(out[:0])
-	return out
+	var b [len(nodeTag) + 2*sha256.Size]byte
+	copy(b[copy(b[:], nodeTag):], l[:])
+	copy(b[len(nodeTag)+sha256.Size:], r[:])
+	return sha256.Sum256(b[:])
 }
 
 // signed is the byte string the signature covers: the root and the flight
@@ -129,16 +123,30 @@ func tree(leaves []Hash) [][]Hash {
 	return levels
 }
 
-// rootOf walks the path of leaf at index in a flight of size and returns
-// the root it leads to.
-func rootOf(leaf Hash, index, size int, path []Hash) (Hash, error) {
-	h, used := leaf, 0
+// pathLen is the length of the Merkle path of the leaf at index in a
+// flight of size: one sibling per level where it has one.
+func pathLen(index, size int) int {
+	n := 0
 	for width := size; width > 1; width = (width + 1) / 2 {
-		sib := index ^ 1
-		if sib < width { // else the node is carried up alone
-			if used == len(path) {
-				return Hash{}, fmt.Errorf("%w: path too short", ErrMalformed)
-			}
+		if index^1 < width {
+			n++
+		}
+		index /= 2
+	}
+	return n
+}
+
+// climb walks path from leaf, at index in a flight of size, up to the
+// root. At each node on the way (the leaf first) it calls known with the
+// node's level, position and hash; a true answer stops the walk there. It
+// returns the node it stopped at (the root if none was known).
+func climb(leaf Hash, index, size int, path []Hash, known func(level, pos int, h Hash) bool) (Hash, error) {
+	if len(path) != pathLen(index, size) {
+		return Hash{}, fmt.Errorf("%w: path of %d hashes, want %d", ErrMalformed, len(path), pathLen(index, size))
+	}
+	h, used := leaf, 0
+	for level, width := 0, size; !known(level, index, h) && width > 1; level, width = level+1, (width+1)/2 {
+		if index^1 < width { // else the node is carried up alone
 			if index&1 == 0 {
 				h = node(h, path[used])
 			} else {
@@ -147,9 +155,6 @@ func rootOf(leaf Hash, index, size int, path []Hash) (Hash, error) {
 			used++
 		}
 		index /= 2
-	}
-	if used != len(path) {
-		return Hash{}, fmt.Errorf("%w: path too long", ErrMalformed)
 	}
 	return h, nil
 }
@@ -183,44 +188,77 @@ func (p *Proof) String() string {
 // Parse decodes a header value. Every error wraps [ErrMissing] or
 // [ErrMalformed].
 func Parse(s string) (*Proof, error) {
-	if s == "" {
-		return nil, ErrMissing
-	}
-	if len(s) > maxHeaderLen {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(s))
-	}
-	f := strings.Split(s, ".")
-	if len(f) != 7 || f[0] != version {
-		return nil, fmt.Errorf("%w: want 7 fields of version %s", ErrMalformed, version)
-	}
-	p := &Proof{Key: f[1]}
-	var err error
-	if p.Index, err = strconv.Atoi(f[2]); err != nil {
-		return nil, fmt.Errorf("%w: index: %v", ErrMalformed, err)
-	}
-	if p.Size, err = strconv.Atoi(f[3]); err != nil {
-		return nil, fmt.Errorf("%w: size: %v", ErrMalformed, err)
-	}
-	if p.Size < 1 || p.Size > MaxFlight || p.Index < 0 || p.Index >= p.Size {
-		return nil, fmt.Errorf("%w: index %d of %d", ErrMalformed, p.Index, p.Size)
-	}
-	prev, err := b64.DecodeString(f[4])
-	if err != nil || len(prev) != len(p.Prev) {
-		return nil, fmt.Errorf("%w: prev", ErrMalformed)
-	}
-	copy(p.Prev[:], prev)
-	path, err := b64.DecodeString(f[5])
-	if err != nil || len(path)%len(Hash{}) != 0 || len(path)/len(Hash{}) > maxPath {
-		return nil, fmt.Errorf("%w: path", ErrMalformed)
-	}
-	for ; len(path) > 0; path = path[len(Hash{}):] {
-		p.Path = append(p.Path, Hash(path[:len(Hash{})]))
-	}
-	if p.Sig, err = b64.DecodeString(f[6]); err != nil || len(p.Sig) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: signature", ErrMalformed)
+	p := &Proof{}
+	if err := parseInto(p, s); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
+
+// parseInto is Parse into p, cutting the fields out of s in place (a
+// verifier parses every message's header: no slice of fields, and prev,
+// path and signature decoded straight into p).
+func parseInto(p *Proof, s string) error {
+	if s == "" {
+		return ErrMissing
+	}
+	if len(s) > maxHeaderLen {
+		return fmt.Errorf("%w: %d bytes", ErrMalformed, len(s))
+	}
+	var f [7]string
+	rest := s
+	for i := range len(f) - 1 {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, "."); !ok {
+			return fmt.Errorf("%w: want 7 fields of version %s", ErrMalformed, version)
+		}
+	}
+	f[6] = rest
+	if f[0] != version || strings.Contains(rest, ".") {
+		return fmt.Errorf("%w: want 7 fields of version %s", ErrMalformed, version)
+	}
+	p.Key = f[1]
+	var err error
+	if p.Index, err = strconv.Atoi(f[2]); err != nil {
+		return fmt.Errorf("%w: index: %v", ErrMalformed, err)
+	}
+	if p.Size, err = strconv.Atoi(f[3]); err != nil {
+		return fmt.Errorf("%w: size: %v", ErrMalformed, err)
+	}
+	if p.Size < 1 || p.Size > MaxFlight || p.Index < 0 || p.Index >= p.Size {
+		return fmt.Errorf("%w: index %d of %d", ErrMalformed, p.Index, p.Size)
+	}
+	if b64.DecodedLen(len(f[4])) != len(p.Prev) {
+		return fmt.Errorf("%w: prev", ErrMalformed)
+	}
+	if n, err := b64.Decode(p.Prev[:], bytesOf(f[4])); err != nil || n != len(p.Prev) {
+		return fmt.Errorf("%w: prev", ErrMalformed)
+	}
+	var path [maxPath * sha256.Size]byte
+	if b64.DecodedLen(len(f[5])) > len(path) {
+		return fmt.Errorf("%w: path", ErrMalformed)
+	}
+	n, err := b64.Decode(path[:], bytesOf(f[5]))
+	if err != nil || n%sha256.Size != 0 {
+		return fmt.Errorf("%w: path", ErrMalformed)
+	}
+	p.Path = make([]Hash, n/sha256.Size)
+	for i := range p.Path {
+		p.Path[i] = Hash(path[i*sha256.Size:])
+	}
+	if b64.DecodedLen(len(f[6])) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: signature", ErrMalformed)
+	}
+	p.Sig = make([]byte, ed25519.SignatureSize)
+	if n, err := b64.Decode(p.Sig, bytesOf(f[6])); err != nil || n != ed25519.SignatureSize {
+		return fmt.Errorf("%w: signature", ErrMalformed)
+	}
+	return nil
+}
+
+// bytesOf views s as bytes, without a copy, for a decoder that only reads
+// them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // Signer proves flights of one stream with one key.
 type Signer struct {

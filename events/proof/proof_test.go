@@ -3,6 +3,7 @@ package proof_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,11 +122,32 @@ func TestVerifyRefuses(t *testing.T) {
 		{"no header", v, m, "", proof.ErrMissing},
 		{"garbage", v, m, "not a proof", proof.ErrMalformed},
 		{"other version", v, m, "2" + strings.TrimPrefix(hdrs[2], "1"), proof.ErrMalformed},
+		{"an eighth field", v, m, hdrs[2] + ".x", proof.ErrMalformed},
+		{"six fields", v, m, hdrs[2][:strings.LastIndex(hdrs[2], ".")], proof.ErrMalformed},
+		{"prev too long", v, m, mutateText(hdrs[2], 4, "AA"), proof.ErrMalformed},
+		{"signature too short", v, m, mutateText(hdrs[2], 6, ""), proof.ErrMalformed},
+	}
+	// Each case is refused by a verifier that never saw the flight and by
+	// one that verified all of it (it climbs from remembered nodes).
+	warm, err := proof.NewVerifier("S", s.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		if _, _, err := warm.Verify(m, hdrs[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if _, _, err := c.v.Verify(c.m, c.header); !errors.Is(err, c.want) {
 				t.Fatalf("Verify = %v, want %v", err, c.want)
+			}
+			if c.v != v {
+				return
+			}
+			if _, _, err := warm.Verify(c.m, c.header); !errors.Is(err, c.want) {
+				t.Fatalf("Verify after the flight = %v, want %v", err, c.want)
 			}
 		})
 	}
@@ -133,6 +155,61 @@ func TestVerifyRefuses(t *testing.T) {
 	if _, _, err := v.Verify(m, hdrs[2]); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestVerifyAnyOrder: every message of flights of every shape verifies,
+// read in order, backwards or twice, by a verifier that remembers their
+// trees' nodes.
+func TestVerifyAnyOrder(t *testing.T) {
+	s := newSigner(t)
+	for _, size := range []int{1, 2, 3, 5, 8, 13, 37, 64} {
+		msgs := flight(1, size)
+		hdrs, _, err := s.Sign(msgs, proof.Hash{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := proof.NewVerifier("S", s.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, order := range [][]int{ascending(size), descending(size), ascending(size)} {
+			for _, i := range order {
+				if _, _, err := v.Verify(msgs[i], hdrs[i]); err != nil {
+					t.Fatalf("flight of %d, message %d: %v", size, i, err)
+				}
+				other := proof.Message{Seq: msgs[i].Seq, Subject: msgs[i].Subject, Body: []byte("forged")}
+				if _, _, err := v.Verify(other, hdrs[i]); !errors.Is(err, proof.ErrSignature) {
+					t.Fatalf("flight of %d, message %d forged: %v, want ErrSignature", size, i, err)
+				}
+			}
+		}
+	}
+}
+
+func ascending(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func descending(n int) []int {
+	out := ascending(n)
+	slices.Reverse(out)
+	return out
+}
+
+// mutateText returns header with suffix appended to its field i, or
+// with two characters cut from it when suffix is empty.
+func mutateText(header string, i int, suffix string) string {
+	f := strings.Split(header, ".")
+	if suffix == "" {
+		f[i] = f[i][:len(f[i])-2]
+	} else {
+		f[i] += suffix
+	}
+	return strings.Join(f, ".")
 }
 
 // TestParseRoundTrip: String and Parse are inverse.
@@ -294,6 +371,47 @@ func TestStatement(t *testing.T) {
 	for _, tc := range cases {
 		if err := tc.do(); !errors.Is(err, tc.err) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
+}
+
+// TestVerifyConcurrent: goroutines verifying the same flights at once
+// (rule workers share a verifier) all succeed and refuse forgeries.
+func TestVerifyConcurrent(t *testing.T) {
+	s := newSigner(t)
+	msgs := flight(1, 37)
+	hdrs, _, err := s.Sign(msgs, proof.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := proof.NewVerifier("S", s.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			order := ascending(len(msgs))
+			if w%2 == 1 {
+				order = descending(len(msgs))
+			}
+			for _, i := range order {
+				if _, _, err := v.Verify(msgs[i], hdrs[i]); err != nil {
+					errs <- fmt.Errorf("message %d: %w", i, err)
+					return
+				}
+				forged := proof.Message{Seq: msgs[i].Seq, Subject: msgs[i].Subject, Body: []byte("forged")}
+				if _, _, err := v.Verify(forged, hdrs[i]); !errors.Is(err, proof.ErrSignature) {
+					errs <- fmt.Errorf("message %d forged: %v, want ErrSignature", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
