@@ -7,30 +7,11 @@ package wirejson
 // false when elem stopped or the input is not one array (white space
 // around it aside), so a caller falls back to encoding/json.
 func ParseArrayText(data []byte, elem func(text []byte) bool) (ok bool) {
-	p := jsonParser{data: data, check: true}
-	p.space()
-	if p.i >= len(p.data) || p.data[p.i] != '[' {
-		return false
-	}
-	p.i++
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == ']' {
-		p.i++
-	} else {
-		for {
-			start := p.i
-			if _, ok := p.value(1); !ok || !elem(data[start:p.i]) {
-				return false
-			}
-			if done, ok := p.next(']'); !ok {
-				return false
-			} else if done {
-				break
-			}
-		}
-	}
-	p.space()
-	return p.i == len(p.data)
+	return parseArray(data, func(p *jsonParser) bool {
+		start := p.i
+		_, ok := p.value(1)
+		return ok && elem(data[start:p.i])
+	})
 }
 
 // ParseObjectsText is ParseArrayText for an array of objects, handing
@@ -40,6 +21,18 @@ func ParseArrayText(data []byte, elem func(text []byte) bool) (ok bool) {
 // the call). It stops early when next or member returns false. ok is false
 // then, and when the input is not one array of objects.
 func ParseObjectsText(data []byte, next func() bool, member func(key string, text []byte) bool) (ok bool) {
+	return parseArray(data, func(p *jsonParser) bool {
+		return next() && p.objectMembers(func(key string, start int) bool {
+			_, ok := p.value(2)
+			return ok && member(key, data[start:p.i])
+		})
+	})
+}
+
+// parseArray walks data, which must be one JSON array (white space around
+// it aside), calling elem to parse each element at p.i; it stops early,
+// false, when elem returns false.
+func parseArray(data []byte, elem func(p *jsonParser) bool) bool {
 	p := jsonParser{data: data, check: true}
 	p.space()
 	if p.i >= len(p.data) || p.data[p.i] != '[' {
@@ -51,10 +44,7 @@ func ParseObjectsText(data []byte, next func() bool, member func(key string, tex
 		p.i++
 	} else {
 		for {
-			if !next() || !p.objectMembers(func(key string, start int) bool {
-				_, ok := p.value(2)
-				return ok && member(key, data[start:p.i])
-			}) {
+			if !elem(&p) {
 				return false
 			}
 			if done, ok := p.next(']'); !ok {
