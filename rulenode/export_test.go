@@ -11,3 +11,7 @@ func (r *Runner) RateOf(ruleID string) float64 {
 	}
 	return 0
 }
+
+// PendingGrace is how long a pending temporal firing is left to its
+// writer before the deadline watchers fire it.
+const PendingGrace = pendingGrace

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -118,6 +119,9 @@ type temporalState struct {
 	// Seen are the stream sequences of the events applied, newest last:
 	// a redelivered event changes nothing twice.
 	Seen []uint64 `json:"seen,omitempty"`
+	// Pending is a completed match written before it fires (an outbox):
+	// whichever runner reads it fires it, then clears it.
+	Pending *pendingFiring `json:"pending,omitempty"`
 }
 
 // bufferedStep is a step event of a sequence and the steps it is an
@@ -323,11 +327,11 @@ func (e *StateTooLargeError) Error() string {
 type fireFunc func(ctx context.Context, rule *Rule, ev *events.Event, match []*events.Event) error
 
 // apply runs e's event through a temporal rule: updates the key's state
-// and, when the event completes a match, fires the rule before the new
-// state is written. A firing that fails leaves the state as it was (the
-// event is retried); a firing done twice (the write lost, a redelivery,
-// another runner completing the same match) sends the same command ids,
-// those of the match's completing event, which the store answers once.
+// and, when the event completes a match, writes the state with the match
+// as its pending firing and only then fires it (see settle). A state read
+// with a firing pending fires that first, so a match fires once whatever
+// the interleaving of runners: two runners completing a match with
+// different events cannot both write it.
 func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fire fireFunc) error {
 	if rule.NoLoop && e.ev.Meta.RuleID == rule.ID {
 		return nil
@@ -341,43 +345,55 @@ func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fi
 		return err
 	}
 	key := temporalKey(t.r.set.Name, rule.ID, mk)
-	return casUpdate(ctx, t.kv, key, func(old []byte) ([]byte, bool, error) {
+	seq := e.ev.Meta.Seq
+	for {
 		st := &temporalState{Rule: rule.ID, Key: mk}
-		if old != nil {
-			if err := json.Unmarshal(old, st); err != nil {
-				return nil, false, fmt.Errorf("rulenode: temporal state %s: %w", key, err)
-			}
+		rev, err := t.load(ctx, key, st)
+		if err != nil {
+			return err
 		}
-		if st.seen(e.ev.Meta.Seq) {
-			return nil, false, nil
+		if st.Pending != nil {
+			if err := t.settle(ctx, rule, key, rev, st, seq, fire); err != nil {
+				return err
+			}
+			continue
+		}
+		if st.seen(seq) {
+			return nil
 		}
 		next, match, err := tr.advance(ctx, rule.ID, e, st)
 		if err != nil {
-			return nil, false, err
+			return err
 		}
-		var b []byte
-		if next == nil && old != nil {
+		if next == nil && rev == 0 {
+			return nil
+		}
+		if next == nil {
 			// The emptied state keeps only what recognises a redelivery.
 			next = &temporalState{Rule: rule.ID, Key: mk, Seen: st.Seen}
-			next.see(e.ev.Meta.Seq)
-		}
-		if next != nil {
-			if b, err = json.Marshal(next); err != nil {
-				return nil, false, err
-			}
-			if len(b) > t.limit {
-				return nil, false, &StateTooLargeError{RuleID: rule.ID, Key: mk, Size: len(b), Limit: t.limit}
-			}
+			next.see(seq)
 		}
 		if match != nil {
 			completing := e.ev
 			if tr.Kind == TemporalSequence {
 				completing = match[len(match)-1] // whichever step was applied last
 			}
-			if err := fire(ctx, rule, completing, match); err != nil {
-				return nil, false, err
-			}
+			next.Pending = &pendingFiring{Seq: completing.Meta.Seq, Match: match}
 		}
-		return b, next != nil, nil
-	})
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		if len(b) > t.limit {
+			return &StateTooLargeError{RuleID: rule.ID, Key: mk, Size: len(b), Limit: t.limit}
+		}
+		rev, err = t.put(ctx, key, b, rev)
+		if errors.Is(err, errStateChanged) {
+			continue // another runner changed the state: apply to its
+		}
+		if err != nil || next.Pending == nil {
+			return err
+		}
+		return t.settle(ctx, rule, key, rev, next, seq, fire)
+	}
 }

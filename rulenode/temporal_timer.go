@@ -18,6 +18,11 @@ import (
 // the bucket unreachable, an action failing) waits before it is tried again.
 const temporalRetry = time.Second
 
+// pendingGrace is how long a pending firing is left to the runner that
+// wrote it before the deadline watchers fire it: its writer died, or its
+// firing failed and no event of the key came since.
+const pendingGrace = 5 * time.Second
+
 // hasTemporal reports whether some rule of the set has a temporal trigger.
 func (rs *RuleSet) hasTemporal() bool {
 	for _, r := range rs.Rules {
@@ -94,7 +99,8 @@ func (r *Runner) fireTemporal(log *slog.Logger, set *RuleSet) fireFunc {
 // so: the first to fire writes, the others' commands are answered from
 // the store's dedupe table, and whichever clears the state first wins.
 // The pending deadlines are the bucket's, so a runner that starts (or
-// restarts after a crash) picks up every pending one.
+// restarts after a crash) picks up every pending one. So are the pending
+// firings, which it fires once they are pendingGrace old.
 func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) {
 	defer w.Stop()
 	log := t.r.o.logger.With("ruleSet", t.r.set.Name)
@@ -112,17 +118,24 @@ func (t *temporalEngine) deadlines(ctx context.Context, w jetstream.KeyWatcher) 
 			if entry == nil {
 				break // the initial values are in
 			}
-			// Only whether a deadline is pending: the events stay raw
-			// (a state may hold many, every runner reads every change).
+			// Only whether a deadline or a firing is pending: the events
+			// stay raw (a state may hold many, every runner reads every
+			// change).
 			var st struct {
 				Deadline int64             `json:"deadline"`
 				Match    []json.RawMessage `json:"match"`
+				Pending  json.RawMessage   `json:"pending"`
 			}
-			if entry.Operation() != jetstream.KeyValuePut || json.Unmarshal(entry.Value(), &st) != nil || st.Deadline == 0 || len(st.Match) == 0 {
+			switch {
+			case entry.Operation() != jetstream.KeyValuePut || json.Unmarshal(entry.Value(), &st) != nil:
 				delete(pending, entry.Key())
-				break
+			case len(st.Pending) > 0 && string(st.Pending) != "null":
+				pending[entry.Key()] = clock.Now().Add(pendingGrace).UnixMilli()
+			case st.Deadline != 0 && len(st.Match) > 0:
+				pending[entry.Key()] = st.Deadline
+			default:
+				delete(pending, entry.Key())
 			}
-			pending[entry.Key()] = st.Deadline
 		case <-timer:
 			now := clock.Now().UnixMilli()
 			for _, key := range due(pending, now) {
@@ -158,61 +171,59 @@ func nextDeadline(pending map[string]int64, now int64) time.Duration {
 	return wait
 }
 
-// expire fires the pending absence under key if its deadline has passed,
-// then clears it (keeping what recognises a redelivered after event).
+// expire fires what is due under key: a pending absence whose deadline
+// has passed becomes the state's pending firing (written first, as a
+// match completed by an event, so that it fires once), then fires and is
+// cleared, keeping what recognises a redelivered after event; a pending
+// firing left behind fires.
 func (t *temporalEngine) expire(ctx context.Context, key string) error {
-	entry, err := t.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
+	var st temporalState
+	rev, err := t.load(ctx, key, &st)
+	if err != nil || rev == 0 {
 		return err
 	}
-	var st temporalState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > t.r.o.clock.Now().UnixMilli() {
-		return nil // not a pending absence (any more), or not yet
-	}
-	rule := t.r.set.rule(st.Rule)
-	// A rule removed from the set, or quarantined, does not fire: its
-	// deadline is cleared.
-	if rule != nil && rule.Temporal != nil && !t.r.guard.Load().quarantined(rule.ID) {
-		log := t.r.o.logger.With("ruleSet", t.r.set.Name, "rule", rule.ID, "matchKey", st.Key)
-		if err := t.r.fireTemporal(log, t.r.set)(ctx, rule, st.Match[0], st.Match); err != nil {
-			if !isPermanent(err) {
-				return err
-			}
-			// Firing again would fail the same way: dead-letter the
-			// after event (reason rejected) and clear the deadline.
-			if err := t.bury(ctx, rule, st.Match[0], err); err != nil {
-				return err
-			}
+	if st.Pending == nil {
+		if st.Deadline == 0 || len(st.Match) == 0 || st.Deadline > t.r.o.clock.Now().UnixMilli() {
+			return nil // not a pending absence (any more), or not yet
+		}
+		st.Pending = &pendingFiring{Seq: st.Match[0].Meta.Seq, Match: st.Match}
+		st.Match, st.Deadline = nil, 0
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if rev, err = t.put(ctx, key, b, rev); errors.Is(err, errStateChanged) {
+			return nil // another runner fired it, or a new event came: the watcher sees the change
+		} else if err != nil {
+			return err
 		}
 	}
-	cleared, err := json.Marshal(temporalState{Rule: st.Rule, Key: st.Key, Seen: st.Seen})
-	if err != nil {
-		return err
+	fire := skipFiring
+	// A rule removed from the set, or quarantined, does not fire: its
+	// firing is cleared.
+	rule := t.r.set.rule(st.Rule)
+	if rule != nil && rule.Temporal != nil && !t.r.guard.Load().quarantined(rule.ID) {
+		log := t.r.o.logger.With("ruleSet", t.r.set.Name, "rule", rule.ID, "matchKey", st.Key)
+		fire = t.r.fireTemporal(log, t.r.set)
 	}
-	_, err = t.kv.Update(ctx, key, cleared, entry.Revision())
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil // another runner cleared it, or a new after event came
-	}
-	return err
+	return t.settle(ctx, rule, key, rev, &st, 0, fire)
 }
 
-// bury dead-letters the after event of an absence whose firing failed for
-// good, like an event whose rule failed for good.
-func (t *temporalEngine) bury(ctx context.Context, rule *Rule, after *events.Event, cause error) error {
-	body, err := json.Marshal(after)
+// bury dead-letters the completing event of a firing that failed for
+// good (an absence's after event), like an event whose rule failed for
+// good.
+func (t *temporalEngine) bury(ctx context.Context, rule *Rule, ev *events.Event, cause error) error {
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	dl := DeadLetter{RuleSet: t.r.set.Name, RuleID: rule.ID, Subject: eventSubject(after), StreamSeq: after.Meta.Seq,
-		Reason: ReasonRejected, Error: cause.Error(), EventID: after.Meta.EventID, CorrelationID: after.Meta.CorrelationID,
-		Hop: after.Meta.Hop, Time: t.r.o.clock.Now().UTC(), body: body}
+	dl := DeadLetter{RuleSet: t.r.set.Name, RuleID: rule.ID, Subject: eventSubject(ev), StreamSeq: ev.Meta.Seq,
+		Reason: ReasonRejected, Error: cause.Error(), EventID: ev.Meta.EventID, CorrelationID: ev.Meta.CorrelationID,
+		Hop: ev.Meta.Hop, Time: t.r.o.clock.Now().UTC(), body: body}
 	if err := publishDeadLetter(ctx, t.r.js, &dl); err != nil {
 		return err
 	}
-	t.r.o.logger.ErrorContext(ctx, "rule node: temporal deadline dead-lettered", "ruleSet", t.r.set.Name, "rule", rule.ID, "reason", dl.Reason, "err", cause)
+	t.r.o.logger.ErrorContext(ctx, "rule node: temporal firing dead-lettered", "ruleSet", t.r.set.Name, "rule", rule.ID, "reason", dl.Reason, "err", cause)
 	return nil
 }
 
