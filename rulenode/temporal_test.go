@@ -120,6 +120,20 @@ func (h *harness) waitState(set, rule, key string, what string, ok func(map[stri
 	}
 }
 
+// waitDeadLetters waits (generously) until set has at least n dead
+// letters and returns them.
+func (h *harness) waitDeadLetters(set string, n int) []rulenode.DeadLetter {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dls := h.deadLetters(set)
+		if len(dls) >= n || time.Now().After(deadline) {
+			return dls
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
 func pending(st map[string]any) bool { return st != nil && st["deadline"] != nil }
 func cleared(st map[string]any) bool {
 	return st != nil && st["deadline"] == nil && st["match"] == nil && len(st["seen"].([]any)) > 0
@@ -385,7 +399,8 @@ func TestTemporalAbsenceRejectedFiring(t *testing.T) {
 	h.settle("late")
 	clock.Advance(time.Second)
 	h.waitState("late", "not-shipped", "1", "cleared after the dead letter", cleared)
-	dls := h.deadLetters("late")
+	// The firing is cleared before its completing event is dead-lettered.
+	dls := h.waitDeadLetters("late", 1)
 	if len(dls) != 1 || dls[0].Reason != rulenode.ReasonRejected || dls[0].RuleID != "not-shipped" ||
 		dls[0].StreamSeq != h.events("bucket.orders.updated")[0].Meta.Seq || !strings.Contains(dls[0].Error, "validation") {
 		t.Fatalf("dead letters = %+v, want one, rejected, of the confirming event", dls)
