@@ -1,20 +1,6 @@
 package wirejson
 
-// ParseArrayText is ParseObjectText for a body that must be one JSON
-// array: it calls elem with each element's JSON text in order (a view of
-// data, valid only during the call), the text checked against the JSON
-// grammar but not built, and stops early when elem returns false. ok is
-// false when elem stopped or the input is not one array (white space
-// around it aside), so a caller falls back to encoding/json.
-func ParseArrayText(data []byte, elem func(text []byte) bool) (ok bool) {
-	return parseArray(data, func(p *jsonParser) bool {
-		start := p.i
-		_, ok := p.value(1)
-		return ok && elem(data[start:p.i])
-	})
-}
-
-// ParseObjectsText is ParseArrayText for an array of objects, handing
+// ParseObjectsText walks data, which must be one JSON array of objects, handing
 // member each element's members as ParseObjectText does, each checked
 // once: for each element it calls next, then member for each of its
 // members with the value's JSON text (a view of data, valid only during

@@ -5,7 +5,16 @@ import (
 	"testing"
 )
 
-func TestParseArrayText(t *testing.T) {
+// arrayElems walks data with parseArray, handing elem each element's text.
+func arrayElems(data []byte, elem func(text []byte) bool) bool {
+	return parseArray(data, func(p *jsonParser) bool {
+		start := p.i
+		_, ok := p.value(1)
+		return ok && elem(data[start:p.i])
+	})
+}
+
+func TestParseArray(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		data string
@@ -21,23 +30,23 @@ func TestParseArrayText(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := []string{}
-			ok := ParseArrayText([]byte(tc.data), func(text []byte) bool {
+			ok := arrayElems([]byte(tc.data), func(text []byte) bool {
 				got = append(got, string(text))
 				return true
 			})
 			if tc.want == nil {
 				if ok {
-					t.Fatalf("ParseArrayText(%q) ok, elements %q", tc.data, got)
+					t.Fatalf("parseArray(%q) ok, elements %q", tc.data, got)
 				}
 				return
 			}
 			if !ok || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("ParseArrayText(%q) = %q, %v; want %q", tc.data, got, ok, tc.want)
+				t.Fatalf("parseArray(%q) = %q, %v; want %q", tc.data, got, ok, tc.want)
 			}
 		})
 	}
 	calls := 0
-	if ParseArrayText([]byte(`[1,2,3]`), func([]byte) bool { calls++; return false }) || calls != 1 {
+	if arrayElems([]byte(`[1,2,3]`), func([]byte) bool { calls++; return false }) || calls != 1 {
 		t.Fatalf("a stopping elem: %d calls, want 1 and not ok", calls)
 	}
 }
