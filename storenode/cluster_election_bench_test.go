@@ -2,6 +2,7 @@ package storenode_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -27,13 +28,16 @@ import (
 // store write executed after the kill (its _createdAt: a write retried
 // across the kill and answered from the dedupe table does not count).
 // Storeloop's own cost is the time from the event stream's election to
-// that write. b.N is ignored: run it with -benchtime 1x -v.
+// that write. It also counts the kills after which a store node became
+// the leader (again): the leader lost its lease, a store failover. b.N is
+// ignored: run it with -benchtime 1x -v.
 func BenchmarkClusterElection(b *testing.B) {
-	const kills = 10
+	kills := *electionKills
 	r := startClusterRig(b)
 	load := startLoad(b, r.urls, 8, 2*time.Millisecond)
 	raw := startRawPublishers(b, r.urls, 8, 2*time.Millisecond)
 	var electTook, rawTook, storeTook, added []time.Duration
+	failedOver := 0
 	for range kills {
 		load.waitAcks(b, 200)
 		leader := r.streamLeader(b)
@@ -47,15 +51,20 @@ func BenchmarkClusterElection(b *testing.B) {
 			survivor = r.nats.Servers[1]
 		}
 		elections := r.watchElection(b, events.DefaultStream, survivor)
+		failovers := r.failovers(b)
 		s.Kill(b)
 		killed := time.Now()
 		et := elections.electedAfter(b, killed)
 		st, rt := load.firstAckAfter(b, killed), raw.firstAckAfter(b, killed)
-		b.Logf("killed %s at %s (led the stream and the baseline; the lease bucket %v; carried the store leader's connection %v): "+
-			"stream leader elected %s after, raw JetStream ack %s, storeloop ack %s: storeloop after the election %s",
-			s.Name, killed.Format("15:04:05.000"), leasing, carries, et, rt, st, st-et)
-		electTook, rawTook, storeTook, added = append(electTook, et), append(rawTook, rt), append(storeTook, st), append(added, st-et)
 		load.waitAcks(b, 100)
+		failover := r.failovers(b) > failovers
+		if failover {
+			failedOver++
+		}
+		b.Logf("killed %s at %s (led the stream and the baseline; the lease bucket %v; carried the store leader's connection %v): "+
+			"stream leader elected %s after, raw JetStream ack %s, storeloop ack %s: storeloop after the election %s; store failover %v",
+			s.Name, killed.Format("15:04:05.000"), leasing, carries, et, rt, st, st-et, failover)
+		electTook, rawTook, storeTook, added = append(electTook, et), append(rawTook, rt), append(storeTook, st), append(added, st-et)
 		r.nats.Restart(b, s)
 		r.waitStreamsLed(b)
 	}
@@ -70,12 +79,33 @@ func BenchmarkClusterElection(b *testing.B) {
 	b.Logf("raw JetStream ack:     %v", rawTook)
 	b.Logf("storeloop ack:         %v", storeTook)
 	b.Logf("storeloop - election:  %v", added)
+	b.Logf("store failovers: after %d of %d kills", failedOver, kills)
 	b.ReportMetric(electTook[len(electTook)/2].Seconds(), "elected-p50-s")
 	b.ReportMetric(rawTook[len(rawTook)/2].Seconds(), "raw-p50-s")
 	b.ReportMetric(rawTook[len(rawTook)-1].Seconds(), "raw-max-s")
 	b.ReportMetric(storeTook[len(storeTook)/2].Seconds(), "storeloop-p50-s")
 	b.ReportMetric(storeTook[len(storeTook)-1].Seconds(), "storeloop-max-s")
 	b.ReportMetric(added[len(added)/2].Seconds(), "added-p50-s")
+	b.ReportMetric(float64(failedOver)/float64(kills), "failovers/kill")
+}
+
+var electionKills = flag.Int("election.kills", 10, "kills of the event stream leader's server in BenchmarkClusterElection")
+
+// failovers is how many times the rig's store nodes became the leader,
+// the sum of their storeloop_store_failovers_total.
+func (r *clusterRig) failovers(t testing.TB) float64 {
+	t.Helper()
+	var total float64
+	for _, n := range r.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		body, err := procs.Get(ctx, "http://"+n.http+"/metrics")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += procs.Sum(body, "storeloop_store_failovers_total")
+	}
+	return total
 }
 
 // electionWatch receives the advisories of stream's leader elections on
