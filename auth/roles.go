@@ -238,12 +238,14 @@ func (c *config) rules() []Permission {
 
 // leaseRights let store nodes hold the lease of stream s in the lease
 // bucket (created by the first of them): create and read the bucket,
-// and write and read the stream's key.
+// write and read the stream's key, and move the bucket's stream leader off
+// the event stream leader's server (a leader stepdown of that stream only).
 func leaseRights(s string) []string {
 	kv := "KV_" + events.LeaseBucket
 	return []string{
 		"$JS.API.STREAM.CREATE." + kv,
 		"$JS.API.STREAM.INFO." + kv,
+		"$JS.API.STREAM.LEADER.STEPDOWN." + kv,
 		"$JS.API.STREAM.MSG.GET." + kv,
 		"$JS.API.DIRECT.GET." + kv + ".>",
 		"$KV." + events.LeaseBucket + "." + s,

@@ -97,13 +97,7 @@ func (r *clusterRig) failovers(t testing.TB) float64 {
 	t.Helper()
 	var total float64
 	for _, n := range r.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		body, err := procs.Get(ctx, "http://"+n.http+"/metrics")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += procs.Sum(body, "storeloop_store_failovers_total")
+		total += nodeMetric(t, n, "storeloop_store_failovers_total")
 	}
 	return total
 }

@@ -44,6 +44,9 @@ type leadership struct {
 	stop      context.CancelFunc
 	statusSub *nats.Subscription
 	metrics   metric.Registration
+
+	// leaseMoves counts the lease bucket leader's moves (lease_placement.go).
+	leaseMoves atomic.Int64
 }
 
 // follower is a standby's ordered consumer feeding the loop.
@@ -104,6 +107,7 @@ func (n *Node) startLease(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.lead.stop = cancel
 	go n.lead.lease.run(runCtx)
+	go n.keepLeaseApart(runCtx)
 	return nil
 }
 
@@ -402,5 +406,6 @@ func (n *Node) answerNodes(m *nats.Msg) {
 }
 
 func (n *Node) leadershipMetrics() tracing.Leadership {
-	return tracing.Leadership{Leader: n.lead.leading.Load(), Lag: int64(n.lead.lag.Load()), Failovers: n.lead.failovers.Load()}
+	return tracing.Leadership{Leader: n.lead.leading.Load(), Lag: int64(n.lead.lag.Load()), Failovers: n.lead.failovers.Load(),
+		LeaseMoves: n.lead.leaseMoves.Load()}
 }

@@ -13,11 +13,14 @@ type Leadership struct {
 	Leader    bool  // holds the lease and serves
 	Lag       int64 // stream events not yet folded into its state (a standby's)
 	Failovers int64 // times this node became the leader
+	// LeaseMoves counts the lease bucket leader's moves off the event
+	// stream leader's server.
+	LeaseMoves int64
 }
 
 // ObserveLeadership reports lead() as the gauges storeloop.store.leader
 // (1 or 0) and storeloop.store.lag, and the counter
-// storeloop.store.failovers. Unregister the returned registration when
+// storeloop.store.failovers and storeloop.store.lease_moves. Unregister the returned registration when
 // the node stops.
 func (m *Metrics) ObserveLeadership(lead func() Leadership) (metric.Registration, error) {
 	l, err1 := m.meter.Int64ObservableGauge("storeloop.store.leader",
@@ -28,7 +31,10 @@ func (m *Metrics) ObserveLeadership(lead func() Leadership) (metric.Registration
 	f, err3 := m.meter.Int64ObservableCounter("storeloop.store.failovers",
 		metric.WithDescription("Times this store node acquired the lease and became the leader."),
 		metric.WithUnit("{failover}"))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	mv, err4 := m.meter.Int64ObservableCounter("storeloop.store.lease_moves",
+		metric.WithDescription("Times this store node, leading, moved the lease bucket's stream leader off the event stream leader's NATS server."),
+		metric.WithUnit("{move}"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
 	return m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -40,6 +46,7 @@ func (m *Metrics) ObserveLeadership(lead func() Leadership) (metric.Registration
 		o.ObserveInt64(l, leader)
 		o.ObserveInt64(g, s.Lag)
 		o.ObserveInt64(f, s.Failovers)
+		o.ObserveInt64(mv, s.LeaseMoves)
 		return nil
-	}, l, g, f)
+	}, l, g, f, mv)
 }
