@@ -261,7 +261,7 @@ func (c *config) adminCommands() []string {
 // snapshotStore is what the store node needs of the object store bucket
 // holding its snapshots: create it, put, get, list and delete objects
 // (the object store reads through ordered push consumers with flow
-// control).
+// control), and get an object's first chunk alone.
 func snapshotStore(bucket string) []string {
 	api, stream := "$JS.API.", "OBJ_"+bucket
 	return []string{
@@ -272,6 +272,7 @@ func snapshotStore(bucket string) []string {
 		api + "STREAM.UPDATE." + stream,
 		api + "STREAM.PURGE." + stream,
 		api + "STREAM.MSG.GET." + stream,
+		api + "DIRECT.GET." + stream, // a snapshot's first chunk: its header (store.snapshots)
 		api + "DIRECT.GET." + stream + ".>",
 		api + "CONSUMER.CREATE." + stream, api + "CONSUMER.CREATE." + stream + ".>",
 		api + "CONSUMER.INFO." + stream + ".>",

@@ -165,10 +165,20 @@ func (c *Client) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	return out, err
 }
 
-// Snapshots lists the stored snapshots, newest first, each checked
-// (store.snapshots; admin only where NATS enforces roles).
+// Snapshots lists the stored snapshots, newest first, each checked by its
+// header (store.snapshots; admin only where NATS enforces roles).
 func (c *Client) Snapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
+	return c.snapshots(ctx, events.SnapshotsRequest{})
+}
+
+// VerifySnapshots lists the stored snapshots as Snapshots does, each read
+// back whole by the store node and its checksum checked (Verified).
+func (c *Client) VerifySnapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
+	return c.snapshots(ctx, events.SnapshotsRequest{Verify: true})
+}
+
+func (c *Client) snapshots(ctx context.Context, req events.SnapshotsRequest) ([]events.SnapshotInfo, error) {
 	var out []events.SnapshotInfo
-	err := c.do(ctx, events.CmdSnapshots, "", struct{}{}, &out)
+	err := c.do(ctx, events.CmdSnapshots, "", req, &out)
 	return out, err
 }

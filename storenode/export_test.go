@@ -33,3 +33,12 @@ func ResignSnapshot(obj []byte, stream string, kp nkeys.KeyPair) ([]byte, error)
 	}
 	return append(append(line, '\n'), body...), nil
 }
+
+// HoldSnapshotListing marks a store.snapshots listing as running until
+// release is called, as a slow one would.
+func (n *Node) HoldSnapshotListing() (release func()) {
+	if !n.snap.listing.CompareAndSwap(false, true) {
+		panic("a snapshot listing is running")
+	}
+	return func() { n.snap.listing.Store(false) }
+}

@@ -67,8 +67,10 @@ func newRequestBody(cmd string) any {
 		return &events.AggregateRequest{}
 	case events.CmdTx:
 		return &events.TxRequest{}
-	case events.CmdStatus, events.CmdSnapshot, events.CmdSnapshots:
+	case events.CmdStatus, events.CmdSnapshot:
 		return &struct{}{}
+	case events.CmdSnapshots:
+		return &events.SnapshotsRequest{}
 	case events.CmdBatch:
 		return &events.BatchRequest{}
 	}

@@ -1,7 +1,6 @@
 package storenode
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -124,16 +123,9 @@ func (v *nodeView) encode(stream string, created, taken time.Time, signer *proof
 // parseSnapshot splits an object into its header and body and checks the
 // body against the header: format, size, checksum.
 func parseSnapshot(obj []byte) (snapshotHeader, []byte, error) {
-	var h snapshotHeader
-	line, body, ok := bytes.Cut(obj, []byte{'\n'})
-	if !ok {
-		return h, nil, errors.New("no header line")
-	}
-	if err := json.Unmarshal(line, &h); err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
-	}
-	if h.Format != snapshotFormat {
-		return h, nil, fmt.Errorf("format %d, this node reads %d", h.Format, snapshotFormat)
+	h, body, err := cutSnapshotHeader(obj)
+	if err != nil {
+		return h, nil, err
 	}
 	if len(body) != h.BodyBytes {
 		return h, nil, fmt.Errorf("body is %d bytes, the header says %d (partial)", len(body), h.BodyBytes)
@@ -316,7 +308,7 @@ func (n *Node) readSnapshot(ctx context.Context, src *replaySource, os jetstream
 	return n.decodeSnapshotBody(h, body)
 }
 
-// snapshotInfo describes a stored snapshot, checking it.
+// snapshotInfo describes a stored snapshot, reading it whole to check it.
 func (n *Node) snapshotInfo(ctx context.Context, os jetstream.ObjectStore, name string, created time.Time) events.SnapshotInfo {
 	info := events.SnapshotInfo{Name: name}
 	if oi, err := os.GetInfo(ctx, name); err == nil {
@@ -330,7 +322,7 @@ func (n *Node) snapshotInfo(ctx context.Context, os jetstream.ObjectStore, name 
 	case h.Stream != n.cfg.stream || !h.StreamCreated.Equal(created):
 		info.Problem = "of another stream (" + h.Stream + " created " + h.StreamCreated.String() + ")"
 	default:
-		info.Valid = true
+		info.Valid, info.Verified = true, true
 	}
 	return info
 }

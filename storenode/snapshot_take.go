@@ -25,6 +25,7 @@ type snapshotter struct {
 	captures chan chan *nodeView // to the loop: capture the state now
 	mu       sync.Mutex          // one snapshot at a time
 	seq      atomic.Uint64       // of the newest snapshot taken or loaded
+	listing  atomic.Bool         // a store.snapshots is running (snapshot_list.go)
 	at       atomic.Int64        // when it was taken, unix nanoseconds
 }
 
@@ -113,7 +114,7 @@ func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	n.pruneSnapshots(ctx, store)
 	n.log.Info("snapshot taken", "name", name, "seq", h.Seq, "records", h.Records, "bytes", oi.Size, "pause", v.pause)
 	return events.SnapshotInfo{Name: name, Seq: h.Seq, Bytes: oi.Size, Records: h.Records, Taken: h.Taken,
-		SHA256: h.SHA256, Valid: true, PauseMicros: v.pause.Microseconds()}, nil
+		SHA256: h.SHA256, Valid: true, Verified: true, PauseMicros: v.pause.Microseconds()}, nil
 }
 
 // awaitCommitted waits until seq is acknowledged (and synced).
@@ -147,32 +148,6 @@ func (n *Node) pruneSnapshots(ctx context.Context, store jetstream.ObjectStore) 
 			n.log.Warn("old snapshot not deleted", "name", name, "err", err)
 		}
 	}
-}
-
-// Snapshots lists the stored snapshots, newest first, each read back and
-// checked.
-func (n *Node) Snapshots(ctx context.Context) ([]events.SnapshotInfo, error) {
-	src, err := n.openReplay(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	store, err := n.snapshotStore(ctx, src.js, false)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return []events.SnapshotInfo{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	names, err := snapshotNames(ctx, store)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]events.SnapshotInfo, 0, len(names))
-	for _, name := range names {
-		out = append(out, n.snapshotInfo(ctx, store, name, src.created))
-	}
-	return out, nil
 }
 
 // keepSnapshots takes the periodic snapshots until the node stops.
@@ -225,7 +200,7 @@ func (n *Node) snapshotCommand(p *pending) {
 	if p.cmd == events.CmdSnapshot {
 		result, err = n.Snapshot(ctx)
 	} else {
-		result, err = n.Snapshots(ctx)
+		result, err = n.Snapshots(ctx, *p.body.(*events.SnapshotsRequest))
 	}
 	if err != nil {
 		var e *events.Error

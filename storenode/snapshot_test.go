@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,10 +223,17 @@ func TestSnapshotCorruptSkipped(t *testing.T) {
 		t.Fatalf("started from seq %d, want the older snapshot's %d", got, older.Seq)
 	}
 	wantSameState(t, st, want, replies)
+	// The flipped byte is in the body: the listing by headers passes it
+	// (not verified), the verifying one finds it.
 	var list []events.SnapshotInfo
 	mustCall(t, st.Conn, events.CmdSnapshots, struct{}{}, &list)
-	if len(list) != 2 || list[0].Name != newer.Name || list[0].Valid || list[1].Name != older.Name || !list[1].Valid {
-		t.Fatalf("snapshots %+v, want the newer invalid, the older valid", list)
+	if len(list) != 2 || !list[0].Valid || list[0].Verified || !list[1].Valid || list[1].Verified {
+		t.Fatalf("snapshots by header %+v, want both valid, neither verified", list)
+	}
+	mustCall(t, st.Conn, events.CmdSnapshots, events.SnapshotsRequest{Verify: true}, &list)
+	if len(list) != 2 || list[0].Name != newer.Name || list[0].Valid || list[0].Verified ||
+		!strings.Contains(list[0].Problem, "checksum mismatch") || list[1].Name != older.Name || !list[1].Valid || !list[1].Verified {
+		t.Fatalf("snapshots verified %+v, want the newer invalid, the older valid", list)
 	}
 
 	rewrite(t, st, older.Name, func(b []byte) []byte { return b[:len(b)/2] }) // partial
@@ -234,6 +242,11 @@ func TestSnapshotCorruptSkipped(t *testing.T) {
 		t.Fatalf("started from seq %d, want a full replay", got)
 	}
 	wantSameState(t, st, want, replies)
+	// A partial object is found by its header: the size it states.
+	mustCall(t, st.Conn, events.CmdSnapshots, struct{}{}, &list)
+	if len(list) != 2 || list[1].Name != older.Name || list[1].Valid || !strings.Contains(list[1].Problem, "(partial)") {
+		t.Fatalf("snapshots by header %+v, want the older one partial", list)
+	}
 }
 
 // TestSnapshotOfAnotherStream: a snapshot of a stream deleted and created

@@ -29,20 +29,27 @@ func snapshotCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(&cobra.Command{
+	var verify bool
+	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List the stored snapshots, newest first: sequence, size, when taken, whether it reads back whole and belongs to this stream",
+		Short: "List the stored snapshots, newest first: sequence, size, when taken, whether its signed header belongs to this stream (with --verify: whether it reads back whole)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, func(c *client.Client) error {
-				list, err := c.Snapshots(cmd.Context())
+				list := c.Snapshots
+				if verify {
+					list = c.VerifySnapshots
+				}
+				infos, err := list(cmd.Context())
 				if err != nil {
 					return err
 				}
-				return writeSnapshotTable(cmd.OutOrStdout(), list)
+				return writeSnapshotTable(cmd.OutOrStdout(), infos)
 			})
 		},
-	})
+	}
+	ls.Flags().BoolVar(&verify, "verify", false, "read every snapshot whole and check its checksum (slow for large states)")
+	cmd.AddCommand(ls)
 	return cmd
 }
 
@@ -54,9 +61,12 @@ func writeSnapshotTable(w io.Writer, list []events.SnapshotInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tBYTES\tRECORDS\tTAKEN\tCHECKSUM\tNAME")
 	for _, s := range list {
-		check := "ok"
-		if !s.Valid {
+		check := "header ok"
+		switch {
+		case !s.Valid:
 			check = "BAD: " + s.Problem
+		case s.Verified:
+			check = "ok"
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", s.Seq, s.Bytes, s.Records, s.Taken.UTC().Format(time.RFC3339), check, s.Name)
 	}

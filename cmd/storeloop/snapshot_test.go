@@ -14,7 +14,8 @@ import (
 )
 
 // TestSnapshotCommands: `storeloop snapshot` takes one at the node's last
-// sequence, `storeloop snapshot ls` lists it as whole.
+// sequence, `storeloop snapshot ls` lists it by its header, `storeloop
+// snapshot ls --verify` as whole.
 func TestSnapshotCommands(t *testing.T) {
 	st := storetest.StartStore(t)
 	out, stderr, code := cli(t, st.URL, "", "snapshot", "ls")
@@ -41,10 +42,16 @@ func TestSnapshotCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Seq != 1 || !info.Valid {
 		t.Fatalf("snapshot printed %q (%v), want a valid snapshot at seq 1", out, err)
 	}
-	out, stderr, code = cli(t, st.URL, "", "snapshot", "ls")
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	want := fmt.Sprintf("[1 %d 0 %s ok %s]", info.Bytes, info.Taken.UTC().Format(time.RFC3339), info.Name)
-	if code != 0 || len(lines) != 2 || fmt.Sprint(strings.Fields(lines[1])) != want {
-		t.Fatalf("ls: exit %d, %q, %s", code, out, stderr)
+	// By its header, then read whole.
+	for _, tc := range []struct {
+		args  []string
+		check string
+	}{{[]string{"snapshot", "ls"}, "header ok"}, {[]string{"snapshot", "ls", "--verify"}, "ok"}} {
+		out, stderr, code = cli(t, st.URL, "", tc.args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		want := fmt.Sprintf("[1 %d 0 %s %s %s]", info.Bytes, info.Taken.UTC().Format(time.RFC3339), tc.check, info.Name)
+		if code != 0 || len(lines) != 2 || fmt.Sprint(strings.Fields(lines[1])) != want {
+			t.Fatalf("%v: exit %d, %q, %s; want %s", tc.args, code, out, stderr, want)
+		}
 	}
 }
