@@ -36,25 +36,8 @@ func TestMultiProcessEcommerce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url := procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t))).URL
-	var nodes []*procs.Rulenode
-	for i := range 2 {
-		spec := procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), "ecommerce/rules.yaml", url)
-		nodes = append(nodes, procs.StartRulenode(t, spec))
-	}
-
-	sc, err := examples.Load("ecommerce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := sc.Define(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
+	d := startDaemons(ctx, t, "ecommerce", "", 2)
+	nodes, sc, cl := d.nodes, d.sc, d.cl
 	inventory, orders := cl.Bucket("inventory"), cl.Bucket("orders")
 	for _, sku := range []string{"LAPTOP-1", "MOUSE-1"} {
 		if _, err := inventory.Insert(ctx, events.Record{"sku": sku, "name": sku, "quantity": 1000.0}); err != nil {

@@ -2,7 +2,6 @@ package examples_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -26,25 +25,10 @@ func TestMultiProcessRunaway(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url := procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t))).URL
-	var nodes []*procs.Rulenode
-	for i := range 2 {
-		nodes = append(nodes, procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), "runaway/rules.yaml", url)))
-	}
-	sc, err := examples.Load("runaway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	d := startDaemons(ctx, t, "runaway", "", 2)
+	nodes, cl := d.nodes, d.cl
 	js, err := jetstream.New(cl.Conn())
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Define(ctx, cl); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"u1", "u2", "u3", "u4"} {

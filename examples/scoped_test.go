@@ -2,14 +2,11 @@ package examples_test
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/storeloop/storeloop/auth"
-	"github.com/storeloop/storeloop/client"
-	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/internal/procs"
 )
 
@@ -34,33 +31,7 @@ func TestScopedEcommerce(t *testing.T) {
 
 	asClient := []string{"--nats", store.URL, "--creds", filepath.Join(dir, auth.RoleClient.CredsFile())}
 	cli(append(asClient, "bucket", "define", "-f", "ecommerce/buckets.yaml")...)
-	natsOpts, err := auth.ConnConfig{Creds: filepath.Join(dir, auth.RoleClient.CredsFile())}.NATSOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.Connect(store.URL, client.WithNATSOptions(natsOpts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for _, step := range examples.EcommerceSteps() {
-		if err := step.Do(ctx, cl); err != nil {
-			t.Fatalf("%s: %v", step.What, err)
-		}
-	}
-	cli(append(asClient, "settle", "--rule-set", "ecommerce")...)
-	for _, c := range []struct {
-		bucket, key, field string
-		want               float64
-	}{
-		{"inventory", "LAPTOP-1", "quantity", examples.EcommerceLaptopStock},
-		{"inventory", "MOUSE-1", "quantity", examples.EcommerceMouseStock},
-		{"loyalty", "alice", "points", examples.EcommerceAlicePoints},
-	} {
-		var rec map[string]any
-		out := cli(append(asClient, "get", c.bucket, c.key)...)
-		if err := json.Unmarshal([]byte(out), &rec); err != nil || rec[c.field] != c.want {
-			t.Errorf("%s %s = %s (%v), want %s %v", c.bucket, c.key, out, err, c.field, c.want)
-		}
-	}
+	cl := connectAs(t, store.URL, auth.ConnConfig{Creds: filepath.Join(dir, auth.RoleClient.CredsFile())})
+	runEcommerce(ctx, t, cl, cli, asClient)
+	wantEcommerceResults(t, cli, asClient)
 }

@@ -2,7 +2,6 @@ package examples_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/auth"
-	"github.com/storeloop/storeloop/client"
-	"github.com/storeloop/storeloop/examples"
 	"github.com/storeloop/storeloop/internal/procs"
 	"github.com/storeloop/storeloop/internal/testpki"
 )
@@ -50,21 +47,7 @@ func TestSecureEcommerce(t *testing.T) {
 	asClient := append([]string{"--nats", store.URL, "--creds", creds(auth.RoleClient)}, tlsFlags...)
 	cli(append(asClient, "bucket", "define", "-f", "ecommerce/buckets.yaml")...)
 	conn := auth.ConnConfig{Creds: creds(auth.RoleClient), CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}
-	natsOpts, err := conn.NATSOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.Connect(store.URL, client.WithNATSOptions(natsOpts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for _, step := range examples.EcommerceSteps() {
-		if err := step.Do(ctx, cl); err != nil {
-			t.Fatalf("%s: %v", step.What, err)
-		}
-	}
-	cli(append(asClient, "settle", "--rule-set", "ecommerce")...)
+	runEcommerce(ctx, t, connectAs(t, store.URL, conn), cli, asClient)
 
 	// What the issue did as a curious NATS user, now as the client and the
 	// rule node roles: each publish is refused by the server.
@@ -79,7 +62,7 @@ func TestSecureEcommerce(t *testing.T) {
 			"$JS.API.CONSUMER.DELETE.STORELOOP.ecommerce")
 	}
 	conn.Creds = creds(auth.RoleAdmin)
-	natsOpts, err = conn.NATSOptions()
+	natsOpts, err := conn.NATSOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,20 +90,7 @@ func TestSecureEcommerce(t *testing.T) {
 		t.Errorf("the rule set's consumer: %v", err)
 	}
 
-	for _, c := range []struct {
-		bucket, key, field string
-		want               float64
-	}{
-		{"inventory", "LAPTOP-1", "quantity", examples.EcommerceLaptopStock},
-		{"inventory", "MOUSE-1", "quantity", examples.EcommerceMouseStock},
-		{"loyalty", "alice", "points", examples.EcommerceAlicePoints},
-	} {
-		var rec map[string]any
-		out := cli(append(asClient, "get", c.bucket, c.key)...)
-		if err := json.Unmarshal([]byte(out), &rec); err != nil || rec[c.field] != c.want {
-			t.Errorf("%s %s = %s (%v), want %s %v", c.bucket, c.key, out, err, c.field, c.want)
-		}
-	}
+	wantEcommerceResults(t, cli, asClient)
 }
 
 // refused connects as conn and checks that each publish is refused with a

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,10 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/storeloop/storeloop/client"
 	"github.com/storeloop/storeloop/events"
-	"github.com/storeloop/storeloop/examples"
-	"github.com/storeloop/storeloop/internal/procs"
 )
 
 // The shipping example on real daemons: the rule node that saw an order
@@ -29,7 +25,6 @@ func TestTemporalAbsenceKill9(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	url := procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t))).URL
 	// The example's 2 s window, widened so that a busy machine cannot let
 	// the deadline pass before the kill (the test would prove nothing).
 	src, err := os.ReadFile("shipping/rules.yaml")
@@ -40,21 +35,9 @@ func TestTemporalAbsenceKill9(t *testing.T) {
 	if err := os.WriteFile(rules, bytes.Replace(src, []byte("within: 2s"), []byte("within: 10s"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first := procs.StartRulenode(t, procs.RulenodeSpec(t, "rulenode-0", rules, url))
-
-	sc, err := examples.Load("shipping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := sc.Define(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(url)
+	d := startDaemons(ctx, t, "shipping", rules, 1)
+	first, cl := d.nodes[0], d.cl
+	nc, err := nats.Connect(d.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +75,8 @@ func TestTemporalAbsenceKill9(t *testing.T) {
 		t.Fatalf("flags before the deadline: %d, %v; want none", n, err)
 	}
 
-	for i := 1; i <= 2; i++ {
-		procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", i), rules, url))
+	for range 2 {
+		d.startRulenode(t)
 	}
 	waitStates(ctx, t, kv, "order 2 fired and cleared", func(st map[string]map[string]any) bool {
 		return st["2"] != nil && st["2"]["deadline"] == nil
