@@ -80,6 +80,11 @@ func BenchmarkClusterElection(b *testing.B) {
 	b.Logf("storeloop ack:         %v", storeTook)
 	b.Logf("storeloop - election:  %v", added)
 	b.Logf("store failovers: after %d of %d kills", failedOver, kills)
+	var moves float64
+	for _, n := range r.nodes {
+		moves += nodeMetric(b, n, "storeloop_store_lease_moves_total")
+	}
+	b.Logf("lease bucket leader moves: %v", moves)
 	b.ReportMetric(electTook[len(electTook)/2].Seconds(), "elected-p50-s")
 	b.ReportMetric(rawTook[len(rawTook)/2].Seconds(), "raw-p50-s")
 	b.ReportMetric(rawTook[len(rawTook)-1].Seconds(), "raw-max-s")
