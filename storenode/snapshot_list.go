@@ -14,8 +14,8 @@ import (
 )
 
 // Listing the snapshots (store.snapshots) is cheap by default: for each
-// object, its description (from the object store's list) and its first
-// chunk, which holds the header line: the header is parsed, its signature
+// object, its description (object info: size, chunks' subject) and its
+// first chunk, which holds the header line: the header is parsed, its signature
 // checked, its stream compared with this one and the object's size with
 // the header's body size (a partial upload). The body's checksum is not
 // checked, so each entry says Verified false; with "verify": true every
