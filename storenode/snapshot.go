@@ -315,14 +315,7 @@ func (n *Node) snapshotInfo(ctx context.Context, os jetstream.ObjectStore, name 
 		info.Bytes = oi.Size
 	}
 	h, _, err := n.fetchSnapshot(ctx, os, name)
-	info.Seq, info.Records, info.Taken, info.SHA256 = h.Seq, h.Records, h.Taken, h.SHA256
-	switch {
-	case err != nil:
-		info.Problem = err.Error()
-	case h.Stream != n.cfg.stream || !h.StreamCreated.Equal(created):
-		info.Problem = "of another stream (" + h.Stream + " created " + h.StreamCreated.String() + ")"
-	default:
-		info.Valid, info.Verified = true, true
-	}
+	n.describeSnapshot(&info, h, err, created)
+	info.Verified = info.Valid // read whole: the body's checksum too
 	return info
 }

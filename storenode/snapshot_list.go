@@ -80,6 +80,14 @@ func (n *Node) snapshotHeaderInfo(ctx context.Context, store jetstream.ObjectSto
 	}
 	info.Bytes = oi.Size
 	h, err := n.snapshotHeader(ctx, chunks, oi)
+	n.describeSnapshot(&info, h, err, created)
+	return info
+}
+
+// describeSnapshot fills info from the header h, read with err: valid
+// unless err or the header names another stream than this one (created
+// then).
+func (n *Node) describeSnapshot(info *events.SnapshotInfo, h snapshotHeader, err error, created time.Time) {
 	info.Seq, info.Records, info.Taken, info.SHA256 = h.Seq, h.Records, h.Taken, h.SHA256
 	switch {
 	case err != nil:
@@ -89,7 +97,6 @@ func (n *Node) snapshotHeaderInfo(ctx context.Context, store jetstream.ObjectSto
 	default:
 		info.Valid = true
 	}
-	return info
 }
 
 // snapshotHeader reads the header line from the object's first chunk and
