@@ -37,8 +37,8 @@ func ResignSnapshot(obj []byte, stream string, kp nkeys.KeyPair) ([]byte, error)
 // HoldSnapshotListing marks a store.snapshots listing as running until
 // release is called, as a slow one would.
 func (n *Node) HoldSnapshotListing() (release func()) {
-	if !n.snap.listing.CompareAndSwap(false, true) {
+	if !n.listing.CompareAndSwap(false, true) {
 		panic("a snapshot listing is running")
 	}
-	return func() { n.snap.listing.Store(false) }
+	return func() { n.listing.Store(false) }
 }

@@ -81,6 +81,8 @@ type Node struct {
 
 	lead leadership  // leader or standby among nodes on the stream (standby.go)
 	snap snapshotter // snapshot_take.go
+
+	listing atomic.Bool // a store.snapshots listing is running (snapshot_list.go)
 }
 
 // Start binds (or creates) the event stream on nc's JetStream, rebuilds the

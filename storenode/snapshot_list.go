@@ -27,10 +27,10 @@ import (
 // Snapshots lists the stored snapshots, newest first: each checked by its
 // header, or, with req.Verify, read back whole and checked.
 func (n *Node) Snapshots(ctx context.Context, req events.SnapshotsRequest) ([]events.SnapshotInfo, error) {
-	if !n.snap.listing.CompareAndSwap(false, true) {
+	if !n.listing.CompareAndSwap(false, true) {
 		return nil, events.Errorf(events.CodeUnavailable, "another snapshot listing is running: retry")
 	}
-	defer n.snap.listing.Store(false)
+	defer n.listing.Store(false)
 	src, err := n.openReplay(ctx)
 	if err != nil {
 		return nil, err

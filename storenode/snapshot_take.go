@@ -25,7 +25,6 @@ type snapshotter struct {
 	captures chan chan *nodeView // to the loop: capture the state now
 	mu       sync.Mutex          // one snapshot at a time
 	seq      atomic.Uint64       // of the newest snapshot taken or loaded
-	listing  atomic.Bool         // a store.snapshots is running (snapshot_list.go)
 	at       atomic.Int64        // when it was taken, unix nanoseconds
 }
 
