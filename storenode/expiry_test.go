@@ -2,9 +2,12 @@ package storenode_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/natstest"
@@ -134,7 +137,7 @@ func TestTTLDueSetDecidedAtOnce(t *testing.T) {
 	offset.Store(int64(2 * time.Hour))
 	var counts []int
 	for c := -1; c != 0; {
-		c = count(t, nc, "sessions")
+		c = patientCount(t, nc, "sessions")
 		counts = append(counts, c)
 	}
 	for _, c := range counts {
@@ -167,4 +170,24 @@ func TestTTLDueSetDecidedAtOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// patientCount is count with a deadline past any expiry burst: a command
+// staged behind ten groups is answered once they are durable, which a
+// slow machine (or the race detector) can stretch past request's 10 s.
+func patientCount(t *testing.T, nc *nats.Conn, bucket string) int {
+	t.Helper()
+	body, _ := json.Marshal(events.CountRequest{Bucket: bucket})
+	msg, err := nc.Request(events.CommandSubject(events.DefaultCommandPrefix, events.CmdCount), body, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("count %s: %v", bucket, err)
+	}
+	var reply struct {
+		Result *int
+		Error  *events.Error
+	}
+	if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.Error != nil || reply.Result == nil {
+		t.Fatalf("count %s: %s (%v)", bucket, msg.Data, err)
+	}
+	return *reply.Result
 }
