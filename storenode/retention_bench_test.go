@@ -31,11 +31,18 @@ import (
 // whichever is later. Beside them: how long after the jump the last
 // delete is durable (a store.count answers 0), and the slowest reply to
 // a store.get sent one after the other from the jump until then (a
-// command's wait behind the burst). One iteration is the whole run: use
-// -benchtime=1x.
+// command's wait behind the burst). With writers, as many callers insert
+// into another bucket (store.batch of 64) from before the jump until the
+// last delete is durable: expiry under a steady command load. One
+// iteration is the whole run: use -benchtime=1x.
 func BenchmarkExpiry(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+	for _, c := range []struct{ n, writers int }{{10_000, 0}, {100_000, 0}, {10_000, 2}} {
+		name := fmt.Sprintf("records=%d", c.n)
+		if c.writers > 0 {
+			name += fmt.Sprintf("-writers=%d", c.writers)
+		}
+		n := c.n
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				var offset atomic.Int64
 				st := storetest.StartStore(b, storenode.WithClock(func() time.Time {
@@ -45,10 +52,13 @@ func BenchmarkExpiry(b *testing.B) {
 				def := ttlSessionsDef("1h")
 				plain := sessionsDef()
 				plain.Bucket = "plain"
-				define(b, nc, def, plain)
+				busy := sessionsDef()
+				busy.Bucket = "busy"
+				define(b, nc, def, plain, busy)
 				load(b, nc, "sessions", n)
 				load(b, nc, "plain", n)
 
+				writes := keepWriting(b, nc, "busy", c.writers)
 				start := lastSeq(b, nc)
 				jumped := time.Now()
 				due := jumped.Add(time.Hour)
@@ -57,10 +67,13 @@ func BenchmarkExpiry(b *testing.B) {
 				lastSeq(b, nc) // a command: the loop sets its timer by the clock
 				waitCount(b, nc, "sessions", 0)
 				durable := time.Since(jumped)
+				if c.writers > 0 {
+					b.ReportMetric(float64(writes())/durable.Seconds(), "writer-inserts/s")
+				}
 				b.ReportMetric(float64(durable.Milliseconds()), "durable-ms")
 				b.ReportMetric(float64(n)/durable.Seconds(), "expiry-events/s")
 				b.ReportMetric(float64(probe().Milliseconds()), "get-max-ms")
-				late := expiryLateness(b, nc, start, n, time.Hour, due.UnixMilli())
+				late := expiryLateness(b, nc, start, n, time.Hour, due.UnixMilli(), "bucket.sessions.deleted")
 				slices.Sort(late)
 				b.ReportMetric(float64(late[len(late)/2]), "p50-late-ms")
 				b.ReportMetric(float64(late[len(late)*99/100]), "p99-late-ms")
@@ -106,6 +119,47 @@ func probeGets(b testing.TB, nc *nats.Conn, bucket, key string) (stop func() tim
 			b.Fatal(err)
 		}
 		return worst
+	}
+}
+
+// keepWriting has callers insert into bucket by store.batch of 64, one
+// request after the other each, until the returned stop is called, which
+// returns how many records they inserted.
+func keepWriting(b testing.TB, nc *nats.Conn, bucket string, callers int) (stop func() int) {
+	b.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var inserted atomic.Int64
+	var failed atomic.Value
+	for w := range callers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var req events.BatchRequest
+				for j := range 64 {
+					key := fmt.Sprintf("w%d-%d-%d", w, i, j)
+					req.Commands = append(req.Commands, events.BatchCommand{Cmd: events.CmdInsert, Bucket: bucket, Record: events.Record{"userId": key, "token": "t"}})
+				}
+				body, _ := json.Marshal(req)
+				if _, err := request(nc, events.CmdBatch, body); err != nil {
+					failed.Store(err)
+					return
+				}
+				inserted.Add(64)
+			}
+		})
+	}
+	return func() int {
+		close(done)
+		wg.Wait()
+		if err, ok := failed.Load().(error); ok {
+			b.Fatal(err)
+		}
+		return int(inserted.Load())
 	}
 }
 
@@ -171,10 +225,10 @@ func waitCount(b *testing.B, nc *nats.Conn, bucket string, want int) {
 	eventually(b, 5*time.Minute, fmt.Sprintf("%s at %d records", bucket, want), func() bool { return count(b, nc, bucket) == want })
 }
 
-// expiryLateness reads the n expiry events after seq with an ordered
-// consumer and returns each one's lateness in ms: its meta.time minus its
-// due time, _updatedAt + ttl but not before jump (unix ms).
-func expiryLateness(b *testing.B, nc *nats.Conn, seq uint64, n int, ttl time.Duration, jump int64) (late []int64) {
+// expiryLateness reads the n expiry events after seq on subject with an
+// ordered consumer and returns each one's lateness in ms: its meta.time
+// minus its due time, _updatedAt + ttl but not before jump (unix ms).
+func expiryLateness(b *testing.B, nc *nats.Conn, seq uint64, n int, ttl time.Duration, jump int64, subject string) (late []int64) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -183,7 +237,7 @@ func expiryLateness(b *testing.B, nc *nats.Conn, seq uint64, n int, ttl time.Dur
 		b.Fatal(err)
 	}
 	c, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq + 1, FilterSubjects: []string{subject}})
 	if err != nil {
 		b.Fatal(err)
 	}
