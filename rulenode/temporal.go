@@ -353,7 +353,7 @@ func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fi
 			return err
 		}
 		if st.Pending != nil {
-			if err := t.settle(ctx, rule, key, rev, st, seq, fire, false); err != nil {
+			if err := t.settle(ctx, rule, key, rev, st, seq, fire); err != nil {
 				return err
 			}
 			continue
@@ -394,6 +394,6 @@ func (t *temporalEngine) apply(ctx context.Context, rule *Rule, e *evalEvent, fi
 		if err != nil || next.Pending == nil {
 			return err
 		}
-		return t.settle(ctx, rule, key, rev, next, seq, fire, true)
+		return t.settle(ctx, rule, key, rev, next, seq, fire)
 	}
 }

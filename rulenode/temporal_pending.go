@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/storeloop/storeloop/events"
@@ -67,11 +66,7 @@ func (t *temporalEngine) put(ctx context.Context, key string, b []byte, rev uint
 // that would fail the same way again is cleared: when it is seq's own
 // (the event being applied completed it) its error is returned, for the
 // event's dead letter; else its completing event is dead-lettered here.
-//
-// With last, nothing after settle reads the state in this apply: the clear
-// of a firing that succeeded is then sent without waiting for its
-// acknowledgement (see clearAsync).
-func (t *temporalEngine) settle(ctx context.Context, rule *Rule, key string, rev uint64, st *temporalState, seq uint64, fire fireFunc, last bool) error {
+func (t *temporalEngine) settle(ctx context.Context, rule *Rule, key string, rev uint64, st *temporalState, seq uint64, fire fireFunc) error {
 	p := st.Pending
 	i := slices.IndexFunc(p.Match, func(m *events.Event) bool { return m.Meta.Seq == p.Seq })
 	if i < 0 {
@@ -92,29 +87,10 @@ func (t *temporalEngine) settle(ctx context.Context, rule *Rule, key string, rev
 	if err != nil {
 		return err
 	}
-	if last && ferr == nil && t.r.js != nil {
-		return t.clearAsync(key, b, rev)
-	}
 	if _, err := t.put(ctx, key, b, rev); err != nil && !errors.Is(err, errStateChanged) {
 		return err
 	}
 	return ferr
-}
-
-// clearAsync writes the state b of key, if key is still at rev, without
-// waiting for the stream's acknowledgement: one round trip less per
-// firing. Its outcome does not matter to the once guarantee: a clear
-// refused (the state moved on) lost to a runner that fired the same
-// firing; a clear lost (the process died, the stream did not take it)
-// leaves the firing pending, and whoever reads it next fires it again
-// with the same command ids, which the store answers with the first
-// replies. Only a firing that succeeded is cleared so: one that failed
-// for good was dead-lettered, and a second reading would bury it again.
-func (t *temporalEngine) clearAsync(key string, b []byte, rev uint64) error {
-	m := nats.NewMsg("$KV." + events.TemporalBucket + "." + key)
-	m.Data = b
-	_, err := t.r.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(rev))
-	return err
 }
 
 // skipFiring fires nothing: a pending firing of a rule removed from the

@@ -206,7 +206,7 @@ func (t *temporalEngine) expire(ctx context.Context, key string) error {
 		log := t.r.o.logger.With("ruleSet", t.r.set.Name, "rule", rule.ID, "matchKey", st.Key)
 		fire = t.r.fireTemporal(log, t.r.set)
 	}
-	return t.settle(ctx, rule, key, rev, &st, 0, fire, false)
+	return t.settle(ctx, rule, key, rev, &st, 0, fire)
 }
 
 // bury dead-letters the completing event of a firing that failed for
