@@ -19,8 +19,18 @@ import (
 // appended, synced and folded like any command's. A mass expiry goes in
 // groups of up to expiryGroup deletes, each one flight of the group
 // commit (signed together, synced once; every event still has its own
-// ack, which the expected-sequence fence needs), a few groups in flight
-// of their own.
+// ack, which the expected-sequence fence needs).
+//
+// Lateness. The records due when the timer fires are decided at that
+// instant: in one turn of the loop (nothing reads or writes the state
+// meanwhile) up to expiryInFlight groups of them leave the state, their
+// deletes stamped with that instant, and are published pipelined, each
+// group a flight of its own, without waiting for any ack. So a due set
+// of up to 10k records is late by the timer's wake-up, not by the
+// stream's append rate; a command staged after it sees the records gone
+// and is answered once their deletes are durable (it waits for at most
+// that many appends). A larger due set goes on, a group at a time, as
+// groups commit, with commands staged between.
 
 // WithClock sets the store node's clock (default time.Now): the times it
 // stamps on records and events, and what TTL expiry goes by.
@@ -44,13 +54,15 @@ const (
 // expiryGroup caps the deletes of one expiry flight. (A JetStream atomic
 // batch, one ack per group, was tried: the file store stages a batch's
 // messages before committing them, and expiry ran at half the rate.)
-const expiryGroup = 500
+const expiryGroup = 1000
 
 // expiryInFlight bounds the expiry groups appended but not yet committed:
-// enough to pipeline, few enough that a command arriving meanwhile is at
-// most a few thousand events behind. Commands are staged between groups
-// (the loop takes one group per turn), whatever the expiry backlog.
-const expiryInFlight = 4
+// a due set of 10k records is decided at once (the bound: at
+// most 1 s late at 10k), and a command arriving during a larger mass
+// expiry is at most 10k appends behind. It stays below the flights'
+// buffer (node.go), so that expiry alone never blocks the loop, and its
+// deletes well below the publisher's pending-ack cap.
+const expiryInFlight = 10
 
 // drivesExpiry reports whether this node expires records. Only the node
 // that holds the lease (the leader, or the only node) may: standbys follow
@@ -77,19 +89,30 @@ func (n *Node) armExpiry() {
 	n.expiry.Reset(max(at.Sub(n.now()), 0))
 }
 
-// expire stages a group of the deletes due now, then sets the timer
+// expire stages the deletes due now, all decided at one instant, in as
+// many groups as expiryInFlight leaves room for when it starts (groups
+// that commit meanwhile do not extend the turn), then sets the timer
 // again. Runs on the loop, when the timer fires. While expiryInFlight
 // groups are still in flight it waits a little instead: a mass expiry
-// must not queue thousands of deletes ahead of the commands that arrive
+// must not queue more deletes ahead of the commands that arrive
 // meanwhile.
 func (n *Node) expire() {
 	n.expiryAt = time.Time{}
-	if n.expiryBusy() {
+	room := n.expiryRoom()
+	if room == 0 {
 		n.expiryAt = n.now().Add(expiryYield)
 		n.expiry.Reset(expiryYield)
 		return
 	}
-	f := n.stageExpiry()
+	now := n.now()
+	f := n.stageExpiry(now)
+	for g := f; g != nil; {
+		n.flights <- g
+		if room--; room == 0 {
+			break
+		}
+		g = n.stageExpiry(now)
+	}
 	if f == nil {
 		if _, _, at, ok := n.state.NextExpiry(); ok && !at.After(n.now()) {
 			// Due but refused (halted, rebuilding): try again later.
@@ -97,8 +120,6 @@ func (n *Node) expire() {
 			n.expiry.Reset(expiryRetry)
 			return
 		}
-	} else {
-		n.flights <- f
 	}
 	n.armExpiry()
 }
@@ -108,10 +129,10 @@ func (n *Node) expire() {
 // goroutine before the loop starts (the acker and committer run).
 func (n *Node) expireBacklog() {
 	staged := false
-	for f := n.stageExpiry(); f != nil; f = n.stageExpiry() {
+	for f := n.stageExpiry(n.now()); f != nil; f = n.stageExpiry(n.now()) {
 		n.flights <- f
 		staged = true
-		if n.expiryBusy() {
+		if n.expiryRoom() == 0 {
 			// Bounded like the loop's expiry: a large backlog must not
 			// outrun the stream's acks (the publisher's pending cap).
 			n.barrier()
@@ -123,26 +144,25 @@ func (n *Node) expireBacklog() {
 	n.armExpiry()
 }
 
-// expiryBusy reports whether expiryInFlight groups are appended and not
-// yet committed. A group is in flight while its last sequence is past
-// the committed one and still within the state (a rebuild that dropped
-// it ended its flight).
-func (n *Node) expiryBusy() bool {
+// expiryRoom returns how many more expiry groups may be appended before
+// expiryInFlight are in flight. A group is in flight while its last
+// sequence is past the committed one and still within the state (a
+// rebuild that dropped it ended its flight).
+func (n *Node) expiryRoom() int {
 	committed := n.lastSeq.Load()
 	n.expiryTails = slices.DeleteFunc(n.expiryTails, func(seq uint64) bool {
 		return seq <= committed || seq > n.state.LastSeq
 	})
-	return len(n.expiryTails) >= expiryInFlight
+	return max(expiryInFlight-len(n.expiryTails), 0)
 }
 
-// stageExpiry deletes up to expiryGroup records due now and publishes the
-// deleted events as one atomic group in a flight, or returns nil when
-// none is due or writes are refused.
-func (n *Node) stageExpiry() *flight {
+// stageExpiry deletes up to expiryGroup records due at now, stamped now,
+// and publishes the deleted events pipelined in a flight, or returns nil
+// when none is due or writes are refused.
+func (n *Node) stageExpiry(now time.Time) *flight {
 	if !n.drivesExpiry() || n.stale.Load() || n.haltReason() != "" {
 		return nil
 	}
-	now := n.now()
 	var p *pending
 	f := &flight{}
 	for len(f.writes) < expiryGroup {
@@ -159,6 +179,7 @@ func (n *Node) stageExpiry() *flight {
 			p = n.expiryPending(now)
 		}
 		ev.Meta = n.meta(p, "")
+		ev.Meta.Time = now.UnixMilli() // when the record left the state
 		ev.Meta.Reason = events.ReasonTTL
 		body, _ := encodeEvent(ev)
 		s := &staged{p: p, events: []*events.Event{ev}}

@@ -2,8 +2,12 @@ package storenode_test
 
 import (
 	"context"
+	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/natstest"
@@ -75,7 +79,7 @@ func TestTTLMassExpiryOnlyLeader(t *testing.T) {
 	}
 }
 
-// TestTTLBacklogInGroups: more records than four expiry groups fall due
+// TestTTLBacklogInGroups: more records than one expiry group fall due
 // while the node is down. The restarted node expires them all, in order,
 // each once, before its first command is answered: the backlog is staged
 // a few groups at a time (the publisher's pending acks stay bounded).
@@ -109,4 +113,81 @@ func TestTTLBacklogInGroups(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTTLDueSetDecidedAtOnce: 12,000 records fall due at one instant (the
+// store's clock jumps). Expiry takes the first 10,000 (ten groups, the
+// in-flight bound) out of the state in one turn of the loop, their
+// deletes all stamped with that instant; the rest follow a group at a
+// time as groups commit. So a command, answered between turns, counts
+// every record, or 2,000 or fewer in whole groups, never a part of the
+// first ten groups; and the stream holds each delete once, in expiry
+// order, never earlier than due.
+func TestTTLDueSetDecidedAtOnce(t *testing.T) {
+	const n, group, first = 12_000, 1000, 10_000
+	var offset atomic.Int64
+	st := storetest.StartStore(t, storenode.WithClock(func() time.Time {
+		return time.Now().Add(time.Duration(offset.Load()))
+	}))
+	nc := st.Conn
+	define(t, nc, ttlSessionsDef("1h"))
+	load(t, nc, "sessions", n)
+	seq := lastSeq(t, nc)
+
+	offset.Store(int64(2 * time.Hour))
+	var counts []int
+	for c := -1; c != 0; {
+		c = patientCount(t, nc, "sessions")
+		counts = append(counts, c)
+	}
+	for _, c := range counts {
+		if c != n && (c > n-first || c%group != 0) {
+			t.Fatalf("a count during the expiry saw %d sessions (all counts: %v), want %d or at most %d in whole groups of %d", c, counts, n, n-first, group)
+		}
+	}
+
+	msgs := streamAfter(t, nc, seq)
+	if len(msgs) != n {
+		t.Fatalf("%d events after the clock jump, want %d expiries", len(msgs), n)
+	}
+	decided := msgs[0].Event.Meta.Time
+	seen := map[any]bool{}
+	for i, m := range msgs {
+		ev := m.Event
+		due := int64(ev.Record[events.FieldUpdatedAt].(float64)) + time.Hour.Milliseconds()
+		if m.Subject != "bucket.sessions.deleted" || ev.Meta.Reason != events.ReasonTTL || seen[ev.Key] || ev.Meta.Time < due {
+			t.Fatalf("event %d: %s %v %+v due %d (seen before: %v)", i, m.Subject, ev.Key, ev.Meta, due, seen[ev.Key])
+		}
+		seen[ev.Key] = true
+		if i < first && ev.Meta.Time != decided || ev.Meta.Time < decided {
+			t.Fatalf("event %d stamped %d, want the first %d stamped %d and none before", i, ev.Meta.Time, first, decided)
+		}
+		if i > 0 {
+			prev := msgs[i-1].Event
+			pt, at := prev.Record[events.FieldUpdatedAt].(float64), ev.Record[events.FieldUpdatedAt].(float64)
+			if at < pt || at == pt && ev.Key.(string) < prev.Key.(string) {
+				t.Fatalf("expired out of order: %v (%v) after %v (%v)", ev.Key, at, prev.Key, pt)
+			}
+		}
+	}
+}
+
+// patientCount is count with a deadline past any expiry burst: a command
+// staged behind ten groups is answered once they are durable, which a
+// slow machine (or the race detector) can stretch past request's 10 s.
+func patientCount(t *testing.T, nc *nats.Conn, bucket string) int {
+	t.Helper()
+	body, _ := json.Marshal(events.CountRequest{Bucket: bucket})
+	msg, err := nc.Request(events.CommandSubject(events.DefaultCommandPrefix, events.CmdCount), body, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("count %s: %v", bucket, err)
+	}
+	var reply struct {
+		Result *int
+		Error  *events.Error
+	}
+	if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.Error != nil || reply.Result == nil {
+		t.Fatalf("count %s: %s (%v)", bucket, msg.Data, err)
+	}
+	return *reply.Result
 }

@@ -104,7 +104,11 @@ func streamAfter(t testing.TB, nc *nats.Conn, after uint64) []streamMsg {
 	}
 	var out []streamMsg
 	for seq := after + 1; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
+		// A deadline per message, not for them all: thousands of gets
+		// on a loaded machine (or under the race detector) take a while.
+		mctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := s.GetMsg(mctx, seq)
+		cancel()
 		if err != nil {
 			t.Fatalf("get seq %d: %v", seq, err)
 		}

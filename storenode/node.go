@@ -100,7 +100,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 	if cfg.syncer == nil && cfg.syncStoreDir != "" {
 		cfg.syncer = accountSyncer(cfg.syncStoreDir, cfg.syncAccount, cfg.stream)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// Pending acks: up to 10k expiry deletes (expiry.go) beside the
+	// commands' flights.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		return nil, fmt.Errorf("storenode: jetstream: %w", err)
 	}
