@@ -127,6 +127,9 @@ func readIndexOrder(r *snapcodec.Reader, field string, keys []string, recs []eve
 			ix.bools[b][keys[o]] = struct{}{}
 		}
 	}
+	if r.Err() == nil && r.Len() != 0 {
+		return nil, fmt.Errorf("index %s: %d bytes after its order", field, r.Len())
+	}
 	return ix, r.Err()
 }
 
