@@ -50,6 +50,21 @@ func BenchmarkSnapshotState(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/capture")
 	})
+	// capture/steps is the capture as the store node takes it: slices of
+	// 16,384 records (its captureSlice); the longest is the loop's pause.
+	b.Run("capture/steps", func(b *testing.B) {
+		var longest time.Duration
+		for b.Loop() {
+			c := s.BeginCapture()
+			for done := false; !done; {
+				t0 := time.Now()
+				done = c.Step(16384)
+				longest = max(longest, time.Since(t0))
+			}
+			c.View()
+		}
+		b.ReportMetric(float64(longest.Microseconds())/1000, "ms/longest-step")
+	})
 	b.Run("encode", func(b *testing.B) {
 		v := s.Capture()
 		for b.Loop() {
