@@ -19,11 +19,12 @@ import (
 // added since is left out: the view is the state as it was at
 // BeginCapture, whatever was written between the steps.
 
-// Capture is a capture of a State in progress. BeginCapture, Step and
+// Capture is a capture of a State in progress, taken in slices. BeginCapture, Step and
 // Abort run on the State's owner goroutine, like its writes; View runs
 // anywhere once Step has reported it done.
 type Capture struct {
 	lastSeq uint64
+	slice   int // records a step copies
 	buckets []*bucketCapture
 	next    int // the bucket being copied
 }
@@ -33,13 +34,21 @@ type bucketCapture struct {
 	def     events.BucketDef
 	autoinc map[string]float64
 	live    *Bucket // detached (nil) once its records are all copied
-	next    func() (string, events.Record, bool)
-	stop    func()
-	keys    []string
-	recs    []events.Record
+	// next returns the next slice of records, copied by a range over the
+	// bucket's map that pauses between slices (a coroutine: iter.Pull),
+	// so that a step costs no more than its slice.
+	next   func() ([]keyed, bool)
+	stop   func()
+	copied [][]keyed
 	// before holds the keys changed since the capture began, each with
 	// its record then.
 	before map[string]prior
+}
+
+// keyed is a record with its key.
+type keyed struct {
+	k string
+	r events.Record
 }
 
 // prior is a key's record when a capture began.
@@ -48,36 +57,49 @@ type prior struct {
 	had bool
 }
 
-// BeginCapture starts a capture of s at its LastSeq. It copies nothing
-// but the buckets' definitions and autoincrement marks: Step copies the
-// records.
-func (s *State) BeginCapture() *Capture {
-	c := &Capture{lastSeq: s.LastSeq}
+// BeginCapture starts a capture of s at its LastSeq whose steps copy
+// slice records each. It copies nothing but the buckets' definitions and
+// autoincrement marks.
+func (s *State) BeginCapture(slice int) *Capture {
+	c := &Capture{lastSeq: s.LastSeq, slice: max(slice, 1)}
 	for _, b := range s.Buckets() {
-		bc := &bucketCapture{def: b.Def, autoinc: maps.Clone(b.autoinc), live: b,
-			keys: make([]string, 0, len(b.records)), recs: make([]events.Record, 0, len(b.records)),
-			before: map[string]prior{}}
-		bc.next, bc.stop = iter.Pull2(maps.All(b.records))
+		bc := &bucketCapture{def: b.Def, autoinc: maps.Clone(b.autoinc), live: b, before: map[string]prior{}}
+		bc.next, bc.stop = iter.Pull(inSlices(b.records, c.slice))
 		b.capture = bc
 		c.buckets = append(c.buckets, bc)
 	}
 	return c
 }
 
-// Step copies up to n records and reports whether the capture is done.
-func (c *Capture) Step(n int) bool {
+// inSlices yields the records of m in slices of n, ranging over m once.
+func inSlices(m map[string]events.Record, n int) iter.Seq[[]keyed] {
+	return func(yield func([]keyed) bool) {
+		out := make([]keyed, 0, min(n, len(m)))
+		for k, r := range m {
+			if out = append(out, keyed{k, r}); len(out) == n {
+				if !yield(out) {
+					return
+				}
+				out = make([]keyed, 0, min(n, len(m)))
+			}
+		}
+		if len(out) > 0 {
+			yield(out)
+		}
+	}
+}
+
+// Step copies the next slice of records and reports whether the capture
+// is done.
+func (c *Capture) Step() bool {
 	for c.next < len(c.buckets) {
 		bc := c.buckets[c.next]
-		k, r, ok := bc.next()
-		if !ok {
-			bc.detach()
-			c.next++
-			continue
-		}
-		bc.keys, bc.recs = append(bc.keys, k), append(bc.recs, r)
-		if n--; n <= 0 {
+		if part, ok := bc.next(); ok {
+			bc.copied = append(bc.copied, part)
 			return false
 		}
+		bc.detach()
+		c.next++
 	}
 	return true
 }
@@ -123,21 +145,24 @@ func (c *Capture) Changed() int {
 func (c *Capture) View() *View {
 	v := &View{LastSeq: c.lastSeq, buckets: make([]bucketView, 0, len(c.buckets))}
 	for _, bc := range c.buckets {
-		keys, recs := bc.keys, bc.recs
-		if len(bc.before) > 0 {
-			keys, recs = keys[:0:0], recs[:0:0]
-			for i, k := range bc.keys {
-				if _, changed := bc.before[k]; !changed {
-					keys, recs = append(keys, k), append(recs, bc.recs[i])
-				}
-			}
-			for _, k := range slices.Sorted(maps.Keys(bc.before)) {
-				if p := bc.before[k]; p.had {
-					keys, recs = append(keys, k), append(recs, p.r)
+		n := 0
+		for _, part := range bc.copied {
+			n += len(part)
+		}
+		bv := bucketView{def: bc.def, keys: make([]string, 0, n), recs: make([]events.Record, 0, n), autoinc: bc.autoinc}
+		for _, part := range bc.copied {
+			for _, e := range part {
+				if _, changed := bc.before[e.k]; !changed {
+					bv.keys, bv.recs = append(bv.keys, e.k), append(bv.recs, e.r)
 				}
 			}
 		}
-		v.buckets = append(v.buckets, bucketView{def: bc.def, keys: keys, recs: recs, autoinc: bc.autoinc})
+		for _, k := range slices.Sorted(maps.Keys(bc.before)) {
+			if p := bc.before[k]; p.had {
+				bv.keys, bv.recs = append(bv.keys, k), append(bv.recs, p.r)
+			}
+		}
+		v.buckets = append(v.buckets, bv)
 	}
 	return v
 }
@@ -145,7 +170,8 @@ func (c *Capture) View() *View {
 // Capture returns a view of s at its LastSeq, copied at once: for tests
 // and for states no one writes to meanwhile.
 func (s *State) Capture() *View {
-	c := s.BeginCapture()
-	c.Step(math.MaxInt)
+	c := s.BeginCapture(math.MaxInt)
+	for !c.Step() {
+	}
 	return c.View()
 }

@@ -71,10 +71,10 @@ func TestCaptureUnderWrites(t *testing.T) {
 	s.LastSeq = 500
 	want := copyState(s)
 
-	c := s.BeginCapture()
+	c := s.BeginCapture(7)
 	rng := rand.New(rand.NewPCG(1, 2))
 	next, steps := 501, 0
-	for !c.Step(7) {
+	for !c.Step() {
 		steps++
 		for range 4 {
 			id := 1 + rng.IntN(next-1)
@@ -120,8 +120,8 @@ func TestCaptureUnderWrites(t *testing.T) {
 // also a bucket redefined meanwhile; a capture after it is whole.
 func TestCaptureAbort(t *testing.T) {
 	s, _ := newBucket(t, []string{"v"}, `{"id":1,"v":1}`, `{"id":2,"v":2}`, `{"id":3,"v":3}`)
-	c := s.BeginCapture()
-	if c.Step(1) {
+	c := s.BeginCapture(1)
+	if c.Step() {
 		t.Fatal("a capture of 3 records done in a step of 1")
 	}
 	mustDefine(t, s, s.Bucket("b").Def) // the same definition again: a new *Bucket, the same records

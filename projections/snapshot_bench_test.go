@@ -55,10 +55,10 @@ func BenchmarkSnapshotState(b *testing.B) {
 	b.Run("capture/steps", func(b *testing.B) {
 		var longest time.Duration
 		for b.Loop() {
-			c := s.BeginCapture()
+			c := s.BeginCapture(16384)
 			for done := false; !done; {
 				t0 := time.Now()
-				done = c.Step(16384)
+				done = c.Step()
 				longest = max(longest, time.Since(t0))
 			}
 			c.View()

@@ -66,9 +66,9 @@ func (n *Node) captureStep(st captureStep) *nodeView {
 		n.healthMu.Lock()
 		q, lq := n.quarantined, n.lastQuarantinedSeq
 		n.healthMu.Unlock()
-		v = &nodeView{capture: n.state.BeginCapture(), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
+		v = &nodeView{capture: n.state.BeginCapture(n.cfg.snapshots.captureSlice()), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
 	}
-	v.done = v.capture.Step(n.cfg.snapshots.captureSlice())
+	v.done = v.capture.Step()
 	v.pause = max(v.pause, time.Since(start))
 	return v
 }
