@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"encoding/json"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -132,4 +133,80 @@ func TestCaptureAbort(t *testing.T) {
 	}
 	insert(t, s, decodeRecord(t, `{"id":5,"v":5}`))
 	wantDecodes(t, s.Capture(), copyState(s))
+}
+
+// TestDecodeStateRefusesBadSections: a body whose record count, record
+// sections or index orders do not agree is refused, never half-read; any
+// truncation of a good body is refused too.
+func TestDecodeStateRefusesBadSections(t *testing.T) {
+	def := events.BucketDef{Bucket: "b", Key: "id", Indexes: []string{"v"}, Schema: map[string]events.FieldDef{}}
+	js, _ := json.Marshal(def)
+	rec := func(w *snapcodec.Writer, id float64) {
+		k, _ := events.KeyString(id)
+		w.String(k)
+		if err := w.Object(events.Record{"id": id, "v": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// body writes a state of one bucket with records 1..n in the given
+	// sections (counts per section), junk bytes after the first section,
+	// and the index order of v over ords.
+	body := func(n int, sections []int, junk int, ords []int) []byte {
+		w := &snapcodec.Writer{}
+		w.Uvarint(9)
+		w.Uvarint(1)
+		w.Bytes(js)
+		w.Uvarint(0)
+		w.Uvarint(uint64(n))
+		id := 0
+		for i, c := range sections {
+			var sec snapcodec.Writer
+			for range c {
+				id++
+				rec(&sec, float64(id))
+			}
+			if i == 0 {
+				sec.Buf = append(sec.Buf, make([]byte, junk)...)
+			}
+			w.Bytes(sec.Buf)
+		}
+		var order snapcodec.Writer
+		order.Uvarint(uint64(len(ords)))
+		for _, o := range ords {
+			order.Uvarint(uint64(o))
+		}
+		order.Uvarint(0) // strings
+		order.Uvarint(0) // false
+		order.Uvarint(0) // true
+		w.Bytes(order.Buf)
+		return w.Buf
+	}
+	n := sectionRecords + 3
+	ords := make([]int, n)
+	for i := range ords {
+		ords[i] = i
+	}
+	good := body(n, []int{sectionRecords, 3}, 0, ords)
+	if s, err := DecodeState(snapcodec.NewReader(good)); err != nil || s.Bucket("b").Len() != n || len(s.Bucket("b").Index("v").Equal(float64(n))) != 1 {
+		t.Fatalf("good body: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"junk after a section", body(n, []int{sectionRecords, 3}, 1, ords)},
+		{"a section short of records", body(n, []int{sectionRecords - 1, 4}, 0, ords)},
+		{"a section missing", body(n, []int{sectionRecords}, 0, ords[:sectionRecords])},
+		{"an index order short", body(n, []int{sectionRecords, 3}, 0, ords[1:])},
+		{"an index order out of order", body(n, []int{sectionRecords, 3}, 0, append([]int{1, 0}, ords[2:]...))},
+	} {
+		if _, err := DecodeState(snapcodec.NewReader(tc.body)); err == nil {
+			t.Errorf("%s: decoded", tc.name)
+		}
+	}
+	for cut := 0; cut < len(good); cut += 997 {
+		if _, err := DecodeState(snapcodec.NewReader(good[:cut])); err == nil {
+			t.Errorf("body cut at %d of %d: decoded", cut, len(good))
+		}
+	}
 }
