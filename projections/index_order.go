@@ -16,9 +16,9 @@ import (
 // snapshot) per value type: numbers and strings ascending as the index
 // keeps them, then the records holding false and true. The reader checks
 // what it is given — every ordinal in range, its value of the list's
-// type, each list strictly ascending — and refuses a snapshot that breaks
-// one, so an order can never make an index disagree with the records it
-// lists.
+// type, each list strictly ascending and as long as the records of its
+// type — and refuses a snapshot that breaks one, so an order can never
+// make an index disagree with the records.
 
 // ranked is an index entry with the ordinal of its record.
 type ranked[V cmp.Ordered] struct {
@@ -67,9 +67,10 @@ func writeRanked[V cmp.Ordered](w *snapcodec.Writer, rs []ranked[V]) {
 // keeps it: read in record order, once, so that filling the index in its
 // own order looks values up in arrays, not in records scattered in memory.
 type fieldValues struct {
-	kind []valueKind
-	nums []float64
-	strs []string
+	kind  []valueKind
+	nums  []float64
+	strs  []string
+	count [kindTrue + 1]int // records per kind: each list must hold them all
 }
 
 type valueKind uint8
@@ -86,16 +87,17 @@ func valuesOf(field string, recs []events.Record) *fieldValues {
 	fv := &fieldValues{kind: make([]valueKind, len(recs)), nums: make([]float64, len(recs)), strs: make([]string, len(recs))}
 	for i, r := range recs {
 		v := r[field]
-		if n, ok := indexNumber(v); ok {
-			fv.kind[i], fv.nums[i] = kindNumber, n
-			continue
-		}
 		switch v := v.(type) {
 		case string:
 			fv.kind[i], fv.strs[i] = kindString, v
 		case bool:
 			fv.kind[i] = kindFalse + valueKind(boolIndex(v))
+		default:
+			if n, ok := indexNumber(v); ok {
+				fv.kind[i], fv.nums[i] = kindNumber, n
+			}
 		}
+		fv.count[fv.kind[i]]++
 	}
 	return fv
 }
@@ -126,6 +128,12 @@ func readIndexOrder(r *snapcodec.Reader, field string, keys []string, recs []eve
 			}
 			ix.bools[b][keys[o]] = struct{}{}
 		}
+		if want := fv.count[kindFalse+valueKind(b)]; n != want && r.Err() == nil {
+			return nil, fmt.Errorf("index %s: %d records holding %v listed of %d", field, n, b == 1, want)
+		}
+	}
+	if r.Err() == nil && r.Len() != 0 {
+		return nil, fmt.Errorf("index %s: %d bytes after its order", field, r.Len())
 	}
 	return ix, r.Err()
 }
@@ -147,6 +155,9 @@ func readRanked[V cmp.Ordered](r *snapcodec.Reader, field string, keys []string,
 		if i > 0 && compareEntries(es[i-1], es[i]) >= 0 {
 			return nil, fmt.Errorf("index %s: entries out of order at %d", field, i)
 		}
+	}
+	if n != fv.count[kind] && r.Err() == nil {
+		return nil, fmt.Errorf("index %s: %d entries listed of %d", field, n, fv.count[kind])
 	}
 	return es, r.Err()
 }

@@ -89,7 +89,9 @@ func TestSnapshotIndexOrderRefused(t *testing.T) {
 		{"repeated", [4][]uint64{{1, 1}, {2}, nil, {3}}, "out of order"},
 		{"ordinal out of range", [4][]uint64{{1, 4}, {2}, nil, {3}}, "ordinal 4"},
 		{"string listed as number", [4][]uint64{{1, 2}, nil, nil, {3}}, "holds no"},
-		{"number listed as string", [4][]uint64{{1}, {0}, nil, {3}}, "holds no"},
+		{"number listed as string", [4][]uint64{{1, 0}, {0}, nil, {3}}, "holds no"},
+		{"a number left out", [4][]uint64{{1}, {2}, nil, {3}}, "1 entries listed of 2"},
+		{"a true left out", [4][]uint64{{1, 0}, {2}, nil, nil}, "0 records holding true listed of 1"},
 		{"true listed as false", [4][]uint64{{1, 0}, {2}, {3}, nil}, "boolean entry 3"},
 		{"count past the input", [4][]uint64{{1, 0}, {2}, nil, {3}}, "corrupt"},
 	}

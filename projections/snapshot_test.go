@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"flag"
 	"fmt"
 	"reflect"
 	"slices"
@@ -11,65 +10,6 @@ import (
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/snapcodec"
 )
-
-// snapshotRecords is how many records BenchmarkSnapshotState holds (a
-// store of that many inserts): -args -snapshot.records=1000000 gives the
-// million-event figure.
-var snapshotRecords = flag.Int("snapshot.records", 200_000, "records in BenchmarkSnapshotState's state")
-
-// BenchmarkSnapshotState measures the parts of a snapshot that do not
-// touch NATS on snapshotRecords small records with two indexes: the
-// capture (the pause of the store's loop), the encoding and the decoding
-// with the indexes rebuilt (the bulk of a start from a snapshot).
-func BenchmarkSnapshotState(b *testing.B) {
-	s := NewState()
-	def := events.BucketDef{Bucket: "items", Key: "id", Indexes: []string{"n", "name"}, Schema: map[string]events.FieldDef{
-		"id": {Type: events.TypeNumber, Generated: events.GenAutoincrement}, "n": {Type: events.TypeNumber}, "name": {Type: events.TypeString}}}
-	s.Define(def)
-	now := float64(time.Now().UnixMilli())
-	for i := 1; i <= *snapshotRecords; i++ {
-		k := float64(i)
-		if err := s.Apply(&events.Event{Type: events.OpInserted, Bucket: "items", Key: k, Record: events.Record{
-			"id": k, "n": float64(i % 1000), "name": fmt.Sprint("item-", i), events.FieldVersion: 1.0,
-			events.FieldCreatedAt: now, events.FieldUpdatedAt: now}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	s.LastSeq = uint64(*snapshotRecords) + 1
-	w := &snapcodec.Writer{}
-	if err := s.Capture().Encode(w); err != nil {
-		b.Fatal(err)
-	}
-	encoded := w.Buf
-	b.Run("capture", func(b *testing.B) {
-		for b.Loop() {
-			s.Capture()
-		}
-		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/capture")
-	})
-	b.Run("encode", func(b *testing.B) {
-		v := s.Capture()
-		for b.Loop() {
-			if err := v.Encode(&snapcodec.Writer{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(len(encoded)), "bytes")
-		b.ReportMetric(float64(*snapshotRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	})
-	b.Run("decode", func(b *testing.B) {
-		for b.Loop() {
-			got, err := DecodeState(snapcodec.NewReader(encoded))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if got.Bucket("items").Len() != *snapshotRecords || len(got.Bucket("items").Index("n").Equal(7.0)) != *snapshotRecords/1000 {
-				b.Fatal("decoded state differs")
-			}
-		}
-		b.ReportMetric(float64(*snapshotRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	})
-}
 
 // TestIndexOfMatchesAdds: an index built at once (a rebuild) answers as
 // one built record by record.

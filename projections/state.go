@@ -43,6 +43,8 @@ type Bucket struct {
 	// views maintained from this bucket's records; view is set on a view.
 	views []*view
 	view  *view
+	// capture, while one copies the records, notes their changes.
+	capture *bucketCapture
 }
 
 // Bucket returns the named bucket or nil.
@@ -71,7 +73,7 @@ func (s *State) define(def events.BucketDef, built map[string]*Index) (*Bucket, 
 	b := &Bucket{Def: def, records: map[string]events.Record{}, autoinc: map[string]float64{}}
 	old := s.buckets[def.Bucket]
 	if old != nil {
-		b.records, b.autoinc, b.views = old.records, old.autoinc, old.views
+		b.records, b.autoinc, b.views, b.capture = old.records, old.autoinc, old.views, old.capture
 	}
 	if def.View != nil {
 		src := s.buckets[def.View.From]
@@ -102,6 +104,9 @@ func (s *State) define(def events.BucketDef, built map[string]*Index) (*Bucket, 
 	s.expiring = slices.DeleteFunc(s.expiring, func(x *Bucket) bool { return x.Def.Bucket == def.Bucket })
 	if b.ttl > 0 {
 		s.expiring = append(s.expiring, b)
+	}
+	if b.capture != nil {
+		b.capture.live = b // the capture detaches the bucket in use
 	}
 	s.buckets[def.Bucket] = b
 	return b, nil
@@ -216,6 +221,9 @@ func (s *State) Apply(e *events.Event) error {
 
 func (b *Bucket) put(k string, r events.Record) {
 	old, had := b.records[k]
+	if b.capture != nil {
+		b.capture.noteChange(k, old, had)
+	}
 	if had {
 		for f, ix := range b.indexes {
 			ix.Remove(old[f], k)
@@ -242,6 +250,9 @@ func (b *Bucket) remove(k string) {
 	old, ok := b.records[k]
 	if !ok {
 		return
+	}
+	if b.capture != nil {
+		b.capture.noteChange(k, old, true)
 	}
 	for f, ix := range b.indexes {
 		ix.Remove(old[f], k)

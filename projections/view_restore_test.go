@@ -69,11 +69,15 @@ func TestDecodeChecksViewRecords(t *testing.T) {
 					continue
 				}
 				b.def.View = new(*b.def.View)
-				b.records = maps.Clone(b.records)
-				for k, r := range b.records {
-					b.records[k] = maps.Clone(r)
+				records := map[string]events.Record{}
+				for i, k := range b.keys {
+					records[k] = maps.Clone(b.recs[i])
 				}
-				tc.edit(&b.def, b.records)
+				tc.edit(&b.def, records)
+				b.keys, b.recs = nil, nil
+				for k, r := range records {
+					b.keys, b.recs = append(b.keys, k), append(b.recs, r)
+				}
 			}
 			w := &snapcodec.Writer{}
 			if err := v.Encode(w); err != nil {

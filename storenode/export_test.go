@@ -14,6 +14,13 @@ func WithoutProofs() Option {
 	return func(c *config) error { c.proofOff = true; return nil }
 }
 
+// WithCaptureSteps makes a step of a snapshot's capture copy n records
+// and calls between after each step but the last, off the loop: a test
+// waits there for its writes to land between the steps.
+func WithCaptureSteps(n int, between func()) Option {
+	return func(c *config) error { c.snapshots.slice, c.snapshots.between = n, between; return nil }
+}
+
 // ResignSnapshot returns the snapshot object obj with its header signed
 // again by kp for stream: what a writer of the object store holding
 // another key could make.

@@ -52,8 +52,8 @@ func (n *Node) loop() {
 				n.reconcile() // follows the rebuilt state
 			}
 			continue
-		case c := <-n.snap.captures:
-			c <- n.capture()
+		case st := <-n.snap.captures:
+			st.reply <- n.captureStep(st)
 			continue
 		}
 		commands := batch[0].commands()

@@ -119,7 +119,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		done:    make(chan struct{}),
 		retry:   time.NewTimer(time.Hour),
 		expiry:  time.NewTimer(time.Hour),
-		snap:    snapshotter{captures: make(chan chan *nodeView)},
+		snap:    snapshotter{captures: make(chan captureStep)},
 
 		resolveFrom: math.MaxUint64,
 	}

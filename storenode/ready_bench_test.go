@@ -117,8 +117,10 @@ func BenchmarkReady(b *testing.B) {
 	start := func(b *testing.B, wantItems int) *storenode.Node {
 		logTo.Store(b)
 		var n *storenode.Node
+		// A full replay of 1M events on a busy machine takes minutes.
+		long := storenode.WithStartTimeout(time.Hour)
 		timed(b, func() {
-			if n, err = storenode.Start(ctx, st.Conn, warnings, storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp)); err != nil {
+			if n, err = storenode.Start(ctx, st.Conn, warnings, storenode.WithEmbeddedSync(st.Dir), storenode.WithProofKey(kp), long); err != nil {
 				b.Fatal(err)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/events/proof"
+	"github.com/storeloop/storeloop/internal/gcpause"
 	"github.com/storeloop/storeloop/internal/snapcodec"
 	"github.com/storeloop/storeloop/projections"
 )
@@ -31,13 +32,15 @@ import (
 //
 // An object is one JSON header line and the body:
 //
-//	{"format":2,"stream":…,"streamCreated":…,"seq":…,"prev":…,"sha256":…,…,"key":…,"sig":…}\n
+//	{"format":3,"stream":…,"streamCreated":…,"seq":…,"prev":…,"sha256":…,…,"key":…,"sig":…}\n
 //	body (snapcodec): state (projections.View) ‖ dedupe entries ‖ quarantine counts
 
 // snapshotFormat is the version of the object layout and body encoding;
 // 2 signs the header and stores each index's order after its bucket's
-// records (format 1 ones are skipped: a full replay).
-const snapshotFormat = 2
+// records; 3 stores a bucket's records in length-prefixed sections and
+// each index's order length-prefixed, which a load decodes on every core
+// (older formats are skipped: a full replay).
+const snapshotFormat = 3
 
 // DefaultSnapshotKeep is how many snapshots are kept, newest first.
 const DefaultSnapshotKeep = 3
@@ -61,13 +64,15 @@ type snapshotHeader struct {
 
 // nodeView is the node's state captured on the loop at one sequence.
 type nodeView struct {
+	capture     *projections.Capture
+	done        bool // the capture is complete: state is set
 	state       *projections.View
 	prev        proof.Hash
 	dedupe      []dedupeRecord
 	quarantined int
 	lastQuarSeq uint64
 	proofSince  uint64        // n.proofSince, which the loop owns
-	pause       time.Duration // the loop stopped this long to capture it
+	pause       time.Duration // the longest the loop stopped for a step of the capture
 }
 
 // dedupeRecord is one live entry of the dedupe table.
@@ -155,9 +160,17 @@ func (r *restored) seed(adm *admission, seqs *seqCheck) {
 	seqs.next = r.header.Seq + 1
 }
 
+// decodeHeadroom is the memory a decode may take per byte of body with
+// the garbage collector off before the collector runs again: the decoded
+// state of BenchmarkSnapshotState's records holds 4.5 bytes per body
+// byte, the rest is room for the garbage of the work going on meanwhile.
+const decodeHeadroom = 8
+
 // decodeSnapshotBody decodes a checked body; dedupe entries older than
-// the window as of now are dropped.
+// the window as of now are dropped. The heap only grows meanwhile, so the
+// garbage collector is off (gcpause).
 func (n *Node) decodeSnapshotBody(h snapshotHeader, body []byte) (*restored, error) {
+	defer gcpause.Pause(decodeHeadroom * int64(len(body)))()
 	r := snapcodec.NewReader(body)
 	st, err := projections.DecodeState(r)
 	if err != nil {

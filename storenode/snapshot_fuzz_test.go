@@ -54,7 +54,7 @@ func FuzzParseSnapshot(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[:len(seed)-1])
 	f.Add([]byte("{}\n"))
-	f.Add([]byte(`{"format":2,"bodyBytes":-1,"sha256":""}` + "\n"))
+	f.Add([]byte(`{"format":3,"bodyBytes":-1,"sha256":""}` + "\n"))
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		h, body, err := parseSnapshot(obj)
 		if err != nil {

@@ -11,6 +11,8 @@ type snapshotConfig struct {
 	interval time.Duration // time since the last snapshot; 0: not by time
 	keep     int           // 0: DefaultSnapshotKeep
 	maxBytes int64         // 0: DefaultSnapshotMaxBytes
+	slice    int           // records a step of a capture copies; 0: captureSlice
+	between  func()        // called between the steps of a capture, off the loop (tests)
 }
 
 func (c snapshotConfig) periodic() bool { return c.every > 0 || c.interval > 0 }
@@ -20,6 +22,13 @@ func (c snapshotConfig) maxObject() int64 {
 		return DefaultSnapshotMaxBytes
 	}
 	return c.maxBytes
+}
+
+func (c snapshotConfig) captureSlice() int {
+	if c.slice == 0 {
+		return captureSlice
+	}
+	return c.slice
 }
 
 func (c snapshotConfig) kept() int {

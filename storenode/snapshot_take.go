@@ -13,20 +13,34 @@ import (
 	"github.com/storeloop/storeloop/events"
 )
 
-// Taking a snapshot stops the loop only for the capture: a copy of the
-// maps holding the records and of the dedupe table's live entries, at the
-// sequence of the last message staged. Encoding, checksum and upload run
-// off the loop while writes go on, once that sequence is acknowledged
-// (a capture may include a flight still in the air; if that flight fails,
-// the anchor check refuses the snapshot).
+// Taking a snapshot stops the loop only for short steps: the capture
+// of the state at the sequence of the last message staged is copied a
+// slice of records at a time (projections.Capture), the loop serving
+// commands between the slices, and the dedupe table's live entries are
+// copied at its start. Encoding, checksum and upload run off the loop
+// while writes go on, once that sequence is acknowledged (a capture may
+// include a flight still in the air; if that flight fails, the anchor
+// check refuses the snapshot).
 
 // snapshotter is the node's snapshot taking.
 type snapshotter struct {
-	captures chan chan *nodeView // to the loop: capture the state now
-	mu       sync.Mutex          // one snapshot at a time
-	seq      atomic.Uint64       // of the newest snapshot taken or loaded
-	at       atomic.Int64        // when it was taken, unix nanoseconds
+	captures chan captureStep // to the loop: the next step of a capture
+	mu       sync.Mutex       // one snapshot at a time
+	seq      atomic.Uint64    // of the newest snapshot taken or loaded
+	at       atomic.Int64     // when it was taken, unix nanoseconds
 }
+
+// captureStep asks the loop for a step of a capture: begin one (view
+// nil), copy the next slice of view's records, or abort it.
+type captureStep struct {
+	view  *nodeView
+	abort bool
+	reply chan *nodeView // the view, done once complete; nil when none can begin
+}
+
+// captureSlice is how many records a step of a capture copies: it bounds
+// the loop's pause for a capture (about a millisecond).
+const captureSlice = 16384
 
 // snapshotTimeout bounds one snapshot: capture, encoding and upload.
 const snapshotTimeout = 5 * time.Minute
@@ -35,19 +49,57 @@ const snapshotTimeout = 5 * time.Minute
 // took or started from (0: none); safe from any goroutine.
 func (n *Node) SnapshotSeq() uint64 { return n.snap.seq.Load() }
 
-// capture runs on the loop: the state as of the last message staged, or
-// nil while it is not true (a failed batch awaits its rebuild).
-func (n *Node) capture() *nodeView {
-	if n.failure() != nil || n.stale.Load() {
-		return nil
-	}
+// captureStep runs on the loop. A capture begins at the state as of the
+// last message staged, or does not while that is not true (a failed
+// batch awaits its rebuild).
+func (n *Node) captureStep(st captureStep) *nodeView {
 	start := time.Now()
-	n.healthMu.Lock()
-	q, lq := n.quarantined, n.lastQuarantinedSeq
-	n.healthMu.Unlock()
-	v := &nodeView{state: n.state.Capture(), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
-	v.pause = time.Since(start)
+	v := st.view
+	switch {
+	case st.abort:
+		v.capture.Abort()
+		return v
+	case v == nil:
+		if n.failure() != nil || n.stale.Load() {
+			return nil
+		}
+		n.healthMu.Lock()
+		q, lq := n.quarantined, n.lastQuarantinedSeq
+		n.healthMu.Unlock()
+		v = &nodeView{capture: n.state.BeginCapture(n.cfg.snapshots.captureSlice()), prev: n.prev, dedupe: n.dedupe.records(), quarantined: q, lastQuarSeq: lq, proofSince: n.proofSince}
+	}
+	v.done = v.capture.Step()
+	v.pause = max(v.pause, time.Since(start))
 	return v
+}
+
+// captureState captures the state, a step at a time on the loop.
+func (n *Node) captureState(ctx context.Context) (*nodeView, error) {
+	var v *nodeView
+	for v == nil || !v.done {
+		st := captureStep{view: v, reply: make(chan *nodeView, 1)}
+		select {
+		case n.snap.captures <- st:
+		case <-n.done:
+			return nil, events.Errorf(events.CodeUnavailable, "store node is stopping")
+		case <-ctx.Done():
+			if v != nil { // the buckets stop noting changes for it
+				select {
+				case n.snap.captures <- captureStep{view: v, abort: true, reply: st.reply}:
+				case <-n.done:
+				}
+			}
+			return nil, ctx.Err()
+		}
+		if v = <-st.reply; v == nil {
+			return nil, events.Errorf(events.CodeUnavailable, "the state is being rebuilt after a failed append: retry")
+		}
+		if between := n.cfg.snapshots.between; between != nil && !v.done {
+			between()
+		}
+	}
+	v.state = v.capture.View()
+	return v, nil
 }
 
 // Snapshot takes a snapshot of the state now and stores it, keeping the
@@ -56,24 +108,11 @@ func (n *Node) capture() *nodeView {
 func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	n.snap.mu.Lock()
 	defer n.snap.mu.Unlock()
-	reply := make(chan *nodeView, 1)
-	select {
-	case n.snap.captures <- reply:
-	case <-n.done:
-		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "store node is stopping")
-	case <-ctx.Done():
-		return events.SnapshotInfo{}, ctx.Err()
+	v, err := n.captureState(ctx)
+	if err != nil {
+		return events.SnapshotInfo{}, err
 	}
-	var v *nodeView
-	select {
-	case v = <-reply:
-	case <-ctx.Done():
-		return events.SnapshotInfo{}, ctx.Err()
-	}
-	switch {
-	case v == nil:
-		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the state is being rebuilt after a failed append: retry")
-	case v.state.LastSeq == 0:
+	if v.state.LastSeq == 0 {
 		return events.SnapshotInfo{}, events.Errorf(events.CodeUnavailable, "the stream is empty: nothing to snapshot")
 	}
 	if err := n.awaitCommitted(ctx, v.state.LastSeq); err != nil {
@@ -111,7 +150,7 @@ func (n *Node) Snapshot(ctx context.Context) (events.SnapshotInfo, error) {
 	n.snap.seq.Store(h.Seq)
 	n.snap.at.Store(h.Taken.UnixNano())
 	n.pruneSnapshots(ctx, store)
-	n.log.Info("snapshot taken", "name", name, "seq", h.Seq, "records", h.Records, "bytes", oi.Size, "pause", v.pause)
+	n.log.Info("snapshot taken", "name", name, "seq", h.Seq, "records", h.Records, "bytes", oi.Size, "pause", v.pause, "changedMeanwhile", v.capture.Changed())
 	return events.SnapshotInfo{Name: name, Seq: h.Seq, Bytes: oi.Size, Records: h.Records, Taken: h.Taken,
 		SHA256: h.SHA256, Valid: true, Verified: true, PauseMicros: v.pause.Microseconds()}, nil
 }

@@ -46,7 +46,7 @@ func wantSnapshotProblem(t *testing.T, st *storetest.Store, name, problem string
 // TestSnapshotSignature: a snapshot is trusted only if a key the stream
 // trusts signed its header. Unsigned, tampered with (a header field
 // changed under the signature), signed by a stranger's key, or of the
-// unsigned format 1: each is skipped, the older snapshot used, the state
+// unsigned format 1 or the older format 2: each is skipped, the older snapshot used, the state
 // exact; put back as it was, the newer one is used again.
 func TestSnapshotSignature(t *testing.T) {
 	ctx := context.Background()
@@ -80,8 +80,11 @@ func TestSnapshotSignature(t *testing.T) {
 			}
 			return obj
 		}},
-		{"format 1", "format 1, this node reads 2", func() []byte {
+		{"format 1", "format 1, this node reads 3", func() []byte {
 			return editHeader(t, good, func(h map[string]any) { h["format"] = 1; delete(h, "key"); delete(h, "sig") })
+		}},
+		{"format 2", "format 2, this node reads 3", func() []byte { // records in one run, before sections
+			return editHeader(t, good, func(h map[string]any) { h["format"] = 2 })
 		}},
 	}
 	for _, tc := range cases {

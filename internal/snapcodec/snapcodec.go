@@ -115,6 +115,10 @@ type Reader struct {
 // NewReader reads b.
 func NewReader(b []byte) *Reader { return &Reader{buf: b, names: map[string]string{}} }
 
+// Reset makes r read b, keeping the member names it interned: one reader
+// per goroutine decodes many sections of one input.
+func (r *Reader) Reset(b []byte) { r.buf, r.err = b, nil }
+
 // Err is the first error met, or nil.
 func (r *Reader) Err() error { return r.err }
 
@@ -159,6 +163,10 @@ func (r *Reader) Bytes() []byte {
 	}
 	return append([]byte(nil), b...)
 }
+
+// Slice reads a length-prefixed byte string without copying it: the
+// result shares the input (a section another reader decodes).
+func (r *Reader) Slice() []byte { return r.raw() }
 
 // String reads a length-prefixed string.
 func (r *Reader) String() string { return string(r.raw()) }

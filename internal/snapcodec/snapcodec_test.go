@@ -78,3 +78,31 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestSliceAndReset: Slice reads a length-prefixed section without
+// copying it, and a reader Reset onto it decodes it, an error of the
+// input before forgotten.
+func TestSliceAndReset(t *testing.T) {
+	var sec Writer
+	sec.String("k")
+	if err := sec.Object(map[string]any{"v": 1.0}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{}
+	w.Bytes(sec.Buf)
+	w.Uvarint(5)
+	r := NewReader(w.Buf)
+	got := r.Slice()
+	if string(got) != string(sec.Buf) || &got[0] != &w.Buf[1] || r.Uvarint() != 5 || r.Len() != 0 {
+		t.Fatalf("slice %q, want %q sharing the input", got, sec.Buf)
+	}
+	part := NewReader([]byte{0x80}) // a varint cut short
+	part.Uvarint()
+	if part.Err() == nil {
+		t.Fatal("a cut varint read")
+	}
+	part.Reset(got)
+	if k, rec := part.String(), part.Object(); part.Err() != nil || k != "k" || !reflect.DeepEqual(rec, map[string]any{"v": 1.0}) || part.Len() != 0 {
+		t.Fatalf("after Reset: %q %v, err %v", k, rec, part.Err())
+	}
+}
