@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/storeloop/storeloop/events"
 	"github.com/storeloop/storeloop/internal/wirejson"
@@ -36,23 +37,14 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 		return fmt.Errorf("%w: %w", events.Errorf(events.CodeBadRequest, "encode %s request", cmd), err)
 	}
 
-	attrs := []attribute.KeyValue{
-		semconv.RPCSystemNameKey.String("nats"),
-		semconv.RPCMethod(subject),
-		tracing.AttrOp.String(cmd),
-	}
-	if bucket != "" {
-		attrs = append(attrs, tracing.AttrBucket.String(bucket))
-	}
-	ctx, span := c.tracer().Start(ctx, "store."+cmd,
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := c.startSpan(ctx, cmd, bucket, subject)
 	defer func() {
 		tracing.RecordError(span, err)
 		span.End()
 	}()
 
 	msg := &nats.Msg{Subject: subject, Data: body, Header: causalHeaders(ctx, cmd)}
-	if id := msg.Header.Get(events.HeaderCommandID); id != "" {
+	if id := msg.Header.Get(events.HeaderCommandID); id != "" && span.IsRecording() {
 		span.SetAttributes(tracing.AttrCommandID.String(id))
 	}
 	tracing.Inject(ctx, msg)
@@ -90,6 +82,26 @@ func (c *Client) do(ctx context.Context, cmd, bucket string, req, result any) (e
 		err = fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 	}
 	return unavailable(subject, err)
+}
+
+// startSpan starts the command's CLIENT span. With the no-op provider
+// (what tracing.Setup installs when nothing exports spans) it builds no
+// name or attributes: that span records nothing and only carries the
+// caller's span context on.
+func (c *Client) startSpan(ctx context.Context, cmd, bucket, subject string) (context.Context, trace.Span) {
+	tr := c.tracer()
+	if _, off := tr.(noop.Tracer); off {
+		return tr.Start(ctx, "")
+	}
+	attrs := []attribute.KeyValue{
+		semconv.RPCSystemNameKey.String("nats"),
+		semconv.RPCMethod(subject),
+		tracing.AttrOp.String(cmd),
+	}
+	if bucket != "" {
+		attrs = append(attrs, tracing.AttrBucket.String(bucket))
+	}
+	return tr.Start(ctx, "store."+cmd, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
 // subject is the subject of command cmd on bucket with body req: scoped

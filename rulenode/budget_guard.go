@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,7 +185,7 @@ func (g *guard) store(set *RuleSet, rule *Rule, st Store) Store {
 // QuarantineStrikes-th within QuarantineWindow quarantines the rule on
 // every node of the set (a log line at warning, a metric). Failing to
 // record a strike is logged; the event is dead-lettered all the same.
-func (g *guard) overrun(ctx context.Context, log *slog.Logger, seq uint64, failed []ruleFailure) {
+func (g *guard) overrun(ctx context.Context, log logger, seq uint64, failed []ruleFailure) {
 	if g == nil {
 		return
 	}

@@ -338,7 +338,7 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 	ctx = tracing.Extract(ctx, d.msg.Headers())
 	ctx, span := tracing.StartDelivery(ctx, d.msg.Subject(), r.set.Name, seq, n)
 	defer span.End()
-	log := r.o.logger.With("ruleSet", r.set.Name, "subject", d.msg.Subject(), "streamSeq", seq, "delivery", n)
+	log := &deliveryLog{base: r.o.logger, set: r.set.Name, subject: d.msg.Subject(), seq: seq, n: n}
 
 	stop := r.keepAlive(d.msg)
 	v, err := r.process(ctx, log, d, seq, n)
@@ -366,7 +366,7 @@ func (r *Runner) handle(ctx context.Context, d delivery) {
 
 // process runs the rules on a delivery and returns the verdict, dead-
 // lettering the event when that is the verdict. The error is for the span.
-func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq, n uint64) (verdict, error) {
+func (r *Runner) process(ctx context.Context, log *deliveryLog, d delivery, seq, n uint64) (verdict, error) {
 	dl := DeadLetter{RuleSet: r.set.Name, Subject: d.msg.Subject(), StreamSeq: seq, Deliveries: n}
 	dl.body = d.msg.Data()
 	if v, checked, err := r.checkProof(ctx, log, d, seq, dl); checked {
@@ -379,7 +379,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 	ev := d.ev
 	ev.Meta.Seq = seq
 	dl.EventID, dl.CorrelationID, dl.Hop = ev.Meta.EventID, ev.Meta.CorrelationID, ev.Meta.Hop
-	log = log.With("eventId", ev.Meta.EventID, "correlationId", ev.Meta.CorrelationID, "hop", ev.Meta.Hop)
+	log.ev = ev
 
 	if n > uint64(r.o.maxDeliver) {
 		err := fmt.Errorf("delivered %d times without an outcome (max %d): not running it again", n, r.o.maxDeliver)
@@ -446,7 +446,7 @@ func (r *Runner) process(ctx context.Context, log *slog.Logger, d delivery, seq,
 // store: it is not acted on, it is dead-lettered (reason foreign) and
 // acknowledged. checked is false for a proved message (or proofs off).
 // When the proof cannot be checked now, the event is retried.
-func (r *Runner) checkProof(ctx context.Context, log *slog.Logger, d delivery, seq uint64, dl DeadLetter) (v verdict, checked bool, err error) {
+func (r *Runner) checkProof(ctx context.Context, log logger, d delivery, seq uint64, dl DeadLetter) (v verdict, checked bool, err error) {
 	if r.prov == nil {
 		return 0, false, nil
 	}
@@ -495,7 +495,7 @@ func eventSubject(ev *events.Event) string { return events.EventSubject(ev.Bucke
 // acted on it (or its condition failed, so it might have), the loop is
 // cut here, visibly: a warning, a dead letter, a metric. Otherwise the
 // event is simply done.
-func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, set *RuleSet, ev *events.Event, dl DeadLetter, rules []*Rule, failed []ruleFailure) (verdict, error) {
+func (r *Runner) stopLoop(ctx context.Context, log logger, set *RuleSet, ev *events.Event, dl DeadLetter, rules []*Rule, failed []ruleFailure) (verdict, error) {
 	var ids []string
 	for _, rule := range rules {
 		ids = append(ids, rule.ID)
@@ -522,7 +522,7 @@ func (r *Runner) stopLoop(ctx context.Context, log *slog.Logger, set *RuleSet, e
 // bury dead-letters the event and returns verdictTerm, or verdictNak when
 // the dead-letter stream cannot take it (the event comes back and is
 // dead-lettered then).
-func (r *Runner) bury(ctx context.Context, log *slog.Logger, cause error, letters ...DeadLetter) (verdict, error) {
+func (r *Runner) bury(ctx context.Context, log logger, cause error, letters ...DeadLetter) (verdict, error) {
 	for i := range letters {
 		letters[i].Time = time.Now().UTC()
 		if err := publishDeadLetter(ctx, r.js, &letters[i]); err != nil {
@@ -548,7 +548,7 @@ const SpanEventRuleSkipped = "storeloop.rule.skipped"
 // idempotent command ids); set is the rule's set (its version goes into
 // the writes' meta). A skipped rule
 // is done: not a failure, and not a firing in the metrics, but a skip.
-func (r *Runner) runRule(ctx context.Context, log *slog.Logger, set *RuleSet, rule *Rule, e *evalEvent, st Store) (err error) {
+func (r *Runner) runRule(ctx context.Context, log logger, set *RuleSet, rule *Rule, e *evalEvent, st Store) (err error) {
 	ev := e.ev
 	ctx, span := tracing.StartRule(ctx, rule.ID,
 		tracing.AttrHop.Int(ev.Meta.Hop), tracing.AttrCorrelationID.String(ev.Meta.CorrelationID))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -53,7 +52,7 @@ func (r *Runner) startTemporal(ctx context.Context) error {
 }
 
 // runTemporal runs e's event through the set's temporal rules.
-func (r *Runner) runTemporal(ctx context.Context, log *slog.Logger, set *RuleSet, e *evalEvent) []ruleFailure {
+func (r *Runner) runTemporal(ctx context.Context, log logger, set *RuleSet, e *evalEvent) []ruleFailure {
 	var failed []ruleFailure
 	for _, rule := range set.Match(eventSubject(e.ev)) {
 		if rule.Temporal == nil || r.guard.Load().quarantined(rule.ID) {
@@ -71,7 +70,7 @@ func (r *Runner) runTemporal(ctx context.Context, log *slog.Logger, set *RuleSet
 // after event) and match. Its command ids are those of a rule on the
 // completing event ([CommandID] with its stream sequence), so two nodes
 // firing the same match, or one firing it again, write once.
-func (r *Runner) fireTemporal(log *slog.Logger, set *RuleSet) fireFunc {
+func (r *Runner) fireTemporal(log logger, set *RuleSet) fireFunc {
 	return func(ctx context.Context, rule *Rule, ev *events.Event, match []*events.Event) error {
 		vars, err := eventVars(ev)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/storeloop/storeloop/events"
 )
@@ -25,10 +26,25 @@ func Tracer() trace.Tracer {
 	return otel.Tracer(InstrumentationName)
 }
 
+// recordsNothing reports whether the global TracerProvider is the no-op
+// one [Setup] installs when nothing exports spans. A span started then
+// records nothing whatever its name and attributes, so the Start
+// functions below do not build them: they cost allocations on every
+// command and event. The span returned is the no-op provider's all the
+// same, carrying the caller's span context on, so propagation is
+// unchanged.
+func recordsNothing() bool {
+	_, ok := otel.GetTracerProvider().(noop.TracerProvider)
+	return ok
+}
+
 // StartCommandClient starts the span of a command request sent to the store
 // (SpanKindClient, named store.<cmd>). bucket may be empty for commands that
 // name no single bucket (buckets, tx).
 func StartCommandClient(ctx context.Context, cmd, bucket string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if recordsNothing() {
+		return noop.Tracer{}.Start(ctx, "")
+	}
 	return start(ctx, "store."+cmd, trace.SpanKindClient, commandAttrs(cmd, bucket), attrs)
 }
 
@@ -36,12 +52,18 @@ func StartCommandClient(ctx context.Context, cmd, bucket string, attrs ...attrib
 // (SpanKindServer). Pass the context returned by [Extract] on the request
 // headers so the span joins the caller's trace.
 func StartCommandServer(ctx context.Context, cmd, bucket string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if recordsNothing() {
+		return noop.Tracer{}.Start(ctx, "")
+	}
 	return start(ctx, "store."+cmd, trace.SpanKindServer, commandAttrs(cmd, bucket), attrs)
 }
 
 // StartAppend starts the span of appending an event to the stream on subject
 // (SpanKindProducer). Inject its context into the event message.
 func StartAppend(ctx context.Context, subject string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if recordsNothing() {
+		return noop.Tracer{}.Start(ctx, "")
+	}
 	return start(ctx, "publish "+subject, trace.SpanKindProducer, []attribute.KeyValue{
 		semconv.MessagingSystemKey.String(natsSystem),
 		semconv.MessagingDestinationName(subject),
@@ -54,6 +76,9 @@ func StartAppend(ctx context.Context, subject string, attrs ...attribute.KeyValu
 // (SpanKindConsumer). Pass the context returned by [Extract] on the event
 // headers so the span is a child of the append that produced the event.
 func StartDelivery(ctx context.Context, subject, ruleSet string, streamSeq, deliveryCount uint64, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if recordsNothing() {
+		return noop.Tracer{}.Start(ctx, "")
+	}
 	return start(ctx, "process "+subject, trace.SpanKindConsumer, []attribute.KeyValue{
 		semconv.MessagingSystemKey.String(natsSystem),
 		semconv.MessagingDestinationName(subject),
@@ -69,6 +94,9 @@ func StartDelivery(ctx context.Context, subject, ruleSet string, streamSeq, deli
 // StartRule starts the span of one rule's condition evaluation and actions
 // for a delivered event (SpanKindInternal, named rule <ruleID>).
 func StartRule(ctx context.Context, ruleID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if recordsNothing() {
+		return noop.Tracer{}.Start(ctx, "")
+	}
 	return start(ctx, "rule "+ruleID, trace.SpanKindInternal, []attribute.KeyValue{AttrRule.String(ruleID)}, attrs)
 }
 

@@ -22,15 +22,18 @@ import (
 )
 
 // Env is an embedded NATS server with a store node and a raw baseline
-// stream, in one fsync mode.
+// stream, in one fsync mode. NC is the benchmark's own connection; the
+// store node has one of its own, in process, as cmd/storenode connects
+// to its embedded server.
 type Env struct {
-	Mode   storenode.FsyncMode
-	Server *server.Server
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	Node   *storenode.Node
-	Client *client.Client
-	dir    string
+	Mode    storenode.FsyncMode
+	Server  *server.Server
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Node    *storenode.Node
+	Client  *client.Client
+	dir     string
+	storeNC *nats.Conn
 }
 
 // rawStream is the baseline stream: plain JetStream, same server, same disk.
@@ -63,7 +66,12 @@ func NewEnv(ctx context.Context, mode storenode.FsyncMode, nodeOpts ...storenode
 		return nil, err
 	}
 	opts = append(append(opts, storenode.WithLogger(slog.New(slog.DiscardHandler))), nodeOpts...)
-	if e.Node, err = storenode.Start(ctx, e.NC, opts...); err != nil {
+	// The options cmd/storenode gives its connection to its own server.
+	if e.storeNC, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("storenode"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.Node, err = storenode.Start(ctx, e.storeNC, opts...); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -91,6 +99,9 @@ func (e *Env) Close() {
 	}
 	if e.Node != nil {
 		e.Node.Stop(context.Background())
+	}
+	if e.storeNC != nil {
+		e.storeNC.Close()
 	}
 	if e.NC != nil {
 		e.NC.Close()
