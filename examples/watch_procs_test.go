@@ -124,7 +124,11 @@ func TestWatchKill9(t *testing.T) {
 			set[l.Key] = l.Record
 		}
 	}
-	fresh, err := orders.Where(ctx, events.Where{"status": "paid", "total": map[string]any{"$gte": 100.0}})
+	var where events.Where
+	if err := json.Unmarshal([]byte(watchWhere), &where); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := orders.Where(ctx, where)
 	if err != nil {
 		t.Fatal(err)
 	}
