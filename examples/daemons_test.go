@@ -18,11 +18,14 @@ import (
 
 // daemons is an example running on real processes.
 type daemons struct {
-	url   string
-	rules string // the rules file the rule nodes run
-	nodes []*procs.Rulenode
-	sc    *examples.Scenario
-	cl    *client.Client
+	url       string
+	store     *procs.Storenode
+	storeSpec procs.Spec // the same spec again restarts the store on its data and address
+	rules     string     // the rules file the rule nodes run
+	nodeArgs  []string   // extra flags of the rule nodes started from now on
+	nodes     []*procs.Rulenode
+	sc        *examples.Scenario
+	cl        *client.Client
 }
 
 // startDaemons starts a store node and n rule nodes (rulenode-0 …) of
@@ -34,7 +37,9 @@ func startDaemons(ctx context.Context, t *testing.T, example, rules string, n in
 	if rules == "" {
 		rules = example + "/rules.yaml"
 	}
-	d := &daemons{url: procs.StartStorenode(t, procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t))).URL, rules: rules}
+	d := &daemons{storeSpec: procs.StorenodeSpec(t, t.TempDir(), procs.FreeAddr(t)), rules: rules}
+	d.store = procs.StartStorenode(t, d.storeSpec)
+	d.url = d.store.URL
 	for range n {
 		d.startRulenode(t)
 	}
@@ -57,9 +62,18 @@ func startDaemons(ctx context.Context, t *testing.T, example, rules string, n in
 // startRulenode starts one more rule node, named by its rank.
 func (d *daemons) startRulenode(t *testing.T) *procs.Rulenode {
 	t.Helper()
-	n := procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", len(d.nodes)), d.rules, d.url))
+	n := procs.StartRulenode(t, procs.RulenodeSpec(t, fmt.Sprintf("rulenode-%d", len(d.nodes)), d.rules, d.url, d.nodeArgs...))
 	d.nodes = append(d.nodes, n)
 	return n
+}
+
+// killStore SIGKILLs the store node (and its embedded NATS server) and
+// starts it again on the same data directory and address, where the
+// clients and rule nodes reconnect.
+func (d *daemons) killStore(t *testing.T) {
+	t.Helper()
+	d.store.Kill(t)
+	d.store = procs.StartStorenode(t, d.storeSpec)
 }
 
 // connectAs connects a client to url as conn says (credentials, TLS),
