@@ -105,6 +105,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	daemon.TuneGC()
 	log, shutdownTelemetry, err := f.Start(ctx, "rulenode")
 	if err != nil {
 		return err

@@ -96,15 +96,13 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", Env("STORELOOP_LOG_FORMAT", "text"), "text or json (env STORELOOP_LOG_FORMAT)")
 }
 
-// Start builds the logger, sets up tracing and metrics for service and
-// the garbage collector's target ([TuneGC]). The returned shutdown flushes
-// the telemetry.
+// Start builds the logger and sets up tracing and metrics for service.
+// The returned shutdown flushes the telemetry.
 func (c *Common) Start(ctx context.Context, service string) (*slog.Logger, func(context.Context) error, error) {
 	log, err := NewLogger(c.LogLevel, c.LogFormat)
 	if err != nil {
 		return nil, nil, err
 	}
-	TuneGC()
 	var opts []tracing.Option
 	if c.OTLP != "" {
 		opts = append(opts, tracing.WithOTLPEndpoint(c.OTLP))
