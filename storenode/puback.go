@@ -17,7 +17,7 @@ import (
 // server answers a connection's publishes in order, so the acker takes
 // the next reply instead of nats.go's async publish path (a goroutine per
 // subscription handing each ack through a map and a future's channel),
-// which cost the store 20–25 % of its CPU per write at 32 callers
+// which cost ≈ 10 % of the store's CPU per write at 32 callers
 // (docs/benchmarks.md, "The store's PubAck path"). Atomic batches keep
 // nats.go's future: their ack comes after a run of plain publishes.
 
