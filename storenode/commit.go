@@ -30,6 +30,7 @@ import (
 // reaches, and each write's outcome is known when it can be.
 func (n *Node) acker() {
 	defer close(n.acked)
+	defer n.acks.close()
 	for f := range n.flights {
 		if f.barrier == nil {
 			if err := n.awaitAcks(f); err != nil {
@@ -153,26 +154,26 @@ func (n *Node) awaitAcks(f *flight) error {
 	timeout := time.NewTimer(n.cfg.appendTimeout)
 	defer timeout.Stop()
 	var first error
-	for i, fut := range f.futures {
+	for i, a := range f.futures {
 		s := f.published[i]
-		select {
-		case ack := <-fut.Ok():
-			if want := s.firstSeq + uint64(len(s.msgs)) - 1; ack.Sequence != want {
+		seq, err := n.acks.wait(a, timeout.C)
+		switch {
+		case errors.Is(err, errAckTimeout):
+			for j, s := range f.published[i:] {
 				s.outcome = outcomeUnknown
-				first = cmp.Or(first, fmt.Errorf("stream acknowledged sequence %d, expected %d", ack.Sequence, want))
+				n.acks.abandon(f.futures[i+j])
 			}
-		case err := <-fut.Err():
+			return cmp.Or(first, fmt.Errorf("no acknowledgement from the stream within %s: %w", n.cfg.appendTimeout, context.DeadlineExceeded))
+		case err != nil:
 			s.outcome = outcomeUnknown
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) {
 				s.outcome = outcomeRefused
 			}
 			first = cmp.Or(first, err)
-		case <-timeout.C:
-			for _, s := range f.published[i:] {
-				s.outcome = outcomeUnknown
-			}
-			return cmp.Or(first, fmt.Errorf("no acknowledgement from the stream within %s: %w", n.cfg.appendTimeout, context.DeadlineExceeded))
+		case seq != s.firstSeq+uint64(len(s.msgs))-1:
+			s.outcome = outcomeUnknown
+			first = cmp.Or(first, fmt.Errorf("stream acknowledged sequence %d, expected %d", seq, s.firstSeq+uint64(len(s.msgs))-1))
 		}
 	}
 	return first

@@ -81,7 +81,7 @@ func (n *Node) loop() {
 type flight struct {
 	writes    []*staged
 	reads     []*pending
-	futures   []jetstream.PubAckFuture
+	futures   []appendAck
 	published []*staged // the write of each future
 	last      uint64    // the stream sequence after this batch
 	pubErr    error     // publishing failed before any ack was awaited
@@ -420,18 +420,27 @@ func mustAppendJSON(b []byte, v any) []byte {
 
 // publish sends the groups' messages pipelined, each expecting the previous
 // one's sequence so that a second writer is detected. A group of several
-// messages (a transaction) is one JetStream atomic batch. It returns the ack
-// futures to wait for, one per group.
-func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, error) {
+// messages (a transaction) is one JetStream atomic batch. It returns the
+// acks to wait for, one per group (puback.go).
+func (n *Node) publish(groups [][]*nats.Msg) (futures []appendAck, err error) {
 	seq := n.state.LastSeq
-	futures := make([]jetstream.PubAckFuture, 0, len(groups))
+	futures = make([]appendAck, 0, len(groups))
+	defer func() {
+		if err != nil { // the acker waits for none of them
+			for _, a := range futures {
+				n.acks.abandon(a)
+			}
+			futures = nil
+		}
+	}()
 	for _, g := range groups {
 		if len(g) == 1 {
-			f, err := n.js.PublishMsgAsync(g[0], jetstream.WithExpectLastSequence(seq))
+			g[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq, 10))
+			a, err := n.acks.publish(n.nc, g[0], n.cfg.appendTimeout)
 			if err != nil {
-				return nil, err
+				return futures, err
 			}
-			futures = append(futures, f)
+			futures = append(futures, a)
 			seq++
 			continue
 		}
@@ -444,16 +453,16 @@ func (n *Node) publish(groups [][]*nats.Msg) ([]jetstream.PubAckFuture, error) {
 			}
 			if i < len(g)-1 {
 				if err := n.nc.PublishMsg(m); err != nil {
-					return nil, err
+					return futures, err
 				}
 				continue
 			}
 			m.Header.Set("Nats-Batch-Commit", "1")
 			f, err := n.js.PublishMsgAsync(m)
 			if err != nil {
-				return nil, err
+				return futures, err
 			}
-			futures = append(futures, f)
+			futures = append(futures, appendAck{fut: f})
 		}
 		seq += uint64(len(g))
 	}

@@ -31,6 +31,7 @@ type Node struct {
 	log     *slog.Logger
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	acks    *acks // the PubAcks of the loop's appends, read by the acker
 	svc     micro.Service
 	now     func() time.Time
 	queue   chan *pending
@@ -159,6 +160,10 @@ func Start(ctx context.Context, nc *nats.Conn, opts ...Option) (*Node, error) {
 		"buckets", len(n.state.Buckets()), "took", time.Since(started))
 	if n.healthMetrics, err = n.metrics.ObserveStore(n.health); err != nil {
 		return nil, fmt.Errorf("storenode: metrics: %w", err)
+	}
+	if n.acks, err = subscribeAcks(nc); err != nil {
+		n.healthMetrics.Unregister()
+		return nil, err
 	}
 	go n.acker()
 	go n.committer()
