@@ -126,8 +126,9 @@ func (l *lease) run(ctx context.Context) {
 	for {
 		wait := l.ttl / leasePollDiv
 		if l.holding() {
-			l.renew(ctx)
-			wait = l.ttl / leaseRenewDiv
+			if l.renew(ctx) {
+				wait = l.ttl / leaseRenewDiv
+			}
 		} else {
 			l.acquire(ctx)
 		}
@@ -169,21 +170,26 @@ func (l *lease) acquire(ctx context.Context) {
 	l.log.Info("lease acquired", "stream", l.key, "epoch", rev, "ttl", l.ttl)
 }
 
-// renew extends the lease. A refusal by the server (the revision moved:
-// someone else holds it) loses it at once; any other failure (a timeout,
-// a JetStream API error such as a 503 while the cluster elects a stream
-// leader) is retried while the lease lasts by this node's clock.
-func (l *lease) renew(ctx context.Context) {
+// renew extends the lease and reports whether it did. A refusal by the
+// server (the revision moved: someone else holds it) loses it at once;
+// any other failure (a timeout, a JetStream API error such as a 503 while
+// the cluster elects a stream leader) is retried at the poll interval
+// while the lease lasts by this node's clock. A renewal waits at most a
+// renewal interval: a request lost while the bucket's stream changes
+// leader (a stepdown, lease_placement.go) must leave time for a retry
+// before the lease runs out, which a wait of half the lease did not.
+func (l *lease) renew(ctx context.Context) bool {
 	l.mu.Lock()
 	held := l.rev
 	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, l.ttl/2)
+	ctx, cancel := context.WithTimeout(ctx, l.ttl/leaseRenewDiv)
 	defer cancel()
 	sent := l.now()
 	rev, err := l.kv.Update(ctx, l.key, l.value, held)
 	switch {
 	case err == nil:
 		l.set(rev, sent, false)
+		return true
 	case errors.Is(err, jetstream.ErrKeyExists):
 		// Update maps the wrong-last-sequence refusals (10071, and 10164
 		// of replicated streams) to it.
@@ -193,6 +199,7 @@ func (l *lease) renew(ctx context.Context) {
 		l.drop()
 		l.log.Warn("lease expired: renewals failed", "stream", l.key, "err", err)
 	}
+	return false
 }
 
 // release deletes the key at the revision held, so that a standby takes
