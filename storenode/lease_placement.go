@@ -33,8 +33,14 @@ const leasePlacementEvery = 2 * time.Second
 // leaseStream is the stream of the lease bucket.
 const leaseStream = "KV_" + events.LeaseBucket
 
-// keepLeaseApart checks the placement while the node leads, until ctx ends.
+// keepLeaseApart checks the placement while the node leads, until ctx
+// ends. A lease bucket of one replica (as its creator's --replicas set
+// it) has no follower to move to: then nothing is checked, so a single
+// server gets no stream info requests every leasePlacementEvery.
 func (n *Node) keepLeaseApart(ctx context.Context) {
+	if ls, err := n.js.Stream(ctx, leaseStream); err == nil && ls.CachedInfo().Config.Replicas < 2 {
+		return
+	}
 	t := time.NewTicker(leasePlacementEvery)
 	defer t.Stop()
 	for {
