@@ -32,19 +32,10 @@ type outcome struct {
 func TestCoalescedWrites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	url := storetest.Start(t)
-	cl, err := client.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	err = cl.Define(ctx, events.BucketDef{Bucket: "accounts", Key: "id", Schema: map[string]events.FieldDef{
+	url, cl := storeWith(ctx, t, events.BucketDef{Bucket: "accounts", Key: "id", Schema: map[string]events.FieldDef{
 		"id":      {Type: events.TypeString, Required: true},
 		"balance": {Type: events.TypeNumber, Default: 0.0, Min: new(0.0)},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := cl.Bucket("accounts").Insert(ctx, events.Record{"id": "x", "balance": 1.0}); err != nil {
 		t.Fatal(err)
 	}
@@ -250,19 +241,10 @@ func sendTogether(t *testing.T, co *coalescer, n int, write func(i int)) {
 func TestCoalescedWritesSplitPastTheCaps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	url := storetest.Start(t)
-	cl, err := client.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	err = cl.Define(ctx, events.BucketDef{Bucket: "blobs", Key: "id", Schema: map[string]events.FieldDef{
+	_, cl := storeWith(ctx, t, events.BucketDef{Bucket: "blobs", Key: "id", Schema: map[string]events.FieldDef{
 		"id":   {Type: events.TypeString, Required: true},
 		"data": {Type: events.TypeString},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sc := newStoreClient(cl, "set", "rule", 1)
 	sc.co = newCoalescer(cl, 6)
 	data := strings.Repeat("x", 200<<10) // under the record cap; six of them over the request's
@@ -279,4 +261,20 @@ func TestCoalescedWritesSplitPastTheCaps(t *testing.T) {
 			t.Errorf("blob %d: %d bytes, %v; want %d", i, len(fmt.Sprint(rec["data"])), err, len(data))
 		}
 	}
+}
+
+// storeWith starts a store node with def defined and returns its URL and
+// a client of it, closed when the test ends.
+func storeWith(ctx context.Context, t *testing.T, def events.BucketDef) (string, *client.Client) {
+	t.Helper()
+	url := storetest.Start(t)
+	cl, err := client.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := cl.Define(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	return url, cl
 }
